@@ -209,7 +209,7 @@ def _mushroom() -> ObjectShape:
 
 def _table() -> ObjectShape:
     def legs(p: Tensor) -> Tensor:
-        return S.union(*[S.box(p, (sx * 0.2, sy * 0.31, -0.1), (0.035, 0.035, 0.2)) for sx in (-1, 1) for sy in (-1, 1)])
+        return S.union(*[S.box(p, (sx * 0.19, sy * 0.3, -0.085), (0.035, 0.035, 0.195)) for sx in (-1, 1) for sy in (-1, 1)])
 
     parts = (
         Part("top", lambda p: S.box(p, (0, 0, 0.12), (0.27, 0.38, 0.03), rounding=0.01)),

@@ -11,17 +11,19 @@ alpha edges. No shadows, no gradients (the world is ground truth, not a scene to
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Sequence, Union
+from typing import Iterator, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ui3d.cameras import Cameras, camera_rays
+from ui3d.cameras import Cameras, camera_rays, focal_length_px
 from ui3d.render.types import RenderOutput
-from ui3d.world.objects import WorldObject
+from ui3d.world.objects import ObjectShape, WorldObject
 from ui3d.world.palette import material as get_material
+from ui3d.world.sdf import gradient_normals
 
 __all__ = ["TraceSettings", "render_world", "trace_object", "measure_render_rate"]
 
@@ -33,11 +35,17 @@ class TraceSettings:
     """Sphere-tracing parameters. Distances are in world units (objects fit in radius 0.5)."""
 
     max_steps: int = 64
-    hit_eps: float = 5e-4  # a ray has hit when sdf < hit_eps
-    final_eps: float = 4e-3  # rays still marching after max_steps count as hits below this
+    hit_eps: float = 2e-4  # absolute floor of the hit threshold
+    hit_eps_px: float = 0.25  # hit threshold as a fraction of the pixel footprint at the ray's depth
+    final_eps_px: float = 1.0  # rays still marching after max_steps: hits below this many footprints
+    refine_steps: int = 2  # extra sphere-tracing steps on hits (sub-pixel accurate depth)
     bound_margin: float = 0.02  # added to the object's bounding radius
     normal_eps: float = 1e-3  # finite-difference step for normals
     compact_every: int = 4  # drop finished rays from the active set every k steps
+    # CPU intra-op threads while tracing (restored afterwards); None leaves torch's setting.
+    # Tracing is thousands of small ops: one thread was faster than two on 2 cores, and ten
+    # times faster when the other core was busy (OpenMP threads waiting on each other).
+    cpu_threads: int | None = 1
 
 
 def _bounding_interval(o: Tensor, d: Tensor, radius: float) -> tuple[Tensor, Tensor, Tensor]:
@@ -50,54 +58,73 @@ def _bounding_interval(o: Tensor, d: Tensor, radius: float) -> tuple[Tensor, Ten
     return disc > 0, t0, t1
 
 
-def trace_object(obj: WorldObject, o: Tensor, d: Tensor, settings: TraceSettings = TraceSettings()) -> tuple[Tensor, Tensor]:
-    """Sphere-trace rays ``o + t d`` ([N, 3] each, unit d) against ``obj``. Returns ``(hit [N] bool,
-    t [N])``; ``t`` is the hit distance along the ray where ``hit``."""
+def trace_object(
+    shape: ObjectShape,
+    o: Tensor,
+    d: Tensor,
+    pixel_angle: Union[float, Tensor] = 0.0,
+    settings: TraceSettings = TraceSettings(),
+) -> tuple[Tensor, Tensor]:
+    """Sphere-trace rays ``o + t d`` ([N, 3] each, unit ``d``) against ``shape``.
+
+    ``pixel_angle`` (scalar or [N]): angular size of a pixel, ``1 / focal_px``; a ray has hit when
+    the SDF is below ``max(hit_eps, hit_eps_px * pixel_angle * t)`` (a fraction of the pixel's
+    footprint), then its ``t`` is refined by ``refine_steps`` more steps. Rays still marching after
+    ``max_steps`` count as hits when within ``final_eps_px`` footprints of the surface.
+    Returns ``(hit [N] bool, t [N])``; ``t`` is the hit distance where ``hit``.
+    """
     n = o.shape[0]
-    radius = obj.shape.bound_radius + settings.bound_margin
+    radius = shape.bound_radius + settings.bound_margin
     inside, t_near, t_far = _bounding_interval(o, d, radius)
+    ang = torch.as_tensor(pixel_angle, dtype=o.dtype, device=o.device).expand(n)
     t = t_near.clone()
     hit = torch.zeros(n, dtype=torch.bool, device=o.device)
-    idx = torch.nonzero(inside).squeeze(-1)
     last_d = torch.full((n,), float("inf"), device=o.device)
-    o_a, d_a, t_a, far_a = o[idx], d[idx], t[idx], t_far[idx]
+    idx = torch.nonzero(inside).squeeze(-1)
+    o_a, d_a, t_a, far_a, eps_a = o[idx], d[idx], t[idx], t_far[idx], ang[idx] * settings.hit_eps_px
     for step in range(settings.max_steps):
         if idx.numel() == 0:
             break
-        dist = obj.sdf(o_a + t_a[:, None] * d_a)
-        done = dist < settings.hit_eps
+        dist = shape.sdf(torch.addcmul(o_a, t_a[:, None], d_a))
+        done = dist < torch.clamp_min(eps_a * t_a, settings.hit_eps)
         t_a = torch.where(done, t_a, t_a + dist)
         if (step + 1) % settings.compact_every == 0 or step == settings.max_steps - 1:
             t[idx] = t_a
             last_d[idx] = dist
             hit[idx[done]] = True
             keep = ~done & (t_a < far_a)
-            idx, o_a, d_a, t_a, far_a = idx[keep], o_a[keep], d_a[keep], t_a[keep], far_a[keep]
-    # rays that ran out of steps but are very close to the surface count as hits
-    hit |= inside & ~hit & (last_d < settings.final_eps) & (t < t_far)
+            idx, o_a, d_a, t_a, far_a, eps_a = (x[keep] for x in (idx, o_a, d_a, t_a, far_a, eps_a))
+    # rays that ran out of steps but are within a pixel footprint of the surface count as hits
+    if idx.numel() > 0:
+        close = last_d[idx] < torch.clamp_min(ang[idx] * settings.final_eps_px * t[idx], settings.hit_eps)
+        hit[idx[close & (t[idx] < t_far[idx])]] = True
+    hit_idx = torch.nonzero(hit).squeeze(-1)
+    if settings.refine_steps > 0 and hit_idx.numel() > 0:
+        o_h, d_h, t_h = o[hit_idx], d[hit_idx], t[hit_idx]
+        for _ in range(settings.refine_steps):
+            t_h = t_h + shape.sdf(torch.addcmul(o_h, t_h[:, None], d_h))
+        t[hit_idx] = t_h
     return hit, t
 
 
-def _normals(obj: WorldObject, p: Tensor, eps: float) -> Tensor:
-    """Tetrahedron finite-difference gradient of the SDF, normalised, [N, 3]."""
-    k = p.new_tensor([[1.0, -1.0, -1.0], [-1.0, -1.0, 1.0], [-1.0, 1.0, -1.0], [1.0, 1.0, 1.0]])
-    d = obj.sdf((p[:, None, :] + eps * k[None]).reshape(-1, 3)).reshape(-1, 4)
-    g = (d[..., None] * k[None]).sum(1)
-    return F.normalize(g, dim=-1)
-
-
-def _shade(obj: WorldObject, p: Tensor, n: Tensor, view_dir: Tensor, light_pos: Tensor) -> Tensor:
-    mat = get_material(obj.material)
-    rgb_parts = obj.part_rgb().to(p)
-    albedo = rgb_parts[obj.shape.part_index(p)]
+def _shade(
+    albedo: Tensor, material: Tensor, p: Tensor, n: Tensor, view_dir: Tensor, light_pos: Tensor
+) -> Tensor:
+    """Ambient + Lambert + Blinn-Phong. ``material`` [N, 4] = (ambient, diffuse, specular,
+    shininess) per point; white point light at ``light_pos`` [N, 3]."""
     to_light = F.normalize(light_pos - p, dim=-1)
     lambert = (n * to_light).sum(-1, keepdim=True).clamp_min(0.0)
-    out = albedo * (mat.ambient + mat.diffuse * lambert)
-    if mat.specular > 0:
+    out = albedo * (material[:, 0:1] + material[:, 1:2] * lambert)
+    if bool((material[:, 2] > 0).any()):
         half = F.normalize(to_light - view_dir, dim=-1)
-        spec = (n * half).sum(-1, keepdim=True).clamp_min(0.0) ** mat.shininess
-        out = out + mat.specular * spec * (lambert > 0)
+        spec = (n * half).sum(-1, keepdim=True).clamp_min(0.0).pow(material[:, 3:4])
+        out = out + material[:, 2:3] * spec * (lambert > 0)
     return out.clamp(0.0, 1.0)
+
+
+def _material_params(obj: WorldObject) -> list[float]:
+    m = get_material(obj.material)
+    return [m.ambient, m.diffuse, m.specular, m.shininess]
 
 
 def _background(background: Background, like: Tensor) -> Tensor:
@@ -109,7 +136,19 @@ def _background(background: Background, like: Tensor) -> Tensor:
     return bg
 
 
-@torch.no_grad()
+@contextmanager
+def _cpu_threads(n: int | None, device: torch.device) -> Iterator[None]:
+    old = torch.get_num_threads()
+    if n is None or device.type != "cpu" or n == old:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 def render_world(
     objects: Union[WorldObject, Sequence[WorldObject]],
     cams: Cameras,
@@ -127,36 +166,46 @@ def render_world(
         raise ValueError(f"objects: expected one object or {b} (one per camera), got {len(objects)}")
     if ss < 1:
         raise ValueError(f"ss: expected a supersampling factor >= 1, got {ss}")
-    h, w = cams.height, cams.width
-    hs, ws = h * ss, w * ss
-    origins, dirs = camera_rays(cams.resized(hs, ws))
-    o_all = origins.reshape(b, hs * ws, 3)
-    d_all = dirs.reshape(b, hs * ws, 3)
-    rgb = torch.zeros(b, hs * ws, 3, device=cams.device)
-    alpha = torch.zeros(b, hs * ws, 1, device=cams.device)
-    depth = torch.zeros(b, hs * ws, 1, device=cams.device)
-    normal = torch.zeros(b, hs * ws, 3, device=cams.device)
-    groups: dict[tuple[str, str, str], list[int]] = {}
+    with torch.no_grad(), _cpu_threads(settings.cpu_threads, cams.device):
+        return _render(list(objects), cams, background, ss, settings)
+
+
+def _render(objects: list[WorldObject], cams: Cameras, background: Background, ss: int, settings: TraceSettings) -> RenderOutput:
+    b, dev = len(cams), cams.device
+    hs, ws = cams.height * ss, cams.width * ss
+    npix = hs * ws
+    hi_res = cams.resized(hs, ws)
+    origins, dirs = camera_rays(hi_res)
+    pixel_angle = 1.0 / focal_length_px(hi_res)  # [B]
+    o_all, d_all = origins.reshape(b, npix, 3), dirs.reshape(b, npix, 3)
+    rgb = torch.zeros(b, npix, 3, device=dev)
+    alpha = torch.zeros(b, npix, 1, device=dev)
+    depth = torch.zeros(b, npix, 1, device=dev)
+    normal = torch.zeros(b, npix, 3, device=dev)
+    groups: dict[str, list[int]] = {}
     for i, obj in enumerate(objects):
-        groups.setdefault((obj.name, obj.colour, obj.material), []).append(i)
+        groups.setdefault(obj.name, []).append(i)
     for members in groups.values():
-        obj = objects[members[0]]
-        sel = torch.tensor(members, device=cams.device)
-        o = o_all[sel].reshape(-1, 3)
-        d = d_all[sel].reshape(-1, 3)
-        hit, t = trace_object(obj, o, d, settings)
+        shape = objects[members[0]].shape
+        sel = torch.tensor(members, device=dev)
+        o, d = o_all[sel].reshape(-1, 3), d_all[sel].reshape(-1, 3)
+        hit, t = trace_object(shape, o, d, pixel_angle[sel].repeat_interleave(npix), settings)
         hit_idx = torch.nonzero(hit).squeeze(-1)
-        p = o[hit_idx] + t[hit_idx, None] * d[hit_idx]
-        nrm = _normals(obj, p, settings.normal_eps)
-        light = cams.light_pos[sel].repeat_interleave(hs * ws, dim=0)[hit_idx]
-        col = _shade(obj, p, nrm, d[hit_idx], light)
-        g_rgb = torch.zeros(o.shape[0], 3, device=cams.device)
-        g_nrm = torch.zeros(o.shape[0], 3, device=cams.device)
+        image = torch.div(hit_idx, npix, rounding_mode="floor")  # index within the group
+        p = torch.addcmul(o[hit_idx], t[hit_idx, None], d[hit_idx])
+        nrm = gradient_normals(shape.sdf, p, settings.normal_eps)
+        part_rgb = torch.stack([objects[i].part_rgb() for i in members]).to(dev)  # [G, P, 3]
+        params = torch.tensor([_material_params(objects[i]) for i in members], device=dev)  # [G, 4]
+        albedo = part_rgb[image, shape.part_index(p)]
+        col = _shade(albedo, params[image], p, nrm, d[hit_idx], cams.light_pos[sel][image])
+        g_rgb = torch.zeros(o.shape[0], 3, device=dev)
+        g_nrm = torch.zeros(o.shape[0], 3, device=dev)
         g_rgb[hit_idx], g_nrm[hit_idx] = col, nrm
-        rgb[sel] = g_rgb.reshape(len(members), hs * ws, 3)
-        normal[sel] = g_nrm.reshape(len(members), hs * ws, 3)
-        alpha[sel] = hit.to(alpha.dtype).reshape(len(members), hs * ws, 1)
-        depth[sel] = (t * hit).reshape(len(members), hs * ws, 1)
+        g = len(members)
+        rgb[sel] = g_rgb.reshape(g, npix, 3)
+        normal[sel] = g_nrm.reshape(g, npix, 3)
+        alpha[sel] = hit.to(alpha.dtype).reshape(g, npix, 1)
+        depth[sel] = (t * hit).reshape(g, npix, 1)
     rgb, alpha, depth, normal = (x.reshape(b, hs, ws, -1) for x in (rgb, alpha, depth, normal))
     if ss > 1:
         pool = lambda x: F.avg_pool2d(x.permute(0, 3, 1, 2), ss).permute(0, 2, 3, 1)  # noqa: E731
@@ -172,7 +221,13 @@ def render_world(
 
 
 def measure_render_rate(
-    objects: Sequence[WorldObject], size: int, batch: int = 64, ss: int = 1, repeats: int = 3, seed: int = 0
+    objects: Sequence[WorldObject],
+    size: int,
+    batch: int = 64,
+    ss: int = 1,
+    repeats: int = 3,
+    seed: int = 0,
+    settings: TraceSettings = TraceSettings(),
 ) -> float:
     """Images per second of :func:`render_world` on random cameras (median of ``repeats`` runs),
     cycling through ``objects``."""
@@ -184,7 +239,7 @@ def measure_render_rate(
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        render_world(objs, cams, ss=ss)
+        render_world(objs, cams, ss=ss, settings=settings)
         times.append(time.perf_counter() - start)
     times.sort()
     return batch / times[len(times) // 2]

@@ -37,6 +37,7 @@ __all__ = [
     "rotation_matrix",
     "rotate",
     "scaled",
+    "gradient_normals",
 ]
 
 SDF = Callable[[Tensor], Tensor]
@@ -213,3 +214,15 @@ def rotate(p: Tensor, rotation: Sequence[Sequence[float]]) -> Tensor:
 def scaled(sdf: SDF, factor: float) -> SDF:
     """The shape of ``sdf`` uniformly scaled by ``factor`` about the origin."""
     return lambda p: sdf(p / factor) * factor
+
+
+_TETRA = ((1.0, -1.0, -1.0), (-1.0, -1.0, 1.0), (-1.0, 1.0, -1.0), (1.0, 1.0, 1.0))
+
+
+def gradient_normals(sdf: SDF, p: Tensor, eps: float = 1e-3) -> Tensor:
+    """Unit outward normals of ``sdf`` at points [N, 3] by tetrahedral finite differences
+    (4 evaluations per point)."""
+    k = _const([v for row in _TETRA for v in row], p).reshape(4, 3)
+    d = sdf((p[:, None, :] + eps * k).reshape(-1, 3)).reshape(-1, 4)
+    g = d @ k
+    return g / g.norm(dim=-1, keepdim=True).clamp_min(1e-12)
