@@ -1,41 +1,43 @@
-"""Time weights w(t) of the expanded divergence D_f^w, in score units (UNI_INSTRUCT.md §1.3, §4).
+"""Time weights w(t) of the expanded divergence D_f^w, in score units (UNI_INSTRUCT.md §1.3, §4, §5).
 
-Each weighting maps (α_t, σ_t, x_0, x̂0 of the teacher) to a detached per-sample weight [B]:
+``loss_weight(kind, mode, ...)`` returns a detached per-sample weight [B]:
 
 - ``none``: w = 1.
 - ``sds``: w = σ³/α. Static reverse KL then gives ∂L/∂x_0 = σ²(ε̂_p − ε̂_q) = (1−ᾱ_t)(ε̂_p − ε̂_q),
   threestudio's SDS/VSD weighting (§5 reduction (i)).
-- ``mean_abs``: w = σ⁴/(2α²) / sg[mean|x_0 − x̂0_p|]: the DMD/SiD per-sample normaliser ω of the
-  denoiser-unit loss L_EDM = ω·{…} (for α = 1, ω = 2w/σ⁴).
+- ``mean_abs``: the DMD/SiD normaliser ω = 1/sg[mean|x_0 − x̂0_p|], defined in *denoiser* units.
+  Converting to score units depends on the mode's degree in the scores: the quadratic modes
+  (exact, sim_sg, paper_code) use L_EDM = ω·{…} = (σ⁴/2α²)·ω·L_score, so w = σ⁴ω/(2α²) and exact
+  reverse KL is SiD(α=½) with SiD's ω; static mode is linear in the scores, so w = σ²ω/α² and its
+  gradient is Diff-Instruct's ω·(x̂0_q − x̂0_p).
 """
 
 from __future__ import annotations
 
-from typing import Callable
-
 from torch import Tensor
 
-Weighting = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
+WEIGHTINGS: tuple[str, ...] = ("none", "sds", "mean_abs")
 
 
-def _flat(v: Tensor, batch: int) -> Tensor:
-    """α or σ given as a scalar, [B] or [B,1,...] → [B]."""
-    return v.reshape(-1).expand(batch) if v.numel() == 1 else v.reshape(batch)
+def _flat(v: Tensor | float, like: Tensor) -> Tensor:
+    """α or σ given as a number, [B] or [B,1,...] → [B]."""
+    v = like.new_tensor(v) if not isinstance(v, Tensor) else v.to(like)
+    return v.reshape(-1).expand(like.shape[0]) if v.numel() == 1 else v.reshape(like.shape[0])
 
 
-def weight_none(alpha: Tensor, sigma: Tensor, x0: Tensor, x0_teacher: Tensor) -> Tensor:
-    return x0.new_ones(x0.shape[0])
-
-
-def weight_sds(alpha: Tensor, sigma: Tensor, x0: Tensor, x0_teacher: Tensor) -> Tensor:
-    b = x0.shape[0]
-    return (_flat(sigma, b) ** 3 / _flat(alpha, b)).detach()
-
-
-def weight_mean_abs(alpha: Tensor, sigma: Tensor, x0: Tensor, x0_teacher: Tensor, eps: float = 1e-8) -> Tensor:
-    b = x0.shape[0]
-    norm = (x0 - x0_teacher).detach().abs().flatten(1).mean(1).clamp_min(eps)
-    return (_flat(sigma, b) ** 4 / (2 * _flat(alpha, b) ** 2) / norm).detach()
-
-
-WEIGHTINGS: dict[str, Weighting] = {"none": weight_none, "sds": weight_sds, "mean_abs": weight_mean_abs}
+def loss_weight(
+    kind: str, mode: str, alpha: Tensor | float, sigma: Tensor | float, x0: Tensor, x0_teacher: Tensor | None = None
+) -> Tensor:
+    """The per-sample weight w(t) for ``generator_loss``; x0_teacher is needed by ``mean_abs``."""
+    a, s = _flat(alpha, x0), _flat(sigma, x0)
+    if kind == "none":
+        return x0.new_ones(x0.shape[0])
+    if kind == "sds":
+        return (s**3 / a).detach()
+    if kind == "mean_abs":
+        if x0_teacher is None:
+            raise ValueError("weighting 'mean_abs' needs the teacher's x0 prediction")
+        omega = 1.0 / (x0 - x0_teacher).detach().abs().flatten(1).mean(1).clamp_min(1e-8)
+        scale = s**2 / a**2 if mode == "static" else s**4 / (2 * a**2)
+        return (scale * omega).detach()
+    raise ValueError(f"unknown weighting '{kind}' (choices: {', '.join(WEIGHTINGS)})")

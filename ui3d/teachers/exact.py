@@ -1,0 +1,127 @@
+"""Exact teachers: isotropic Gaussian mixtures in any dimension, with closed-form noisy scores.
+
+x_t = α·x_0 + σ·ε turns a component N(μ_k, s_k²·I) into N(α·μ_k, (α²s_k² + σ²)·I); α = 1 is the
+VE/EDM form. A mixture with zero stds is an empirical distribution (a set of samples, e.g. the
+renders of one caption), whose Gaussian-smoothed score is exact at every σ > 0.
+These are the oracles of the tests and benchmarks (UNI_INSTRUCT.md §6).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class GaussianMixture:
+    """Σ_k w_k N(μ_k, s_k²·I): means [K, D], stds [K], weights [K] summing to 1."""
+
+    means: Tensor
+    stds: Tensor
+    weights: Tensor
+
+    @staticmethod
+    def create(means, stds, weights=None, dtype: torch.dtype = torch.float32) -> "GaussianMixture":
+        """Validated constructor from lists or tensors; weights are normalised."""
+        m = torch.as_tensor(means, dtype=dtype)
+        if m.ndim != 2 or m.shape[0] == 0:
+            raise ValueError(f"mixture means must be a non-empty list of points [[x, y, ...], ...], got shape {tuple(m.shape)}")
+        s = torch.as_tensor(stds, dtype=dtype).reshape(-1)
+        w = torch.ones(m.shape[0], dtype=dtype) if weights is None else torch.as_tensor(weights, dtype=dtype).reshape(-1)
+        if not (len(s) == len(w) == len(m)):
+            raise ValueError(f"mixture has {len(m)} means, {len(s)} stds and {len(w)} weights; they must match")
+        if not torch.isfinite(m).all() or not torch.isfinite(s).all() or not torch.isfinite(w).all():
+            raise ValueError("mixture means, stds and weights must be finite numbers")
+        if (s < 0).any():
+            raise ValueError(f"mixture stds must be >= 0, got {s.tolist()}")
+        if (w < 0).any() or w.sum() <= 0:
+            raise ValueError(f"mixture weights must be >= 0 and sum to a positive number, got {w.tolist()}")
+        return GaussianMixture(m, s, w / w.sum())
+
+    @staticmethod
+    def ring(n_modes: int = 8, radius: float = 4.0, std: float = 0.2, weights=(1, 1, 1, 1, 0.5, 0.5, 0.25, 0.25)) -> "GaussianMixture":
+        """The §6.3 benchmark: modes on a circle with unequal weights."""
+        angle = torch.arange(n_modes) * (2 * math.pi / n_modes)
+        means = radius * torch.stack([angle.cos(), angle.sin()], dim=1)
+        return GaussianMixture.create(means, [std] * n_modes, list(weights)[:n_modes])
+
+    @staticmethod
+    def empirical(samples: Tensor) -> "GaussianMixture":
+        """The uniform mixture of Diracs at the given samples [N, ...] (flattened to [N, D])."""
+        flat = samples.detach().reshape(samples.shape[0], -1)
+        n = flat.shape[0]
+        return GaussianMixture(flat, flat.new_zeros(n), flat.new_full((n,), 1.0 / n))
+
+    @property
+    def dim(self) -> int:
+        return self.means.shape[1]
+
+    def to(self, device=None, dtype=None) -> "GaussianMixture":
+        return GaussianMixture(*(t.to(device=device, dtype=dtype) for t in (self.means, self.stds, self.weights)))
+
+    def sample(self, n: int, generator: torch.Generator) -> Tensor:
+        k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        noise = torch.randn(n, self.dim, generator=generator, dtype=self.means.dtype)
+        return self.means[k] + self.stds[k, None] * noise
+
+    def _component_logits(self, x: Tensor, sigma, alpha) -> tuple[Tensor, Tensor]:
+        """log(w_k·N(x; α·μ_k, v_k·I)) [B, K] and the variances v_k [B, K] at noise (α, σ)."""
+        x = x.reshape(x.shape[0], -1)
+        sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1, 1)
+        alpha = torch.as_tensor(alpha, dtype=x.dtype, device=x.device).reshape(-1, 1)
+        var = alpha**2 * self.stds.to(x)[None, :] ** 2 + sigma**2  # [B or 1, K]
+        sq = ((x[:, None, :] - alpha[:, :, None] * self.means.to(x)[None]) ** 2).sum(-1)  # [B, K]
+        d = x.shape[1]
+        logits = self.weights.to(x).log()[None] - 0.5 * (sq / var + d * (2 * math.pi * var).log())
+        return logits, var.expand_as(logits)
+
+    def log_prob(self, x: Tensor, sigma=0.0, alpha=1.0) -> Tensor:
+        """log p_t(x) of the noisy marginal, [B]."""
+        logits, _ = self._component_logits(x, sigma, alpha)
+        return torch.logsumexp(logits, dim=1)
+
+    def score(self, x: Tensor, sigma=0.0, alpha=1.0) -> Tensor:
+        """∇_x log p_t(x), same shape as x; differentiable in x (the mixture itself is constant)."""
+        shape = x.shape
+        flat = x.reshape(shape[0], -1)
+        logits, var = self._component_logits(flat, sigma, alpha)
+        resp = torch.softmax(logits, dim=1) / var  # [B, K]
+        alpha_t = torch.as_tensor(alpha, dtype=flat.dtype, device=flat.device).reshape(-1, 1)
+        return (alpha_t * (resp @ self.means.to(flat)) - resp.sum(1, keepdim=True) * flat).reshape(shape)
+
+    def denoise(self, x: Tensor, sigma, alpha=1.0) -> Tensor:
+        """E[x_0 | x_t] = (x_t + σ²·∇log p_t)/α (Tweedie)."""
+        shape = (-1,) + (1,) * (x.ndim - 1)
+        s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(shape)
+        a = torch.as_tensor(alpha, dtype=x.dtype, device=x.device).reshape(shape)
+        return (x + s**2 * self.score(x, sigma, alpha)) / a
+
+
+def log_density_ratio(p: GaussianMixture, q: GaussianMixture, x: Tensor, sigma=0.0, alpha=1.0) -> Tensor:
+    """log(p_t(x)/q_t(x)) between two known mixtures at the same noise level, [B]."""
+    return p.log_prob(x, sigma, alpha) - q.log_prob(x, sigma, alpha)
+
+
+def load_mixture_json(path: str | Path) -> GaussianMixture:
+    """Read {"means": [[x, y], ...], "stds": [...], "weights": [...]}; ValueError names the problem."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except OSError as err:
+        raise ValueError(f"cannot read mixture file '{path}': {err.strerror}") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"mixture file '{path}' is not JSON: {err.msg} at line {err.lineno}") from None
+    if not isinstance(data, dict) or not {"means", "stds"} <= set(data):
+        raise ValueError(f"mixture file '{path}' must be an object with keys 'means', 'stds' and optional 'weights'")
+    unknown = set(data) - {"means", "stds", "weights"}
+    if unknown:
+        raise ValueError(f"mixture file '{path}' has unknown keys {sorted(unknown)}; expected 'means', 'stds', 'weights'")
+    try:
+        return GaussianMixture.create(data["means"], data["stds"], data.get("weights"))
+    except (ValueError, TypeError, RuntimeError) as err:
+        raise ValueError(f"mixture file '{path}': {err}") from None
