@@ -1,0 +1,145 @@
+"""Captioned renders of the built-in world, deterministic by seed (the built-in teacher's data).
+
+Each sample is (object, colour/material words, camera): the object is uniform over the chosen
+objects; a colour word is said with probability ``p_colour`` and a material word with probability
+``p_material`` (unsaid words take their defaults, see :mod:`ui3d.world.captions`); the camera comes
+from :func:`ui3d.cameras.sample_random_cameras` and the caption gets the view suffix of that camera
+(:func:`ui3d.prompt.view_suffix`) with probability ``p_view_suffix``. Images are rendered by
+:func:`ui3d.world.render.render_world` and returned channels-first in [-1, 1].
+
+Batch ``k`` of ``WorldDataset(config, seed)`` depends only on ``(seed, k, batch_size)``, so a run
+can resume anywhere. Measured cost (2 cores, one tracing thread, batch 64, all 13 objects mixed):
+about 440 images/s at 32x32 and 230/s at 64x64 without supersampling, 230/s and 85/s with ss=2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import torch
+from torch import Tensor
+
+from ui3d.cameras import CameraRanges, Cameras, sample_random_cameras
+from ui3d.prompt.views import VIEWS, view_ids
+from ui3d.world.captions import WorldPrompt, make_caption
+from ui3d.world.objects import OBJECTS, make_object
+from ui3d.world.palette import COLOURS, MATERIALS
+from ui3d.world.render import render_world
+
+__all__ = ["WorldDatasetConfig", "WorldBatch", "WorldDataset", "sample_prompts", "sample_batch"]
+
+
+def _dataset_cameras() -> CameraRanges:
+    # DreamFusion's ranges, with the elevation widened to 70 deg so "overhead view" (> 60 deg)
+    # appears in about 1 caption in 8.
+    return CameraRanges(elevation_deg=(-10.0, 70.0))
+
+
+@dataclass(frozen=True)
+class WorldDatasetConfig:
+    resolution: int = 32
+    objects: tuple[str, ...] = ()  # empty: all objects
+    colours: tuple[str, ...] = ()  # empty: all colour words
+    materials: tuple[str, ...] = ()  # empty: all materials
+    p_colour: float = 0.8
+    p_material: float = 0.3
+    p_view_suffix: float = 0.9
+    cameras: CameraRanges = field(default_factory=_dataset_cameras)
+    ss: int = 2
+    background: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name, chosen, known in (
+            ("objects", self.objects, OBJECTS),
+            ("colours", self.colours, COLOURS),
+            ("materials", self.materials, MATERIALS),
+        ):
+            unknown = [w for w in chosen if w not in known]
+            if unknown:
+                raise ValueError(f"WorldDatasetConfig.{name}: unknown {unknown}; known: {', '.join(known)}")
+        for name in ("p_colour", "p_material", "p_view_suffix"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"WorldDatasetConfig.{name}: expected a probability, got {getattr(self, name)}")
+        if self.resolution <= 0 or self.ss < 1:
+            raise ValueError(f"WorldDatasetConfig: resolution > 0 and ss >= 1 expected, got {self.resolution}, {self.ss}")
+
+    @property
+    def object_names(self) -> tuple[str, ...]:
+        return self.objects or tuple(OBJECTS)
+
+    @property
+    def colour_names(self) -> tuple[str, ...]:
+        return self.colours or tuple(COLOURS)
+
+    @property
+    def material_names(self) -> tuple[str, ...]:
+        return self.materials or tuple(MATERIALS)
+
+
+@dataclass
+class WorldBatch:
+    images: Tensor  # [B, 3, H, W] in [-1, 1]
+    alpha: Tensor  # [B, 1, H, W] in [0, 1]
+    captions: list[str]  # with the view suffix where one was drawn
+    prompts: list[WorldPrompt]  # view = the camera's view, whether or not the caption says it
+    cameras: Cameras
+
+
+def _choice(options: tuple[str, ...], n: int, generator: torch.Generator) -> list[str]:
+    return [options[i] for i in torch.randint(len(options), (n,), generator=generator).tolist()]
+
+
+def sample_prompts(n: int, generator: torch.Generator, config: WorldDatasetConfig = WorldDatasetConfig()) -> list[WorldPrompt]:
+    """n random prompts (no view) following the config's word probabilities."""
+    objects = _choice(config.object_names, n, generator)
+    colours = _choice(config.colour_names, n, generator)
+    materials = _choice(config.material_names, n, generator)
+    say_colour = (torch.rand(n, generator=generator) < config.p_colour).tolist()
+    say_material = (torch.rand(n, generator=generator) < config.p_material).tolist()
+    prompts = []
+    for obj, col, mat, sc, sm in zip(objects, colours, materials, say_colour, say_material):
+        colour_word, material_word = (col if sc else None), (mat if sm else None)
+        resolved = make_object(obj, colour_word, material_word)
+        prompts.append(WorldPrompt(obj, resolved.colour, resolved.material, None, make_caption(obj, colour_word, material_word)))
+    return prompts
+
+
+def sample_batch(
+    batch_size: int, generator: torch.Generator, config: WorldDatasetConfig = WorldDatasetConfig()
+) -> WorldBatch:
+    """Sample prompts and cameras, render, caption."""
+    if batch_size <= 0:
+        raise ValueError(f"batch_size: expected a positive number, got {batch_size}")
+    prompts = sample_prompts(batch_size, generator, config)
+    cams = sample_random_cameras(batch_size, config.resolution, config.cameras, generator)
+    say_view = (torch.rand(batch_size, generator=generator) < config.p_view_suffix).tolist()
+    views = [VIEWS[i] for i in view_ids(cams.azimuth_deg, cams.elevation_deg).tolist()]
+    prompts = [WorldPrompt(p.object, p.colour, p.material, v, p.text) for p, v in zip(prompts, views)]
+    captions = [p.caption if say else p.text for p, say in zip(prompts, say_view)]
+    out = render_world([p.to_object() for p in prompts], cams, background=config.background, ss=config.ss)
+    images = out.rgb.permute(0, 3, 1, 2).mul(2.0).sub(1.0).contiguous()
+    alpha = out.alpha.permute(0, 3, 1, 2).contiguous()
+    return WorldBatch(images=images, alpha=alpha, captions=captions, prompts=prompts, cameras=cams)
+
+
+class WorldDataset:
+    """Endless, seeded stream of captioned renders: ``batch(k, n)`` is a pure function of
+    ``(seed, k, n)``; iterating yields batches 0, 1, 2, ..."""
+
+    def __init__(self, config: WorldDatasetConfig = WorldDatasetConfig(), seed: int = 0, batch_size: int = 64):
+        self.config = config
+        self.seed = int(seed)
+        self.batch_size = int(batch_size)
+
+    def generator_for(self, index: int) -> torch.Generator:
+        return torch.Generator().manual_seed((self.seed * 1_000_003 + int(index)) % (2**63 - 1))
+
+    def batch(self, index: int, batch_size: int | None = None) -> WorldBatch:
+        return sample_batch(batch_size or self.batch_size, self.generator_for(index), self.config)
+
+    def __iter__(self) -> Iterator[WorldBatch]:
+        index = 0
+        while True:
+            yield self.batch(index)
+            index += 1
