@@ -77,8 +77,9 @@ def test_field_of_view_and_pixel_centres():
     assert f.item() == pytest.approx(5.0 / math.tan(math.radians(30.0)))
     _, dirs = camera_rays(cam)
     # the top row's centre is half a pixel below the top edge of the field of view
-    top = dirs[0, 0, :, 2].max()
-    assert math.degrees(math.asin(top)) == pytest.approx(math.degrees(math.atan(4.5 / f.item())), abs=1e-3)
+    top = dirs[0, 0, 0]  # camera at +x looks along -x, so -dirs[..., 0] is the forward component
+    assert math.atan2(top[2], -top[0]) == pytest.approx(math.atan(4.5 / f.item()), abs=1e-6)
+    assert math.atan2(-top[1], -top[0]) == pytest.approx(math.atan(4.5 / f.item()), abs=1e-6)
 
 
 def test_project_points_inverts_camera_rays():
@@ -101,7 +102,6 @@ def test_stratified_azimuths_cover_every_bin():
         gaps = torch.cat([s[1:] - s[:-1], (s[:1] + 360) - s[-1:]])
         # one sample per 45 deg stratum: no gap can reach two strata (iid samples would often)
         assert gaps.max() < 2 * 360 / n
-        # the bins relative to the drawn rotation hold one sample each
     iid_violations = 0
     for seed in range(50):
         u = torch.rand(n, generator=torch.Generator().manual_seed(seed)) * 360
