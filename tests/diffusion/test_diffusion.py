@@ -55,7 +55,7 @@ def test_karras_grid_and_sid_map():
     sig = karras_sigmas(18)
     assert sig[0] == pytest.approx(80.0) and sig[-1] == pytest.approx(0.002)
     assert (sig[1:] < sig[:-1]).all()
-    assert float(karras_sigma_from_t(torch.tensor(0.8))) == pytest.approx(24.35, abs=0.05)
+    assert float(karras_sigma_from_t(torch.tensor(0.8))) == pytest.approx(24.41, abs=0.01)
     assert float(karras_sigma_from_t(torch.tensor(0.0))) == pytest.approx(0.002)
     with pytest.raises(ValueError):
         karras_sigmas(0)
@@ -84,4 +84,4 @@ def test_timestep_samplers_are_seeded_and_in_range():
     assert float(log_sigma.mean()) == pytest.approx(-1.2, abs=0.03)
     assert float(log_sigma.std()) == pytest.approx(1.2, abs=0.03)
     sid = SiDSigma().sample(20000, g())
-    assert sid.min() >= 0.002 and sid.max() <= 24.4 and sid.max() > 20
+    assert sid.min() >= 0.002 and sid.max() <= 24.41 and sid.max() > 20
