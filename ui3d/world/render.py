@@ -38,7 +38,7 @@ class TraceSettings:
     hit_eps: float = 2e-4  # absolute floor of the hit threshold
     hit_eps_px: float = 0.25  # hit threshold as a fraction of the pixel footprint at the ray's depth
     final_eps_px: float = 1.0  # rays still marching after max_steps: hits below this many footprints
-    refine_steps: int = 2  # extra sphere-tracing steps on hits (sub-pixel accurate depth)
+    refine_steps: int = 2  # Newton steps along the ray on hits (accurate depth at any incidence)
     bound_margin: float = 0.02  # added to the object's bounding radius
     normal_eps: float = 1e-3  # finite-difference step for normals
     compact_every: int = 4  # drop finished rays from the active set every k steps
@@ -69,7 +69,7 @@ def trace_object(
 
     ``pixel_angle`` (scalar or [N]): angular size of a pixel, ``1 / focal_px``; a ray has hit when
     the SDF is below ``max(hit_eps, hit_eps_px * pixel_angle * t)`` (a fraction of the pixel's
-    footprint), then its ``t`` is refined by ``refine_steps`` more steps. Rays still marching after
+    footprint), then its ``t`` is refined by ``refine_steps`` Newton steps along the ray. Rays still marching after
     ``max_steps`` count as hits when within ``final_eps_px`` footprints of the surface.
     Returns ``(hit [N] bool, t [N])``; ``t`` is the hit distance where ``hit``.
     """
@@ -101,8 +101,15 @@ def trace_object(
     hit_idx = torch.nonzero(hit).squeeze(-1)
     if settings.refine_steps > 0 and hit_idx.numel() > 0:
         o_h, d_h, t_h = o[hit_idx], d[hit_idx], t[hit_idx]
-        for _ in range(settings.refine_steps):
-            t_h = t_h + shape.sdf(torch.addcmul(o_h, t_h[:, None], d_h))
+        step = 1e-3
+        f0 = shape.sdf(torch.addcmul(o_h, t_h[:, None], d_h))
+        for _ in range(settings.refine_steps):  # safeguarded Newton along the ray
+            f1 = shape.sdf(torch.addcmul(o_h, (t_h + step)[:, None], d_h))
+            slope = ((f1 - f0) / step).clamp_max(-0.1)
+            t_new = t_h - f0 / slope
+            f_new = shape.sdf(torch.addcmul(o_h, t_new[:, None], d_h))
+            better = f_new.abs() < f0.abs()  # grazing rays that only skim the surface keep their t
+            t_h, f0 = torch.where(better, t_new, t_h), torch.where(better, f_new, f0)
         t[hit_idx] = t_h
     return hit, t
 
