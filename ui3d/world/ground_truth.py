@@ -17,6 +17,7 @@ from torch import Tensor
 from ui3d.world.captions import WorldPrompt, parse_prompt
 from ui3d.world.objects import WorldObject
 from ui3d.world.sdf import gradient_normals
+from ui3d.world.threads import DEFAULT_CPU_THREADS, limit_cpu_threads
 
 __all__ = [
     "Subject",
@@ -63,8 +64,9 @@ def sdf_grid(subject: Subject, resolution: int = 64, bound: float = 1.0, chunk: 
     obj = as_world_object(subject)
     pts = grid_points(resolution, bound).reshape(-1, 3)
     out = torch.empty(pts.shape[0])
-    for i in range(0, pts.shape[0], chunk):
-        out[i : i + chunk] = obj.sdf(pts[i : i + chunk])
+    with limit_cpu_threads(DEFAULT_CPU_THREADS):
+        for i in range(0, pts.shape[0], chunk):
+            out[i : i + chunk] = obj.sdf(pts[i : i + chunk])
     return out.reshape(resolution, resolution, resolution)
 
 
@@ -89,18 +91,28 @@ def surface_samples(
     n: int,
     generator: torch.Generator,
     shell: float = 0.01,
-    batch: int = 1 << 17,
+    batch: int = 1 << 15,
 ) -> SurfaceSamples:
     """About uniformly distributed surface points: uniform points in the object's bounding cube
     within ``shell`` of the surface (a thin shell has volume ~ area * 2 * shell), projected onto
-    the surface along the SDF gradient (points that do not land within 1e-4 are dropped).
+    the surface along the SDF gradient (points that do not land within 1e-4, or that have solid on
+    both sides, are dropped).
     Deterministic given the generator state."""
     if n <= 0:
         raise ValueError(f"n: expected a positive number of samples, got {n}")
     obj = as_world_object(subject)
+    with limit_cpu_threads(DEFAULT_CPU_THREADS):
+        pts = _shell_points(obj, n, generator, shell, batch)
+        normals = gradient_normals(obj.sdf, pts, 1e-4)
+    part = obj.shape.part_index(pts)
+    colours = obj.part_rgb()[part]
+    return SurfaceSamples(points=pts, normals=normals, colours=colours, part=part)
+
+
+def _shell_points(obj: WorldObject, n: int, generator: torch.Generator, shell: float, batch: int) -> Tensor:
     r = obj.shape.bound_radius + 0.02
     kept: list[Tensor] = []
-    count = 0
+    count, tried = 0, 0
     for _ in range(1000):
         cand = (torch.rand(batch, 3, generator=generator) * 2.0 - 1.0) * r
         pts = cand[obj.sdf(cand).abs() < shell]
@@ -109,17 +121,15 @@ def surface_samples(
         # drop the few points that did not converge (on creases and medial axes the gradient is
         # undefined); this slightly under-samples sharp concave creases
         pts = pts[obj.sdf(pts).abs() < 1e-4]
+        # and those on faces where two parts merely touch (solid on both sides)
+        pts = pts[obj.sdf(pts + 2e-3 * gradient_normals(obj.sdf, pts, 1e-4)) > 0]
         kept.append(pts)
-        count += pts.shape[0]
+        count, tried = count + pts.shape[0], tried + batch
         if count >= n:
-            break
-    else:  # pragma: no cover - only for degenerate shapes
-        raise RuntimeError(f"surface_samples: found only {count} of {n} points near the surface of {obj.name}")
-    pts = torch.cat(kept)[:n]
-    normals = gradient_normals(obj.sdf, pts, 1e-4)
-    part = obj.shape.part_index(pts)
-    colours = obj.part_rgb()[part]
-    return SurfaceSamples(points=pts, normals=normals, colours=colours, part=part)
+            return torch.cat(kept)[:n]
+        # size the next batch from the acceptance rate so far
+        batch = int(min(1 << 18, max(4096, 1.2 * (n - count) * tried / max(count, 1))))
+    raise RuntimeError(f"surface_samples: found only {count} of {n} points near the surface of {obj.name}")
 
 
 @torch.no_grad()

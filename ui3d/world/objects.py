@@ -3,7 +3,8 @@
 Every object is a union of parts; a part is a signed distance function, a name and a colour role
 (``MAIN`` = the prompt's colour, otherwise a fixed part colour from :mod:`ui3d.world.palette`).
 Conventions (see :mod:`ui3d.cameras`): +z is up, the front faces +x, every object fits inside the
-sphere of radius 0.5 around the origin and is centred near it.
+sphere of radius 0.5 around the origin and is centred near it. Parts that touch overlap a little,
+so no internal face has SDF 0 (it would show up as a false surface in the ground truth).
 """
 
 from __future__ import annotations
@@ -248,7 +249,7 @@ def _tree() -> ObjectShape:
 
 
 def _house() -> ObjectShape:
-    wall_c, wall_h = (0.0, 0.0, -0.14), (0.22, 0.28, 0.18)
+    wall_c, wall_h = (0.0, 0.0, -0.135), (0.22, 0.28, 0.185)  # top 0.01 inside the roof
     eave_z, ridge_z, roof_x, roof_y = 0.04, 0.3, 0.28, 0.32
 
     def roof(p: Tensor) -> Tensor:
@@ -296,7 +297,7 @@ def _rocket() -> ObjectShape:
         return S.union(*ds)
 
     parts = (
-        Part("body", lambda p: S.cylinder(p, (0, 0, -0.28), (0, 0, 0.14), 0.14)),
+        Part("body", lambda p: S.cylinder(p, (0, 0, -0.28), (0, 0, 0.16), 0.14)),  # top inside the nose
         Part("nose", lambda p: S.cone(p, (0, 0, 0.14), (0, 0, 0.45), 0.14, 0.0), "fin"),
         Part("window", lambda p: S.cylinder(p, (0.11, 0, 0.02), (0.15, 0, 0.02), 0.055), "glass"),
         Part("fins", fins, "fin"),

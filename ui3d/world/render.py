@@ -11,9 +11,8 @@ alpha edges. No shadows, no gradients (the world is ground truth, not a scene to
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Sequence, Union
+from typing import Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +23,7 @@ from ui3d.render.types import RenderOutput
 from ui3d.world.objects import ObjectShape, WorldObject
 from ui3d.world.palette import material as get_material
 from ui3d.world.sdf import gradient_normals
+from ui3d.world.threads import DEFAULT_CPU_THREADS, limit_cpu_threads
 
 __all__ = ["TraceSettings", "render_world", "trace_object", "measure_render_rate"]
 
@@ -43,9 +43,8 @@ class TraceSettings:
     normal_eps: float = 1e-3  # finite-difference step for normals
     compact_every: int = 4  # drop finished rays from the active set every k steps
     # CPU intra-op threads while tracing (restored afterwards); None leaves torch's setting.
-    # Tracing is thousands of small ops: one thread was faster than two on 2 cores, and ten
-    # times faster when the other core was busy (OpenMP threads waiting on each other).
-    cpu_threads: int | None = 1
+    # See ui3d.world.threads: one thread is faster here, and far faster on a busy machine.
+    cpu_threads: int | None = DEFAULT_CPU_THREADS
 
 
 def _bounding_interval(o: Tensor, d: Tensor, radius: float) -> tuple[Tensor, Tensor, Tensor]:
@@ -143,19 +142,6 @@ def _background(background: Background, like: Tensor) -> Tensor:
     return bg
 
 
-@contextmanager
-def _cpu_threads(n: int | None, device: torch.device) -> Iterator[None]:
-    old = torch.get_num_threads()
-    if n is None or device.type != "cpu" or n == old:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 def render_world(
     objects: Union[WorldObject, Sequence[WorldObject]],
     cams: Cameras,
@@ -173,7 +159,7 @@ def render_world(
         raise ValueError(f"objects: expected one object or {b} (one per camera), got {len(objects)}")
     if ss < 1:
         raise ValueError(f"ss: expected a supersampling factor >= 1, got {ss}")
-    with torch.no_grad(), _cpu_threads(settings.cpu_threads, cams.device):
+    with torch.no_grad(), limit_cpu_threads(settings.cpu_threads, cams.device):
         return _render(list(objects), cams, background, ss, settings)
 
 
