@@ -26,7 +26,7 @@ def render_object_grid(
     objects: Sequence[str] | None = None,
     views: Sequence[str] = ("front", "side", "back"),
     size: int = 96,
-    elevation_deg: float = 15.0,
+    elevation_deg: float = 20.0,
     columns: int = 2,
     ss: int = 2,
 ) -> Image.Image:
