@@ -9,14 +9,26 @@ from ui3d.world.palette import COLOURS, MATERIALS
 
 def test_builtin_prompts_parse():
     p = parse_prompt("a ceramic owl")
-    assert (p.object, p.material, p.colour, p.view, p.text) == ("owl", "ceramic", "glaze", None, "a ceramic owl")
+    assert (p.object, p.material, p.colour, p.view, p.text) == (
+        "owl",
+        "ceramic",
+        "glaze",
+        None,
+        "a ceramic owl",
+    )
     p = parse_prompt("A Red Cube, side view.")
     assert (p.object, p.colour, p.material, p.view) == ("cube", "red", "matte", "side view")
     assert p.caption == "a red cube, side view"
     p = parse_prompt("a purple owl")
     assert (p.object, p.colour) == ("owl", "purple")
     p = parse_prompt("  the glossy grey   mug back view ")
-    assert (p.object, p.colour, p.material, p.view, p.text) == ("mug", "gray", "glossy", "back view", "a glossy gray mug")
+    assert (p.object, p.colour, p.material, p.view, p.text) == (
+        "mug",
+        "gray",
+        "glossy",
+        "back view",
+        "a glossy gray mug",
+    )
     assert parse_prompt("owl").colour == "brown"  # the object's default colour
     assert parse_prompt("a glossy tree").colour == "green"
 

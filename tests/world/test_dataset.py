@@ -29,9 +29,15 @@ def test_batch_content_images_and_captions():
     bg = batch.alpha.expand_as(batch.images) == 0
     assert torch.all(batch.images[bg] == 1.0)  # white background
     assert torch.all(batch.alpha.sum(dim=(1, 2, 3)) > 3)  # every image shows its object
-    for caption, prompt, az, el in zip(batch.captions, batch.prompts, batch.cameras.azimuth_deg, batch.cameras.elevation_deg):
+    for caption, prompt, az, el in zip(
+        batch.captions, batch.prompts, batch.cameras.azimuth_deg, batch.cameras.elevation_deg
+    ):
         parsed = parse_prompt(caption)
-        assert (parsed.object, parsed.colour, parsed.material) == (prompt.object, prompt.colour, prompt.material)
+        assert (parsed.object, parsed.colour, parsed.material) == (
+            prompt.object,
+            prompt.colour,
+            prompt.material,
+        )
         assert parsed.view == view_suffix(float(az), float(el)) == prompt.view
         assert caption.endswith(", " + prompt.view)
 
@@ -41,9 +47,13 @@ def test_word_probabilities_and_restrictions():
     prompts = sample_prompts(40, torch.Generator().manual_seed(0), cfg)
     assert {p.object for p in prompts} == {"owl", "mug"}
     assert all(p.colour == "red" and p.material == "matte" and p.text.startswith("a red ") for p in prompts)
-    bare = sample_prompts(40, torch.Generator().manual_seed(0), WorldDatasetConfig(p_colour=0.0, p_material=0.0))
+    bare = sample_prompts(
+        40, torch.Generator().manual_seed(0), WorldDatasetConfig(p_colour=0.0, p_material=0.0)
+    )
     assert all(len(p.text.split()) == 2 for p in bare)
-    no_view = sample_batch(4, torch.Generator().manual_seed(0), WorldDatasetConfig(resolution=8, ss=1, p_view_suffix=0.0))
+    no_view = sample_batch(
+        4, torch.Generator().manual_seed(0), WorldDatasetConfig(resolution=8, ss=1, p_view_suffix=0.0)
+    )
     assert all("view" not in c for c in no_view.captions)
 
 

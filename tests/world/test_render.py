@@ -15,7 +15,11 @@ R = 0.4  # radius of the built-in sphere
 def _cams(az, el=0.0, d=2.0, fovy=40.0, size=65):
     n = len(az)
     return cameras_from_spherical(
-        torch.tensor(az, dtype=torch.float32), torch.full((n,), el), torch.full((n,), d), torch.full((n,), fovy), size
+        torch.tensor(az, dtype=torch.float32),
+        torch.full((n,), el),
+        torch.full((n,), d),
+        torch.full((n,), fovy),
+        size,
     )
 
 

@@ -21,16 +21,22 @@ def test_exact_distances_at_known_points():
     assert torch.allclose(S.sphere(p, (0, 0, 0), 0.5), torch.tensor([0.5, -0.5, math.hypot(0.6, 0.7) - 0.5]))
     # box corner region: distance to the corner (0.5, 0.5, 0)
     q = torch.tensor([[0.6, 0.7, 0.0], [0.0, 0.0, 0.0], [0.9, 0.0, 0.0]])
-    assert torch.allclose(S.box(q, (0, 0, 0), (0.5, 0.5, 0.25)), torch.tensor([math.hypot(0.1, 0.2), -0.25, 0.4]))
+    assert torch.allclose(
+        S.box(q, (0, 0, 0), (0.5, 0.5, 0.25)), torch.tensor([math.hypot(0.1, 0.2), -0.25, 0.4])
+    )
     # torus: the ring centre line is at distance -minor, the axis at distance major - minor
     t = torch.tensor([[0.3, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.3, 0.5]])
     assert torch.allclose(S.torus(t, (0, 0, 0), 0.3, 0.1), torch.tensor([-0.1, 0.2, 0.4]), atol=1e-6)
     # cone: the apex is on the surface; a point above it is at the vertical distance
     c = torch.tensor([[0.0, 0.0, 0.4], [0.0, 0.0, 0.6], [0.0, 0.0, -0.5]])
-    assert torch.allclose(S.cone(c, (0, 0, -0.3), (0, 0, 0.4), 0.3, 0.0), torch.tensor([0.0, 0.2, 0.2]), atol=1e-6)
+    assert torch.allclose(
+        S.cone(c, (0, 0, -0.3), (0, 0, 0.4), 0.3, 0.0), torch.tensor([0.0, 0.2, 0.2]), atol=1e-6
+    )
     # cylinder: outside the rim, distance to the rim circle
     y = torch.tensor([[0.4, 0.0, 0.4], [0.0, 0.0, 0.0]])
-    assert torch.allclose(S.cylinder(y, (0, 0, -0.3), (0, 0, 0.3), 0.3), torch.tensor([math.hypot(0.1, 0.1), -0.3]), atol=1e-6)
+    assert torch.allclose(
+        S.cylinder(y, (0, 0, -0.3), (0, 0, 0.3), 0.3), torch.tensor([math.hypot(0.1, 0.1), -0.3]), atol=1e-6
+    )
 
 
 @pytest.mark.parametrize(
@@ -40,7 +46,10 @@ def test_exact_distances_at_known_points():
         (lambda p: S.box(p, (0, 0, 0), (0.3, 0.2, 0.1)), 0.6 * 0.4 * 0.2),
         (lambda p: S.cylinder(p, (0, 0, -0.3), (0, 0, 0.3), 0.25), math.pi * 0.25**2 * 0.6),
         (lambda p: S.cylinder(p, (-0.3, 0, 0), (0.3, 0, 0.0), 0.25), math.pi * 0.25**2 * 0.6),
-        (lambda p: S.cone(p, (0, 0, -0.3), (0, 0, 0.4), 0.35, 0.1), math.pi * 0.7 / 3 * (0.35**2 + 0.35 * 0.1 + 0.1**2)),
+        (
+            lambda p: S.cone(p, (0, 0, -0.3), (0, 0, 0.4), 0.35, 0.1),
+            math.pi * 0.7 / 3 * (0.35**2 + 0.35 * 0.1 + 0.1**2),
+        ),
         (lambda p: S.cone(p, (0, -0.3, 0), (0, 0.4, 0), 0.35, 0.0), math.pi * 0.7 / 3 * 0.35**2),
         (lambda p: S.torus(p, (0, 0, 0), 0.3, 0.1), 2 * math.pi**2 * 0.3 * 0.1**2),
         (lambda p: S.ellipsoid(p, (0, 0, 0), (0.4, 0.3, 0.2)), 4 / 3 * math.pi * 0.4 * 0.3 * 0.2),
@@ -91,6 +100,8 @@ def test_combinators():
     cut = S.subtract(a, S.sphere(p, (0, 0, 0), 0.1))
     assert cut[0] > 0  # the centre was carved out
     assert torch.allclose(S.scaled(lambda x: S.sphere(x, (0, 0, 0), 0.2), 2.0)(p)[:1], torch.tensor([-0.4]))
-    assert torch.allclose(S.spheres(p, [(0, 0, 0), (0.4, 0, 0)], 0.1), torch.minimum(S.sphere(p, (0, 0, 0), 0.1), b))
+    assert torch.allclose(
+        S.spheres(p, [(0, 0, 0), (0.4, 0, 0)], 0.1), torch.minimum(S.sphere(p, (0, 0, 0), 0.1), b)
+    )
     with pytest.raises(ValueError, match="axis"):
         S.rotation_matrix("w", 10)

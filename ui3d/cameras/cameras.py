@@ -188,7 +188,11 @@ def spherical_to_cartesian(azimuth_deg: Tensor, elevation_deg: Tensor, distance:
     a = torch.deg2rad(azimuth_deg)
     e = torch.deg2rad(elevation_deg)
     return torch.stack(
-        [distance * torch.cos(e) * torch.cos(a), distance * torch.cos(e) * torch.sin(a), distance * torch.sin(e)],
+        [
+            distance * torch.cos(e) * torch.cos(a),
+            distance * torch.cos(e) * torch.sin(a),
+            distance * torch.sin(e),
+        ],
         dim=-1,
     )
 
@@ -270,9 +274,13 @@ class CameraRanges:
         for name in ("elevation_deg", "distance", "fovy_deg", "light_distance_factor"):
             lo, hi = getattr(self, name)
             if not lo <= hi:
-                raise ValueError(f"CameraRanges.{name}: expected (low, high) with low <= high, got {(lo, hi)}")
+                raise ValueError(
+                    f"CameraRanges.{name}: expected (low, high) with low <= high, got {(lo, hi)}"
+                )
         if not (-90.0 <= self.elevation_deg[0] and self.elevation_deg[1] <= 90.0):
-            raise ValueError(f"CameraRanges.elevation_deg: expected values in [-90, 90], got {self.elevation_deg}")
+            raise ValueError(
+                f"CameraRanges.elevation_deg: expected values in [-90, 90], got {self.elevation_deg}"
+            )
         if self.distance[0] <= 0:
             raise ValueError(f"CameraRanges.distance: expected positive distances, got {self.distance}")
         if not (0.0 < self.fovy_deg[0] and self.fovy_deg[1] < 180.0):
@@ -316,7 +324,9 @@ def sample_random_cameras(
     noise = torch.randn(n, 3, generator=generator) * ranges.light_perturb
     light_dir = _normalize(_normalize(eye) + noise)
     light_dist = _uniform(n, ranges.light_distance_factor, generator) * distance
-    return cameras_from_spherical(azimuth, elevation, distance, fovy, size, light_pos=light_dir * light_dist[:, None])
+    return cameras_from_spherical(
+        azimuth, elevation, distance, fovy, size, light_pos=light_dir * light_dist[:, None]
+    )
 
 
 def orbit_cameras(
@@ -346,7 +356,9 @@ class CameraSchedule:
     def __post_init__(self) -> None:
         steps = [s for s, _ in self.stages]
         if not steps or steps[0] != 0 or any(b <= a for a, b in zip(steps, steps[1:])):
-            raise ValueError(f"CameraSchedule.stages: expected increasing first steps starting at 0, got {steps}")
+            raise ValueError(
+                f"CameraSchedule.stages: expected increasing first steps starting at 0, got {steps}"
+            )
 
 
 def ranges_at(step: int, schedule: CameraSchedule) -> CameraRanges:
@@ -356,4 +368,3 @@ def ranges_at(step: int, schedule: CameraSchedule) -> CameraRanges:
         if step >= first:
             current = ranges
     return current
-

@@ -43,7 +43,9 @@ class RenderOutput:
         return RenderOutput(self.rgb[index], self.alpha[index], self.depth[index], self.normal[index])
 
     def to(self, device: Union[str, torch.device]) -> "RenderOutput":
-        return RenderOutput(self.rgb.to(device), self.alpha.to(device), self.depth.to(device), self.normal.to(device))
+        return RenderOutput(
+            self.rgb.to(device), self.alpha.to(device), self.depth.to(device), self.normal.to(device)
+        )
 
     def detach(self) -> "RenderOutput":
         return RenderOutput(self.rgb.detach(), self.alpha.detach(), self.depth.detach(), self.normal.detach())

@@ -14,7 +14,16 @@ from ui3d.world.ground_truth import (
     sdf_grid,
     surface_samples,
 )
-from ui3d.world.objects import COMPOSITES, OBJECTS, PRIMITIVES, ObjectShape, Part, WorldObject, get_shape, make_object
+from ui3d.world.objects import (
+    COMPOSITES,
+    OBJECTS,
+    PRIMITIVES,
+    ObjectShape,
+    Part,
+    WorldObject,
+    get_shape,
+    make_object,
+)
 from ui3d.world.palette import COLOURS, MATERIALS, Material
 from ui3d.world.render import TraceSettings, measure_render_rate, render_world
 

@@ -23,7 +23,15 @@ from ui3d.prompt.views import VIEWS
 from ui3d.world.objects import OBJECTS, WorldObject, get_shape, make_object
 from ui3d.world.palette import COLOURS, DEFAULT_MATERIAL, MATERIALS
 
-__all__ = ["WorldPrompt", "ARTICLES", "COLOUR_ALIASES", "parse_prompt", "make_caption", "vocabulary", "known_words_message"]
+__all__ = [
+    "WorldPrompt",
+    "ARTICLES",
+    "COLOUR_ALIASES",
+    "parse_prompt",
+    "make_caption",
+    "vocabulary",
+    "known_words_message",
+]
 
 ARTICLES = ("a", "an", "the")
 COLOUR_ALIASES = {"grey": "gray"}
@@ -74,14 +82,18 @@ def _article(word: str) -> str:
     return "an" if word[:1] in "aeiou" else "a"
 
 
-def make_caption(object: str, colour: str | None = None, material: str | None = None, view: str | None = None) -> str:
+def make_caption(
+    object: str, colour: str | None = None, material: str | None = None, view: str | None = None
+) -> str:
     """Canonical caption, e.g. ``make_caption("owl", material="ceramic") == "a ceramic owl"`` and
     ``make_caption("cube", "red", view="side view") == "a red cube, side view"``."""
     get_shape(object)  # validates the object name
     words = []
     if material is not None:
         if material not in MATERIALS:
-            raise ValueError(f"material: unknown material {material!r}; known materials: {', '.join(MATERIALS)}")
+            raise ValueError(
+                f"material: unknown material {material!r}; known materials: {', '.join(MATERIALS)}"
+            )
         words.append(material)
     if colour is not None:
         colour = COLOUR_ALIASES.get(colour, colour)
@@ -124,7 +136,9 @@ def parse_prompt(text: str) -> WorldPrompt:
         elif tok in ARTICLES:
             raise _error(text, f"the article {tok!r} must come first")
         elif tok in _VIEW_WORDS or tok == "view":
-            raise _error(text, f"the view word {tok!r} must end the prompt as ', <front|side|back|overhead> view'")
+            raise _error(
+                text, f"the view word {tok!r} must end the prompt as ', <front|side|back|overhead> view'"
+            )
         else:
             raise _error(text, f"unknown word {tok!r}")
     if not objects:
@@ -136,7 +150,9 @@ def parse_prompt(text: str) -> WorldPrompt:
     if len(materials) > 1:
         raise _error(text, f"one material per prompt, got {', '.join(materials)}")
     if tokens[-1] != objects[0] and COLOUR_ALIASES.get(tokens[-1], tokens[-1]) != objects[0]:
-        raise _error(text, f"the object {objects[0]!r} must come last (before the view), got {tokens[-1]!r} after it")
+        raise _error(
+            text, f"the object {objects[0]!r} must come last (before the view), got {tokens[-1]!r} after it"
+        )
     colour_word = colours[0] if colours else None
     material_word = materials[0] if materials else None
     obj = make_object(objects[0], colour_word, material_word)

@@ -8,8 +8,8 @@ from :func:`ui3d.cameras.sample_random_cameras` and the caption gets the view su
 :func:`ui3d.world.render.render_world` and returned channels-first in [-1, 1].
 
 Batch ``k`` of ``WorldDataset(config, seed)`` depends only on ``(seed, k, batch_size)``, so a run
-can resume anywhere. Measured cost (2 cores, one tracing thread, batch 64, all 13 objects mixed):
-about 440 images/s at 32x32 and 230/s at 64x64 without supersampling, 230/s and 85/s with ss=2.
+can resume anywhere. Rendering cost: see :mod:`ui3d.world.render` (about 200 images/s at 32x32
+with the default ss=2 on 2 cores).
 """
 
 from __future__ import annotations
@@ -60,9 +60,13 @@ class WorldDatasetConfig:
                 raise ValueError(f"WorldDatasetConfig.{name}: unknown {unknown}; known: {', '.join(known)}")
         for name in ("p_colour", "p_material", "p_view_suffix"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"WorldDatasetConfig.{name}: expected a probability, got {getattr(self, name)}")
+                raise ValueError(
+                    f"WorldDatasetConfig.{name}: expected a probability, got {getattr(self, name)}"
+                )
         if self.resolution <= 0 or self.ss < 1:
-            raise ValueError(f"WorldDatasetConfig: resolution > 0 and ss >= 1 expected, got {self.resolution}, {self.ss}")
+            raise ValueError(
+                f"WorldDatasetConfig: resolution > 0 and ss >= 1 expected, got {self.resolution}, {self.ss}"
+            )
 
     @property
     def object_names(self) -> tuple[str, ...]:
@@ -90,7 +94,9 @@ def _choice(options: tuple[str, ...], n: int, generator: torch.Generator) -> lis
     return [options[i] for i in torch.randint(len(options), (n,), generator=generator).tolist()]
 
 
-def sample_prompts(n: int, generator: torch.Generator, config: WorldDatasetConfig = WorldDatasetConfig()) -> list[WorldPrompt]:
+def sample_prompts(
+    n: int, generator: torch.Generator, config: WorldDatasetConfig = WorldDatasetConfig()
+) -> list[WorldPrompt]:
     """n random prompts (no view) following the config's word probabilities."""
     objects = _choice(config.object_names, n, generator)
     colours = _choice(config.colour_names, n, generator)
@@ -101,7 +107,11 @@ def sample_prompts(n: int, generator: torch.Generator, config: WorldDatasetConfi
     for obj, col, mat, sc, sm in zip(objects, colours, materials, say_colour, say_material):
         colour_word, material_word = (col if sc else None), (mat if sm else None)
         resolved = make_object(obj, colour_word, material_word)
-        prompts.append(WorldPrompt(obj, resolved.colour, resolved.material, None, make_caption(obj, colour_word, material_word)))
+        prompts.append(
+            WorldPrompt(
+                obj, resolved.colour, resolved.material, None, make_caption(obj, colour_word, material_word)
+            )
+        )
     return prompts
 
 
@@ -127,7 +137,9 @@ class WorldDataset:
     """Endless, seeded stream of captioned renders: ``batch(k, n)`` is a pure function of
     ``(seed, k, n)``; iterating yields batches 0, 1, 2, ..."""
 
-    def __init__(self, config: WorldDatasetConfig = WorldDatasetConfig(), seed: int = 0, batch_size: int = 64):
+    def __init__(
+        self, config: WorldDatasetConfig = WorldDatasetConfig(), seed: int = 0, batch_size: int = 64
+    ):
         self.config = config
         self.seed = int(seed)
         self.batch_size = int(batch_size)

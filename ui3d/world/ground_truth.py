@@ -42,7 +42,9 @@ def as_world_object(subject: Subject) -> WorldObject:
         return subject.to_object()
     if isinstance(subject, str):
         return parse_prompt(subject).to_object()
-    raise ValueError(f"subject: expected a prompt, a WorldPrompt or a WorldObject, got {type(subject).__name__}")
+    raise ValueError(
+        f"subject: expected a prompt, a WorldPrompt or a WorldObject, got {type(subject).__name__}"
+    )
 
 
 def grid_coordinates(resolution: int, bound: float = 1.0) -> Tensor:

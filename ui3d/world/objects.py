@@ -94,7 +94,10 @@ class WorldObject:
 
     def part_colours(self) -> dict[str, tuple[float, float, float]]:
         """Part name -> RGB (the per-part ground-truth colours)."""
-        return {part.name: tuple(colour_rgb(c).tolist()) for part, c in zip(self.shape.parts, self.part_colour_names())}
+        return {
+            part.name: tuple(colour_rgb(c).tolist())
+            for part, c in zip(self.shape.parts, self.part_colour_names())
+        }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -110,11 +113,15 @@ def _cube() -> ObjectShape:
 
 
 def _cylinder() -> ObjectShape:
-    return ObjectShape("cylinder", (Part("cylinder", lambda p: S.cylinder(p, (0, 0, -0.33), (0, 0, 0.33), 0.3)),), "gray")
+    return ObjectShape(
+        "cylinder", (Part("cylinder", lambda p: S.cylinder(p, (0, 0, -0.33), (0, 0, 0.33), 0.3)),), "gray"
+    )
 
 
 def _cone() -> ObjectShape:
-    return ObjectShape("cone", (Part("cone", lambda p: S.cone(p, (0, 0, -0.3), (0, 0, 0.42), 0.36, 0.0)),), "gray")
+    return ObjectShape(
+        "cone", (Part("cone", lambda p: S.cone(p, (0, 0, -0.3), (0, 0, 0.42), 0.36, 0.0)),), "gray"
+    )
 
 
 def _torus() -> ObjectShape:
@@ -147,17 +154,30 @@ def _owl() -> ObjectShape:
         Part("eyes", lambda p: S.spheres(p, ((0.14, 0.08, 0.19), (0.14, -0.08, 0.19)), 0.068), "eye"),
         Part("pupils", lambda p: S.spheres(p, ((0.19, 0.08, 0.19), (0.19, -0.08, 0.19)), 0.036), "pupil"),
         Part("beak", lambda p: S.cone(p, (0.16, 0.0, 0.13), (0.27, 0.0, 0.09), 0.042, 0.004), "beak"),
-        Part("feet", lambda p: torch.minimum(S.ellipsoid(p, (0.12, 0.08, -0.38), (0.08, 0.05, 0.03)), S.ellipsoid(p, (0.12, -0.08, -0.38), (0.08, 0.05, 0.03))), "beak"),
+        Part(
+            "feet",
+            lambda p: torch.minimum(
+                S.ellipsoid(p, (0.12, 0.08, -0.38), (0.08, 0.05, 0.03)),
+                S.ellipsoid(p, (0.12, -0.08, -0.38), (0.08, 0.05, 0.03)),
+            ),
+            "beak",
+        ),
     )
     return ObjectShape("owl", parts, "brown")
 
 
 def _snowman() -> ObjectShape:
     def body(p: Tensor) -> Tensor:
-        return S.union(S.sphere(p, (0, 0, -0.27), 0.2), S.sphere(p, (0, 0, -0.01), 0.155), S.sphere(p, (0, 0, 0.19), 0.115))
+        return S.union(
+            S.sphere(p, (0, 0, -0.27), 0.2),
+            S.sphere(p, (0, 0, -0.01), 0.155),
+            S.sphere(p, (0, 0, 0.19), 0.115),
+        )
 
     def hat(p: Tensor) -> Tensor:
-        return torch.minimum(S.cylinder(p, (0, 0, 0.27), (0, 0, 0.29), 0.12), S.cylinder(p, (0, 0, 0.28), (0, 0, 0.42), 0.075))
+        return torch.minimum(
+            S.cylinder(p, (0, 0, 0.27), (0, 0, 0.29), 0.12), S.cylinder(p, (0, 0, 0.28), (0, 0, 0.42), 0.075)
+        )
 
     def eyes(p: Tensor) -> Tensor:
         return S.spheres(p, ((0.1, 0.045, 0.22), (0.1, -0.045, 0.22)), 0.022)
@@ -166,7 +186,10 @@ def _snowman() -> ObjectShape:
         return S.spheres(p, ((0.15, 0, 0.01), (0.145, 0, -0.07)), 0.024)
 
     def arms(p: Tensor) -> Tensor:
-        return torch.minimum(S.capsule(p, (0, 0.12, 0.02), (0, 0.31, 0.16), 0.02), S.capsule(p, (0, -0.12, 0.02), (0, -0.31, 0.16), 0.02))
+        return torch.minimum(
+            S.capsule(p, (0, 0.12, 0.02), (0, 0.31, 0.16), 0.02),
+            S.capsule(p, (0, -0.12, 0.02), (0, -0.31, 0.16), 0.02),
+        )
 
     parts = (
         Part("body", body),
@@ -210,7 +233,13 @@ def _mushroom() -> ObjectShape:
 
 def _table() -> ObjectShape:
     def legs(p: Tensor) -> Tensor:
-        return S.union(*[S.box(p, (sx * 0.19, sy * 0.3, -0.085), (0.035, 0.035, 0.195)) for sx in (-1, 1) for sy in (-1, 1)])
+        return S.union(
+            *[
+                S.box(p, (sx * 0.19, sy * 0.3, -0.085), (0.035, 0.035, 0.195))
+                for sx in (-1, 1)
+                for sy in (-1, 1)
+            ]
+        )
 
     parts = (
         Part("top", lambda p: S.box(p, (0, 0, 0.12), (0.27, 0.38, 0.03), rounding=0.01)),
@@ -227,7 +256,9 @@ def _mug() -> ObjectShape:
 
     def handle(p: Tensor) -> Tensor:
         # torus with its axis along x, on the +y side, minus the part inside the cup
-        ring = S.torus(S.rotate(S.translate(p, (0, 0.26, 0)), S.rotation_matrix("y", 90)), (0, 0, 0), 0.13, 0.035)
+        ring = S.torus(
+            S.rotate(S.translate(p, (0, 0.26, 0)), S.rotation_matrix("y", 90)), (0, 0, 0), 0.13, 0.035
+        )
         return S.subtract(ring, S.cylinder(p, (0, 0, -0.3), (0, 0, 0.3), 0.23))
 
     return ObjectShape("mug", (Part("body", body), Part("handle", handle)), "blue")
@@ -255,7 +286,9 @@ def _house() -> ObjectShape:
     def roof(p: Tensor) -> Tensor:
         slope = (ridge_z - eave_z, 0.0, roof_x)  # outward normal of the +x face (unnormalised)
         front = S.half_space(p, slope, _plane_offset(slope, (roof_x, 0.0, eave_z)))
-        back = S.half_space(p, (-slope[0], 0.0, slope[2]), _plane_offset((-slope[0], 0.0, slope[2]), (-roof_x, 0.0, eave_z)))
+        back = S.half_space(
+            p, (-slope[0], 0.0, slope[2]), _plane_offset((-slope[0], 0.0, slope[2]), (-roof_x, 0.0, eave_z))
+        )
         return S.intersect(front, back, eave_z - p[..., 2], p[..., 1].abs() - roof_y)
 
     def windows(p: Tensor) -> Tensor:
@@ -293,7 +326,11 @@ def _rocket() -> ObjectShape:
             v = -p[..., 0] * cy + p[..., 1] * cx
             q = torch.stack([u, v, p[..., 2]], dim=-1)
             slab = S.box(q, (0.18, 0.0, -0.26), (0.1, 0.014, 0.12))
-            ds.append(S.intersect(slab, S.half_space(q, (1.0, 0.0, 0.9), _plane_offset((1.0, 0.0, 0.9), (0.16, 0.0, -0.1)))))
+            ds.append(
+                S.intersect(
+                    slab, S.half_space(q, (1.0, 0.0, 0.9), _plane_offset((1.0, 0.0, 0.9), (0.16, 0.0, -0.1)))
+                )
+            )
         return S.union(*ds)
 
     parts = (

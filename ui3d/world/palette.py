@@ -61,7 +61,9 @@ class Material:
 MATERIALS: dict[str, Material] = {
     "matte": Material("matte", ambient=0.35, diffuse=0.75, specular=0.0, shininess=1.0),
     "glossy": Material("glossy", ambient=0.30, diffuse=0.70, specular=0.55, shininess=60.0),
-    "ceramic": Material("ceramic", ambient=0.35, diffuse=0.68, specular=0.35, shininess=24.0, default_colour="glaze"),
+    "ceramic": Material(
+        "ceramic", ambient=0.35, diffuse=0.68, specular=0.35, shininess=24.0, default_colour="glaze"
+    ),
 }
 DEFAULT_MATERIAL = "matte"
 

@@ -39,10 +39,16 @@ def render_object_grid(
     nv = len(views)
     az = torch.tensor([VIEW_AZIMUTHS[v] for v in views] * len(names))
     n = az.numel()
-    cams = cameras_from_spherical(az, torch.full((n,), elevation_deg), torch.full((n,), 1.7), torch.full((n,), 40.0), size)
+    cams = cameras_from_spherical(
+        az, torch.full((n,), elevation_deg), torch.full((n,), 1.7), torch.full((n,), 40.0), size
+    )
     # light above and to the front-left of each camera, like a studio key light
-    key = cameras_from_spherical(az + 30.0, torch.full((n,), elevation_deg + 35.0), torch.full((n,), 3.0), cams.fovy_deg, size)
-    cams = cameras_from_spherical(cams.azimuth_deg, cams.elevation_deg, cams.distance, cams.fovy_deg, size, light_pos=key.position)
+    key = cameras_from_spherical(
+        az + 30.0, torch.full((n,), elevation_deg + 35.0), torch.full((n,), 3.0), cams.fovy_deg, size
+    )
+    cams = cameras_from_spherical(
+        cams.azimuth_deg, cams.elevation_deg, cams.distance, cams.fovy_deg, size, light_pos=key.position
+    )
     objs = [make_object(name) for name in names for _ in views]
     out = render_world(objs, cams, ss=ss)
     tiles = (out.rgb.clamp(0, 1) * 255).round().to(torch.uint8).numpy()

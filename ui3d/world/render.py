@@ -6,6 +6,14 @@ evaluated), take finite-difference normals at the hits, colour each hit with the
 smallest there, and shade with ambient + Lambert from the camera's point light + Blinn-Phong
 specular (glossy, ceramic). ``ss`` > 1 renders ss x ss sub-pixels and averages them, giving soft
 alpha edges. No shadows, no gradients (the world is ground truth, not a scene to optimise).
+
+Measured (2 shared cores, torch 2.13 CPU, one tracing thread, batch 64 cycling through all 13
+objects, median of 3; ``measure_render_rate(objs, size, batch=64, ss=ss)``):
+
+    32x32: ~390 images/s (ss=2: ~215/s)     64x64: ~220 images/s (ss=2: ~78/s)
+
+A batch of one primitive is much faster (sphere: ~4000/s at 32x32, ~900/s at 64x64); the owl,
+the most complex object, ~600/s and ~165/s.
 """
 
 from __future__ import annotations
@@ -68,8 +76,9 @@ def trace_object(
 
     ``pixel_angle`` (scalar or [N]): angular size of a pixel, ``1 / focal_px``; a ray has hit when
     the SDF is below ``max(hit_eps, hit_eps_px * pixel_angle * t)`` (a fraction of the pixel's
-    footprint), then its ``t`` is refined by ``refine_steps`` Newton steps along the ray. Rays still marching after
-    ``max_steps`` count as hits when within ``final_eps_px`` footprints of the surface.
+    footprint), then its ``t`` is refined by ``refine_steps`` Newton steps along the ray. Rays
+    still marching after ``max_steps`` count as hits when within ``final_eps_px`` footprints of
+    the surface. Call it under ``torch.no_grad()`` (as :func:`render_world` does).
     Returns ``(hit [N] bool, t [N])``; ``t`` is the hit distance where ``hit``.
     """
     n = o.shape[0]
@@ -100,11 +109,11 @@ def trace_object(
     hit_idx = torch.nonzero(hit).squeeze(-1)
     if settings.refine_steps > 0 and hit_idx.numel() > 0:
         o_h, d_h, t_h = o[hit_idx], d[hit_idx], t[hit_idx]
-        step = 1e-3
+        fd = 1e-3  # finite-difference step for the slope along the ray
         f0 = shape.sdf(torch.addcmul(o_h, t_h[:, None], d_h))
         for _ in range(settings.refine_steps):  # safeguarded Newton along the ray
-            f1 = shape.sdf(torch.addcmul(o_h, (t_h + step)[:, None], d_h))
-            slope = ((f1 - f0) / step).clamp_max(-0.1)
+            f1 = shape.sdf(torch.addcmul(o_h, (t_h + fd)[:, None], d_h))
+            slope = ((f1 - f0) / fd).clamp_max(-0.1)
             t_new = t_h - f0 / slope
             f_new = shape.sdf(torch.addcmul(o_h, t_new[:, None], d_h))
             better = f_new.abs() < f0.abs()  # grazing rays that only skim the surface keep their t
@@ -163,7 +172,9 @@ def render_world(
         return _render(list(objects), cams, background, ss, settings)
 
 
-def _render(objects: list[WorldObject], cams: Cameras, background: Background, ss: int, settings: TraceSettings) -> RenderOutput:
+def _render(
+    objects: list[WorldObject], cams: Cameras, background: Background, ss: int, settings: TraceSettings
+) -> RenderOutput:
     b, dev = len(cams), cams.device
     hs, ws = cams.height * ss, cams.width * ss
     npix = hs * ws
@@ -210,7 +221,9 @@ def _render(objects: list[WorldObject], cams: Cameras, background: Background, s
     bg = _background(background, rgb)
     bg = bg[:, None, None, :] if bg.ndim == 2 else bg
     rgb = rgb * alpha + bg * (1.0 - alpha)
-    return RenderOutput(rgb=rgb.contiguous(), alpha=alpha.contiguous(), depth=depth.contiguous(), normal=normal.contiguous())
+    return RenderOutput(
+        rgb=rgb.contiguous(), alpha=alpha.contiguous(), depth=depth.contiguous(), normal=normal.contiguous()
+    )
 
 
 def measure_render_rate(

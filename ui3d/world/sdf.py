@@ -45,6 +45,11 @@ Vec3 = Sequence[float]
 
 
 _CONSTANTS: dict[tuple, Tensor] = {}
+_vector_norm = torch.linalg.vector_norm
+
+
+def _norm(v: Tensor) -> Tensor:
+    return _vector_norm(v, dim=-1)
 
 
 def _const(values: Sequence[float], like: Tensor) -> Tensor:
@@ -65,19 +70,21 @@ def _offset(p: Tensor, c: Vec3) -> Tensor:
 
 
 def sphere(p: Tensor, center: Vec3 = (0.0, 0.0, 0.0), radius: float = 0.5) -> Tensor:
-    return _offset(p, center).norm(dim=-1) - radius
+    return _norm(_offset(p, center)) - radius
 
 
 def spheres(p: Tensor, centers: Sequence[Vec3], radius: float) -> Tensor:
     """Union of equal spheres (one batched evaluation)."""
     c = _const([v for ctr in centers for v in ctr], p).reshape(len(centers), 3)
-    return (p[..., None, :] - c).norm(dim=-1).amin(dim=-1) - radius
+    return _norm(p[..., None, :] - c).amin(dim=-1) - radius
 
 
-def box(p: Tensor, center: Vec3 = (0.0, 0.0, 0.0), half: Vec3 = (0.5, 0.5, 0.5), rounding: float = 0.0) -> Tensor:
+def box(
+    p: Tensor, center: Vec3 = (0.0, 0.0, 0.0), half: Vec3 = (0.5, 0.5, 0.5), rounding: float = 0.0
+) -> Tensor:
     """Axis-aligned box with half extents ``half``; ``rounding`` rounds the edges inwards."""
     q = _offset(p, center).abs() - _const([h - rounding for h in half], p)
-    outside = q.clamp_min(0.0).norm(dim=-1)
+    outside = _norm(q.clamp_min(0.0))
     inside = q.amax(dim=-1).clamp_max(0.0)
     return outside + inside - rounding
 
@@ -91,7 +98,7 @@ def cylinder(p: Tensor, a: Vec3, b: Vec3, radius: float) -> Tensor:
     baba = sum(v * v for v in ba_l)
     pa = _offset(p, a)
     paba = pa @ ba
-    x = (pa * baba - paba[..., None] * ba).norm(dim=-1) - radius * baba
+    x = _norm(pa * baba - paba[..., None] * ba) - radius * baba
     y = (paba - 0.5 * baba).abs() - 0.5 * baba
     x2 = x * x
     y2 = y * y * baba
@@ -140,7 +147,7 @@ def capsule(p: Tensor, a: Vec3, b: Vec3, radius: float) -> Tensor:
     ba = _const(ba_l, p)
     pa = _offset(p, a)
     h = (pa @ _const([v / baba for v in ba_l], p)).clamp(0.0, 1.0)
-    return (pa - h[..., None] * ba).norm(dim=-1) - radius
+    return _norm(pa - h[..., None] * ba) - radius
 
 
 def torus(p: Tensor, center: Vec3 = (0.0, 0.0, 0.0), major: float = 0.3, minor: float = 0.1) -> Tensor:
@@ -153,8 +160,8 @@ def torus(p: Tensor, center: Vec3 = (0.0, 0.0, 0.0), major: float = 0.3, minor: 
 def ellipsoid(p: Tensor, center: Vec3, radii: Vec3) -> Tensor:
     """Axis-aligned ellipsoid (exact sign, distance a close bound)."""
     q = _offset(p, center)
-    k0 = (q * _const([1.0 / r for r in radii], p)).norm(dim=-1)
-    k1 = (q * _const([1.0 / (r * r) for r in radii], p)).norm(dim=-1).clamp_min(1e-9)
+    k0 = _norm(q * _const([1.0 / r for r in radii], p))
+    k1 = _norm(q * _const([1.0 / (r * r) for r in radii], p)).clamp_min(1e-9)
     return k0 * (k0 - 1.0) / k1
 
 
