@@ -13,10 +13,12 @@ Tests check h against autograd of f and every derived column against the closed 
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass
 from typing import Callable
 
+import torch
 from torch import Tensor
 
 TensorFn = Callable[[Tensor], Tensor]
@@ -126,8 +128,13 @@ def get_divergence(name: str) -> Divergence:
             raise ValueError(f"divergence '{name}': alpha must be a number, got '{value}'") from None
     if key in DIVERGENCES:
         return DIVERGENCES[key]
-    import difflib
-
     close = difflib.get_close_matches(key, list(DIVERGENCES), n=1)
     hint = f"did you mean '{close[0]}'? " if close else ""
     raise ValueError(f"unknown divergence '{name}'; {hint}(choices: {', '.join(DIVERGENCE_NAMES)})")
+
+
+def depends_on_ratio(div: Divergence) -> bool:
+    """False when every weight of the loss is constant in r (reverse KL): no ratio estimator needed."""
+    r = torch.tensor([0.5, 2.0], dtype=torch.float64)
+    columns = (div.h(r), div.k(r), div.r_dk(r), div.two_r_dh(r))
+    return any(float(c[0] - c[1]) != 0.0 for c in columns) or any(float(c.abs().sum()) != 0.0 for c in columns[2:])

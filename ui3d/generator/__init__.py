@@ -1,0 +1,3 @@
+"""One-step generators."""
+
+from .mlp import MLPGenerator

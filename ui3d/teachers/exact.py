@@ -125,3 +125,21 @@ def load_mixture_json(path: str | Path) -> GaussianMixture:
         return GaussianMixture.create(data["means"], data["stds"], data.get("weights"))
     except (ValueError, TypeError, RuntimeError) as err:
         raise ValueError(f"mixture file '{path}': {err}") from None
+
+
+class EmpiricalFakeScore:
+    """Exact fake score and density ratio from a set of generator samples (§6.3 oracle (i)).
+
+    q_t is the Gaussian-smoothed empirical distribution of ``samples``; the ratio is exact between
+    the known teacher mixture and that q_t.
+    """
+
+    def __init__(self, teacher: GaussianMixture, samples: Tensor):
+        self.teacher = teacher
+        self.q = GaussianMixture.empirical(samples)
+
+    def denoise(self, x_t: Tensor, sigma: Tensor) -> Tensor:
+        return self.q.denoise(x_t, sigma)
+
+    def log_ratio(self, x_t: Tensor, sigma: Tensor) -> Tensor:
+        return log_density_ratio(self.teacher, self.q, x_t, sigma)

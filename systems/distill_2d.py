@@ -1,0 +1,173 @@
+"""2-D mixture distillation (UNI_INSTRUCT.md §6.3): a one-step MLP generator against an exact
+Gaussian-mixture teacher, with a learned fake score + discriminator or with exact oracles.
+
+A thin orchestrator: the losses live in ui3d.divergence / ui3d.guidance.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+from tqdm import tqdm
+
+from ui3d.config import dump_yaml
+from ui3d.diffusion import LogUniformSigma
+from ui3d.divergence.table import depends_on_ratio, get_divergence
+from ui3d.generator import MLPGenerator
+from ui3d.guidance.denoiser import GuidanceConfig, fake_turn_loss, generator_turn_loss
+from ui3d.guidance.mlp import MLPFakeScore
+from ui3d.io import atomic_write_text, write_json
+from ui3d.metrics import energy_distance, mode_stats
+from ui3d.metrics.plot2d import density_scatter_png
+from ui3d.teachers.exact import EmpiricalFakeScore, GaussianMixture
+
+
+@dataclass(frozen=True)
+class Distill2DConfig:
+    guidance: GuidanceConfig = field(default_factory=GuidanceConfig)
+    oracle: Literal["exact", "learned"] = "learned"
+    mixture: str = ""  # JSON file; empty = the 8-mode ring of §6.3
+    steps: int = 2000
+    seed: int = 0
+    batch: int = 256
+    latent_dim: int = 8
+    hidden: int = 128
+    generator_lr: float = 1e-3
+    fake_lr: float = 2e-3
+    adam_beta1: float = 0.0  # the paper's β = (0, 0.999)
+    fake_steps: int = 1  # fake-score updates per generator update
+    warmup_steps: int = 200  # fake-score-only steps before the first generator step (learned)
+    sigma_min: float = 0.05
+    sigma_max: float = 8.0
+    oracle_samples: int = 1024  # generator samples behind the exact empirical q_t
+    eval_samples: int = 10000
+    max_bad_steps: int = 20  # non-finite losses in a row that stop the run
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch", "latent_dim", "hidden", "fake_steps", "oracle_samples", "eval_samples"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if not 0 < self.sigma_min < self.sigma_max:
+            raise ValueError(f"need 0 < sigma_min < sigma_max, got {self.sigma_min}, {self.sigma_max}")
+
+
+class NonFiniteError(RuntimeError):
+    """Too many non-finite losses in a row: the run stops with a message (DESIGN rule 6)."""
+
+
+@dataclass
+class _Watch:
+    limit: int
+    in_a_row: int = 0
+    total: int = 0
+
+    def ok(self, loss: torch.Tensor, step: int, what: str) -> bool:
+        if torch.isfinite(loss):
+            self.in_a_row = 0
+            return True
+        self.in_a_row += 1
+        self.total += 1
+        if self.in_a_row >= self.limit:
+            raise NonFiniteError(f"{self.in_a_row} non-finite {what} losses in a row at step {step}; stopping")
+        return False
+
+
+def _step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+def train(cfg: Distill2DConfig, teacher: GaussianMixture, progress: bool = True) -> tuple[MLPGenerator, list[dict]]:
+    """Train the generator; returns it and a per-step log (rows for losses.csv)."""
+    torch.manual_seed(cfg.seed)  # module initialisation; all sampling below uses `g`
+    g = torch.Generator().manual_seed(cfg.seed)
+    learned = cfg.oracle == "learned"
+    sigma_data = float(teacher.sample(4096, g).std())
+    gen = MLPGenerator(cfg.latent_dim, teacher.dim, cfg.hidden)
+    opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.generator_lr, betas=(cfg.adam_beta1, 0.999))
+    fake = MLPFakeScore(teacher.dim, cfg.hidden, sigma_data=sigma_data) if learned else None
+    opt_f = torch.optim.Adam(fake.parameters(), lr=cfg.fake_lr, betas=(cfg.adam_beta1, 0.999)) if learned else None
+    # Cosine decay sharpens the modes at the end; the fake score decays with the generator it tracks.
+    schedules = [torch.optim.lr_scheduler.CosineAnnealingLR(o, cfg.steps, eta_min=0.05 * o.param_groups[0]["lr"])
+                 for o in (opt_g, opt_f) if o is not None]
+    needs_ratio = depends_on_ratio(get_divergence(cfg.guidance.divergence))
+    sigmas = LogUniformSigma(cfg.sigma_min, cfg.sigma_max)
+    watch, log = _Watch(cfg.max_bad_steps), []
+    warmup = cfg.warmup_steps if learned else 0
+    for step in tqdm(range(warmup + cfg.steps), desc="distill", disable=not progress, unit="step"):
+        row: dict = {"step": step}
+        for _ in range(cfg.fake_steps if learned else 0):
+            with torch.no_grad():
+                x_g = gen(gen.sample_latent(cfg.batch, g))
+            x_real = teacher.sample(cfg.batch, g) if needs_ratio else None
+            losses = fake_turn_loss(fake, x_g, x_real, sigmas.sample(cfg.batch, g), torch.randn(x_g.shape, generator=g), sigma_data)
+            if watch.ok(losses.total, step, "fake-score"):
+                _step(opt_f, losses.total)
+            row["fake_loss"] = float(losses.denoising.loss.detach())
+            row["disc_loss"] = float(losses.discriminator.loss.detach()) if losses.discriminator is not None else ""
+        if step < warmup:
+            log.append(row)
+            continue
+        x_g = gen(gen.sample_latent(cfg.batch, g))
+        if not learned:  # q_t of the finite-sample measure: this batch plus more generator samples
+            with torch.no_grad():
+                extra = gen(gen.sample_latent(cfg.oracle_samples, g))
+            fake = EmpiricalFakeScore(teacher, torch.cat([x_g.detach(), extra]))
+        out = generator_turn_loss(cfg.guidance, teacher, fake, x_g, sigmas.sample(cfg.batch, g), torch.randn(x_g.shape, generator=g))
+        if watch.ok(out.loss, step, "generator"):
+            _step(opt_g, out.loss)
+        row.update(generator_loss=float(out.loss.detach()), divergence=float(out.divergence.mean()), nonfinite=out.nonfinite)
+        log.append(row)
+        for schedule in schedules:
+            schedule.step()
+    return gen, log
+
+
+def evaluate(gen: MLPGenerator, teacher: GaussianMixture, n: int, seed: int) -> tuple[torch.Tensor, dict]:
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        samples = gen(gen.sample_latent(n, g))
+    reference = teacher.sample(n, g)
+    stats = mode_stats(samples, teacher.means, teacher.stds, teacher.weights)
+    return samples, {
+        "energy_distance": energy_distance(samples, reference),
+        "modes_covered": stats.modes_covered,
+        "n_modes": len(stats.mode_weights),
+        "mode_weight_tv": stats.mode_weight_tv,
+        "off_mode_fraction": stats.off_mode_fraction,
+        "mode_weights": list(stats.mode_weights),
+    }
+
+
+def _csv(rows: list[dict]) -> str:
+    keys = ["step", "fake_loss", "disc_loss", "generator_loss", "divergence", "nonfinite"]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=keys, restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def run(cfg: Distill2DConfig, teacher: GaussianMixture, out_dir: Path, progress: bool = True) -> dict:
+    """Train, evaluate and write config.yaml, metrics.json, samples.png and losses.csv into out_dir."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dump_yaml(cfg, out_dir / "config.yaml")
+    start = time.perf_counter()
+    gen, log = train(cfg, teacher, progress)
+    wall = time.perf_counter() - start
+    samples, metrics = evaluate(gen, teacher, cfg.eval_samples, cfg.seed)
+    metrics.update(steps=cfg.steps, wall_seconds=round(wall, 2),
+                   nonfinite_steps=sum(1 for r in log if r.get("nonfinite")),
+                   divergence=cfg.guidance.divergence, mode=cfg.guidance.mode, oracle=cfg.oracle, seed=cfg.seed)
+    atomic_write_text(out_dir / "losses.csv", _csv(log))
+    title = f"{cfg.guidance.divergence} / {cfg.guidance.mode} / {cfg.oracle}: {metrics['modes_covered']} modes"
+    density_scatter_png(out_dir / "samples.png", samples, lambda x: teacher.to(dtype=x.dtype).log_prob(x), title=title)
+    write_json(out_dir / "metrics.json", metrics)
+    return metrics
