@@ -1,0 +1,269 @@
+"""Training of the built-in teacher on a fixed, pre-rendered set of world renders.
+
+A run folder holds::
+
+    config.yaml              the resolved TeacherTrainConfig
+    data.safetensors         the rendered training set (uint8 images + token ids), made once
+    checkpoint.safetensors   model, EMA and optimiser state (metadata: step, elapsed seconds)
+    teacher.safetensors      the EMA weights in the shipped format (:func:`save_teacher`)
+
+The loss is the ε-prediction MSE at uniform integer timesteps with min-SNR-γ weighting (Hang et
+al. 2023: w = min(SNR, γ)/SNR, which speeds up convergence a lot at this size), captions dropped to
+the empty prompt with probability ``cond_dropout`` (classifier-free guidance). bf16 autocast on CPU.
+Checkpoints are atomic and written every ``checkpoint_minutes``, on Ctrl+C and at the end;
+``resume=True`` continues from the run folder's checkpoint, with the same data order.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from ui3d.teachers.builtin import BuiltinTeacherConfig, BuiltinTeacherModel, read_safetensors, save_teacher
+from ui3d.diffusion import VPSchedule
+
+__all__ = ["TeacherDataConfig", "TeacherTrainConfig", "render_dataset", "train_teacher", "denoising_loss"]
+
+DATA_KIND = "ui3d.teacher_data"
+CKPT_KIND = "ui3d.teacher_checkpoint"
+
+
+@dataclass(frozen=True)
+class TeacherDataConfig:
+    n_images: int = 32768
+    seed: int = 0
+    ss: int = 2
+    render_batch: int = 256
+
+
+@dataclass(frozen=True)
+class TeacherTrainConfig:
+    model: BuiltinTeacherConfig = field(default_factory=BuiltinTeacherConfig)
+    data: TeacherDataConfig = field(default_factory=TeacherDataConfig)
+    steps: int = 4000
+    max_minutes: float = 85.0  # stop (with a checkpoint) after this much training time
+    batch_size: int = 64
+    lr: float = 2e-3
+    warmup_steps: int = 100
+    weight_decay: float = 0.0
+    ema_decay: float = 0.999
+    cond_dropout: float = 0.12
+    min_snr_gamma: float = 5.0
+    grad_clip: float = 1.0
+    autocast: bool = True
+    checkpoint_minutes: float = 3.0
+    seed: int = 0
+    threads: int = 1
+
+
+# --- data --------------------------------------------------------------------------------------
+
+def render_dataset(cfg: TeacherTrainConfig, path: Path, progress: bool = True) -> tuple[Tensor, list[str]]:
+    """Render ``cfg.data.n_images`` captioned images once (uint8 [N, 3, r, r]) and save them."""
+    from safetensors.torch import save_file
+
+    from ui3d.io import atomic_path
+    from ui3d.world.dataset import WorldDataset, WorldDatasetConfig
+
+    if path.is_file():
+        tensors, meta = read_safetensors(path, DATA_KIND)
+        return tensors["images"], json.loads(meta["captions"])
+    d = cfg.data
+    ds = WorldDataset(WorldDatasetConfig(resolution=cfg.model.resolution, ss=d.ss), seed=d.seed, batch_size=d.render_batch)
+    n_batches = math.ceil(d.n_images / d.render_batch)
+    images, captions = [], []
+    it = range(n_batches)
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, desc="rendering training set", unit="batch")
+    for k in it:
+        b = ds.batch(k)
+        images.append(((b.images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8))
+        captions.extend(b.captions)
+    imgs = torch.cat(images)[: d.n_images].contiguous()
+    captions = captions[: d.n_images]
+    with atomic_path(path) as tmp:
+        save_file({"images": imgs}, str(tmp), metadata={"kind": DATA_KIND, "captions": json.dumps(captions)})
+    return imgs, captions
+
+
+# --- loss --------------------------------------------------------------------------------------
+
+def denoising_loss(
+    model: BuiltinTeacherModel,
+    schedule: VPSchedule,
+    x0: Tensor,
+    hidden: Tensor,
+    generator: torch.Generator,
+    min_snr_gamma: float | None = None,
+    t: Tensor | None = None,
+) -> Tensor:
+    """Mean ε-MSE at random (or given) timesteps; min-SNR-γ weighted when γ is given."""
+    b = x0.shape[0]
+    if t is None:
+        t = torch.randint(0, schedule.num_train_timesteps, (b,), generator=generator)
+    eps = torch.randn(x0.shape, generator=generator)
+    a_bar = schedule.alphas_cumprod[t].view(-1, 1, 1, 1)
+    x_t = a_bar.sqrt() * x0 + (1 - a_bar).sqrt() * eps
+    pred = model(x_t, t, hidden).float()
+    per = (pred - eps).pow(2).mean(dim=(1, 2, 3))
+    if min_snr_gamma:
+        snr = (a_bar / (1 - a_bar)).view(-1)
+        per = per * snr.clamp(max=min_snr_gamma) / snr
+    return per.mean()
+
+
+# --- checkpoints -------------------------------------------------------------------------------
+
+def _save_checkpoint(path: Path, model, ema, opt, step: int, elapsed: float, gen: torch.Generator) -> None:
+    from safetensors.torch import save_file
+
+    from ui3d.io import atomic_path
+
+    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
+    tensors.update({f"ema.{k}": v.detach().contiguous() for k, v in ema.state_dict().items()})
+    names = [n for n, _ in model.named_parameters()]
+    for i, p in enumerate(model.parameters()):
+        st = opt.state.get(p)
+        if st:
+            tensors[f"opt.{names[i]}.exp_avg"] = st["exp_avg"].contiguous()
+            tensors[f"opt.{names[i]}.exp_avg_sq"] = st["exp_avg_sq"].contiguous()
+    tensors["rng"] = gen.get_state()
+    meta = {"kind": CKPT_KIND, "step": str(step), "elapsed": repr(elapsed)}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+
+
+def _load_checkpoint(path: Path, model, ema, opt, gen: torch.Generator) -> tuple[int, float]:
+    tensors, meta = read_safetensors(path, CKPT_KIND)
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+    step = int(meta["step"])
+    for name, p in model.named_parameters():
+        if f"opt.{name}.exp_avg" in tensors:
+            opt.state[p] = {
+                "step": torch.tensor(float(step)),
+                "exp_avg": tensors[f"opt.{name}.exp_avg"],
+                "exp_avg_sq": tensors[f"opt.{name}.exp_avg_sq"],
+            }
+    gen.set_state(tensors["rng"])
+    return step, float(meta["elapsed"])
+
+
+# --- training ----------------------------------------------------------------------------------
+
+def _lr_at(cfg: TeacherTrainConfig, step: int) -> float:
+    warm = min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+    return cfg.lr * warm
+
+
+def train_teacher(
+    cfg: TeacherTrainConfig,
+    out: str | Path,
+    resume: bool = False,
+    progress: bool = True,
+    on_checkpoint: Callable[[int], None] | None = None,
+) -> Path:
+    """Train (or continue) a run in ``out``; returns the path of ``teacher.safetensors``."""
+    from ui3d.config import dump_yaml
+
+    out = Path(out)
+    ckpt = out / "checkpoint.safetensors"
+    if not resume and ckpt.exists():
+        raise ValueError(f"--out '{out}' already holds a run; pass --resume to continue it or choose a new folder")
+    if resume and not ckpt.exists():
+        raise ValueError(f"--resume: no checkpoint in '{out}' (expected {ckpt.name})")
+    out.mkdir(parents=True, exist_ok=True)
+    dump_yaml(cfg, out / "config.yaml")
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)
+    try:
+        return _train(cfg, out, ckpt, resume, progress, on_checkpoint)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _train(cfg, out: Path, ckpt: Path, resume: bool, progress: bool, on_checkpoint) -> Path:
+    images, captions = render_dataset(cfg, out / "data.safetensors", progress)
+    torch.manual_seed(cfg.seed)
+    model = BuiltinTeacherModel(cfg.model)
+    ids_all = model.tokenizer(captions)
+    empty = model.tokenizer([""])
+    ema = copy.deepcopy(model).requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    schedule = VPSchedule.scaled_linear(cfg.model.num_train_timesteps)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    step, elapsed = 0, 0.0
+    if resume:
+        step, elapsed = _load_checkpoint(ckpt, model, ema, opt, gen)
+    n = images.shape[0]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=step, desc="training teacher", unit="step")
+    last_ckpt = time.time()
+    t_start = time.time() - elapsed
+    loss_avg = None
+    try:
+        while step < cfg.steps and (time.time() - t_start) < cfg.max_minutes * 60:
+            idx = torch.randint(0, n, (cfg.batch_size,), generator=gen)
+            x0 = images[idx].float() / 127.5 - 1.0
+            ids = ids_all[idx].clone()
+            drop = torch.rand(cfg.batch_size, generator=gen) < cfg.cond_dropout
+            ids[drop] = empty
+            for g in opt.param_groups:
+                g["lr"] = _lr_at(cfg, step)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.autocast):
+                hidden = model.text_encoder(ids)
+                loss = denoising_loss(model, schedule, x0, hidden, gen, cfg.min_snr_gamma)
+            opt.zero_grad(set_to_none=True)
+            if not torch.isfinite(loss):
+                raise RuntimeError(f"non-finite loss at step {step}; lower lr (now {cfg.lr})")
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            with torch.no_grad():
+                d = min(cfg.ema_decay, (1 + step) / (10 + step))
+                for pe, pm in zip(ema.parameters(), model.parameters()):
+                    pe.lerp_(pm, 1 - d)
+            step += 1
+            loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_avg:.4f}", min=f"{(time.time() - t_start) / 60:.1f}")
+            if time.time() - last_ckpt > cfg.checkpoint_minutes * 60:
+                _save_checkpoint(ckpt, model, ema, opt, step, time.time() - t_start, gen)
+                save_teacher(ema, out / "teacher.safetensors", _info(cfg, step, time.time() - t_start, n, loss_avg))
+                last_ckpt = time.time()
+                if on_checkpoint:
+                    on_checkpoint(step)
+    finally:  # Ctrl+C and errors end with a checkpoint too
+        if bar is not None:
+            bar.close()
+        if step > 0:
+            _save_checkpoint(ckpt, model, ema, opt, step, time.time() - t_start, gen)
+            save_teacher(ema, out / "teacher.safetensors", _info(cfg, step, time.time() - t_start, n, loss_avg))
+    return out / "teacher.safetensors"
+
+
+def _info(cfg: TeacherTrainConfig, step: int, seconds: float, n: int, loss: float | None) -> dict:
+    return {
+        "steps": step,
+        "train_seconds": round(seconds, 1),
+        "batch_size": cfg.batch_size,
+        "n_train_images": n,
+        "data_seed": cfg.data.seed,
+        "ema_decay": cfg.ema_decay,
+        "final_loss_ema": None if loss is None else round(loss, 5),
+        "threads": cfg.threads,
+    }

@@ -1,0 +1,64 @@
+"""The teacher interface shared by Stable Diffusion, the built-in teacher and the exact teacher.
+
+Conventions are Stable Diffusion's: ε-prediction on ``x_t = √ᾱ_t·x + √(1−ᾱ_t)·ε`` with integer
+timesteps ``t`` in ``[0, T)`` of a VP schedule (:class:`ui3d.diffusion.VPSchedule`); prompts are
+encoded once to a tensor of embeddings (the empty prompt ``""`` is the unconditional one);
+classifier-free guidance is ``ε = ε_u + s·(ε_c − ε_u)``.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence, runtime_checkable
+
+import torch
+from torch import Tensor
+
+from ui3d.diffusion import VPSchedule
+
+__all__ = ["Teacher", "cfg_combine", "guided_eps"]
+
+
+@runtime_checkable
+class Teacher(Protocol):
+    """A frozen text-conditional ε-prediction diffusion model."""
+
+    schedule: VPSchedule
+
+    @property
+    def alphas_cumprod(self) -> Tensor: ...
+
+    def encode(self, rgb: Tensor) -> Tensor:
+        """Images [B, 3, H, W] in [0, 1] -> the model's space x (VAE latents; [-1, 1] pixels)."""
+        ...
+
+    def decode(self, x: Tensor) -> Tensor:
+        """The model's space -> images [B, 3, H, W] in [0, 1]."""
+        ...
+
+    def encode_prompts(self, prompts: Sequence[str]) -> Tensor:
+        """Prompt embeddings [B, ...]; raises ValueError for a prompt the teacher cannot read."""
+        ...
+
+    def predict_eps(self, x_t: Tensor, t: Tensor, embeddings: Tensor) -> Tensor:
+        """ε̂(x_t, t, c): x_t [B, C, h, w], t [B] integer timesteps, embeddings [B, ...]."""
+        ...
+
+
+def cfg_combine(eps_uncond: Tensor, eps_cond: Tensor, scale: float) -> Tensor:
+    """Classifier-free guidance: ε_u + s·(ε_c − ε_u) (s = 1: the conditional model; s = 0: unconditional)."""
+    return eps_uncond + scale * (eps_cond - eps_uncond)
+
+
+def guided_eps(
+    teacher: Teacher, x_t: Tensor, t: Tensor, cond: Tensor, uncond: Tensor, scale: float
+) -> Tensor:
+    """Guided ε with one batched forward of [uncond; cond]. ``uncond`` may have batch 1 (broadcast)."""
+    b = x_t.shape[0]
+    if scale == 1.0:
+        return teacher.predict_eps(x_t, t, cond)
+    if uncond.shape[0] == 1 and b > 1:
+        uncond = uncond.expand(b, *uncond.shape[1:])
+    t = torch.as_tensor(t, device=x_t.device).reshape(-1).expand(b)
+    eps = teacher.predict_eps(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([uncond, cond]))
+    eps_u, eps_c = eps.chunk(2)
+    return cfg_combine(eps_u, eps_c, scale)
