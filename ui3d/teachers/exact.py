@@ -143,3 +143,106 @@ class EmpiricalFakeScore:
 
     def log_ratio(self, x_t: Tensor, sigma: Tensor) -> Tensor:
         return log_density_ratio(self.teacher, self.q, x_t, sigma)
+
+
+# --- The exact teacher of the built-in world: Gaussian-smoothed renders of each caption -------------
+
+def world_renders_mixture(
+    caption: str, n: int = 64, resolution: int = 32, seed: int = 0, ss: int = 2
+) -> GaussianMixture:
+    """The uniform mixture of ``n`` renders of one built-in caption, pixels in [-1, 1] flattened to
+    [n, 3·r·r] (channels first). Cameras are the dataset's random cameras; a caption with a view
+    suffix keeps only cameras of that view. Raises ValueError for a prompt the world can't parse."""
+    from ui3d.cameras import sample_random_cameras
+    from ui3d.prompt.views import VIEWS, view_ids
+    from ui3d.world.captions import parse_prompt
+    from ui3d.world.dataset import _dataset_cameras
+    from ui3d.world.render import render_world
+
+    if n < 1:
+        raise ValueError(f"n: expected >= 1 renders, got {n}")
+    prompt = parse_prompt(caption)
+    gen = torch.Generator().manual_seed(seed)
+    cams = sample_random_cameras(max(4 * n, 64), resolution, _dataset_cameras(), gen)
+    if prompt.view is not None:
+        keep = (view_ids(cams.azimuth_deg, cams.elevation_deg) == VIEWS.index(prompt.view)).nonzero().squeeze(-1)
+        while keep.numel() < n:  # rare views (overhead): draw more
+            more = sample_random_cameras(16 * n, resolution, _dataset_cameras(), gen)
+            ids = view_ids(more.azimuth_deg, more.elevation_deg) == VIEWS.index(prompt.view)
+            cams, keep = more, ids.nonzero().squeeze(-1)
+        cams = cams[keep[:n]]
+    else:
+        cams = cams[:n]
+    out = render_world(prompt.to_object(), cams, ss=ss)
+    images = out.rgb.permute(0, 3, 1, 2).mul(2.0).sub(1.0)
+    return GaussianMixture.empirical(images)
+
+
+class ExactWorldTeacher:
+    """The closed-form teacher of the built-in world (the oracle of tests and benchmarks).
+
+    p_t(x | caption) is the Gaussian-smoothed set of ``n_renders`` renders of the caption under
+    the VP schedule of Stable Diffusion, so ε̂ = −σ_t·∇log p_t is exact. Same interface as
+    :class:`ui3d.teachers.protocol.Teacher`: ``encode_prompts`` returns caption ids [B, 1] (long);
+    the empty prompt is the pooled set of all renders of the captions encoded so far.
+    """
+
+    def __init__(self, n_renders: int = 64, resolution: int = 32, seed: int = 0, ss: int = 2):
+        from ui3d.diffusion import VPSchedule
+
+        self.n_renders, self.resolution, self.seed, self.ss = n_renders, resolution, seed, ss
+        self.schedule = VPSchedule.scaled_linear()
+        self._captions: list[str] = []
+        self._mixtures: list[GaussianMixture] = []
+
+    @property
+    def alphas_cumprod(self) -> Tensor:
+        return self.schedule.alphas_cumprod
+
+    def encode(self, rgb: Tensor) -> Tensor:
+        import torch.nn.functional as F
+
+        r = self.resolution
+        if rgb.shape[-2:] != (r, r):
+            rgb = F.interpolate(rgb, size=(r, r), mode="bilinear", antialias=True, align_corners=False)
+        return rgb * 2.0 - 1.0
+
+    def decode(self, x: Tensor) -> Tensor:
+        return ((x + 1.0) / 2.0).clamp(0.0, 1.0)
+
+    def mixture(self, caption: str) -> GaussianMixture:
+        """The render mixture of a caption (rendered once, then cached); "" pools all of them."""
+        if caption == "":
+            if not self._mixtures:
+                raise ValueError("the unconditional exact teacher needs at least one encoded caption first")
+            return GaussianMixture.empirical(torch.cat([m.means for m in self._mixtures]))
+        if caption not in self._captions:
+            self._mixtures.append(
+                world_renders_mixture(caption, self.n_renders, self.resolution, self.seed, self.ss)
+            )
+            self._captions.append(caption)
+        return self._mixtures[self._captions.index(caption)]
+
+    def encode_prompts(self, prompts) -> Tensor:
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        ids = []
+        for p in prompts:
+            if p != "":
+                self.mixture(p)
+            ids.append(self._captions.index(p) if p != "" else -1)
+        return torch.tensor(ids, dtype=torch.long).reshape(-1, 1)
+
+    def predict_eps(self, x_t: Tensor, t: Tensor, embeddings: Tensor) -> Tensor:
+        b = x_t.shape[0]
+        t = torch.as_tensor(t).reshape(-1).expand(b).cpu()
+        alpha, sigma = self.schedule.alpha_sigma(t)
+        ids = embeddings.reshape(b).tolist()
+        eps = torch.empty_like(x_t)
+        for cid in dict.fromkeys(ids):
+            sel = torch.tensor([i for i, c in enumerate(ids) if c == cid])
+            mix = self.mixture(self._captions[cid] if cid >= 0 else "")
+            s = sigma[sel].to(x_t)
+            score = mix.score(x_t[sel].float(), s, alpha[sel].to(x_t))
+            eps[sel] = (-s.view(-1, 1, 1, 1) * score).to(eps.dtype)
+        return eps
