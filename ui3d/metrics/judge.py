@@ -173,7 +173,7 @@ def _render_labelled(n: int, seed: int, resolution: int = 32, batch: int = 256):
     return torch.cat(images)[:n], prompts[:n]
 
 
-def train_judge(n_images: int = 16384, epochs: int = 6, seed: int = 1001, batch: int = 128, log=print) -> tuple[Judge, dict]:
+def train_judge(n_images: int = 8192, epochs: int = 5, seed: int = 1001, batch: int = 128, log=print) -> tuple[Judge, dict]:
     """Train on fresh renders (seed disjoint from the teacher's data); returns the judge and its
     held-out accuracy per head. Light noise/blur augmentation makes it robust to sample artefacts."""
     t0 = time.time()

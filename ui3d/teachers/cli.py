@@ -13,12 +13,16 @@ __all__ = ["add_teacher_commands", "teacher_train", "teacher_sample", "teacher_e
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "teacher"
 
 
-def _check_prompt(teacher, prompt: str) -> None:
-    """Tokenizer first (names an unknown word), then the world grammar (object, one colour...)."""
+def _check_prompts(prompts: list[str], teacher=None) -> None:
+    """The world grammar (names an unknown word, a missing object, two colours...), then, once a
+    teacher is loaded, its tokenizer (a word it has no token for)."""
     from ui3d.world.captions import parse_prompt
 
-    teacher.tokenizer.check(prompt)
-    parse_prompt(prompt)
+    for p in prompts:
+        if teacher is None:
+            parse_prompt(p)
+        else:
+            teacher.tokenizer.check(p)
 
 
 def teacher_train(args: argparse.Namespace) -> int:
@@ -49,11 +53,11 @@ def teacher_sample(args: argparse.Namespace) -> int:
         raise ValueError(f"--n: expected a positive number, got {args.n}")
     if not str(args.out).lower().endswith(".png"):
         raise ValueError(f"--out: expected a .png path, got '{args.out}'")
+    prompts = list(args.prompt)
+    _check_prompts(prompts)
     torch.set_num_threads(args.threads)
     teacher = BuiltinTeacher.load(args.weights or DEFAULT_TEACHER_PATH)
-    prompts = args.prompt
-    for p in prompts:
-        _check_prompt(teacher, p)
+    _check_prompts(prompts, teacher)
     gen = torch.Generator().manual_seed(args.seed)
     batch = [p for p in prompts for _ in range(args.n)]
     images = sample_images(teacher, batch, steps=args.steps, cfg=args.cfg, generator=gen)
