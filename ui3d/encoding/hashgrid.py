@@ -1,0 +1,275 @@
+"""Multiresolution hash encoding (Instant-NGP) in pure torch, with tinycudann as an optional
+accelerator on CUDA.
+
+Layout and arithmetic follow tinycudann's ``HashGrid`` so that its parameters can be copied
+between the two backends:
+
+- level ``l`` has scale ``s_l = base * b**l - 1`` with ``b = exp(ln(max / base) / (levels - 1))``
+  and grid resolution ``r_l = ceil(s_l) + 1``;
+- a point ``x`` in ``[0, 1]^3`` sits at ``p = x * s_l + 0.5`` in level ``l``; its 8 corners are
+  ``floor(p) + {0, 1}^3`` and the trilinear weights use ``frac(p)``;
+- a level stores ``n_l = min(T, next_multiple_of_8(r_l**3))`` feature vectors; when ``r_l**3 <= n_l``
+  corners are indexed densely (``x + y r + z r^2``), otherwise by the spatial hash
+  ``(x * 1) ^ (y * 2654435761) ^ (z * 805459861)``; either index is taken modulo ``n_l``;
+- all levels are concatenated in one flat parameter of ``sum(n_l) * F`` values.
+
+The table gradient is a scatter-add (``index_add_``), measured faster on CPU than the backward of
+``F.embedding``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "HashGridConfig",
+    "HashGrid",
+    "level_layout",
+    "hash_grid_encode",
+    "hash_grid_reference",
+    "tcnn_available",
+]
+
+PRIMES = (1, 2654435761, 805459861)
+
+
+@dataclass(frozen=True)
+class HashGridConfig:
+    """Hash-grid hyper-parameters. The defaults are the small CPU ones; Instant-NGP / threestudio use
+    16 levels, a 2^19 table and max resolution 2048 on a GPU."""
+
+    levels: int = 12
+    features_per_level: int = 2
+    log2_table_size: int = 15
+    base_resolution: int = 16
+    max_resolution: int = 512
+    init_scale: float = 1e-4
+
+    def __post_init__(self) -> None:
+        if self.levels < 1:
+            raise ValueError(f"HashGridConfig.levels: expected >= 1, got {self.levels}")
+        if self.features_per_level < 1:
+            raise ValueError(f"HashGridConfig.features_per_level: expected >= 1, got {self.features_per_level}")
+        if not 4 <= self.log2_table_size <= 26:
+            raise ValueError(f"HashGridConfig.log2_table_size: expected 4..26, got {self.log2_table_size}")
+        if self.base_resolution < 2 or self.max_resolution < self.base_resolution:
+            raise ValueError(
+                "HashGridConfig.base_resolution/max_resolution: expected 2 <= base <= max, got "
+                f"{self.base_resolution}, {self.max_resolution}"
+            )
+
+    @property
+    def output_dim(self) -> int:
+        return self.levels * self.features_per_level
+
+    @property
+    def per_level_scale(self) -> float:
+        if self.levels == 1:
+            return 1.0
+        return math.exp(math.log(self.max_resolution / self.base_resolution) / (self.levels - 1))
+
+
+@dataclass(frozen=True)
+class LevelLayout:
+    scales: tuple[float, ...]  # s_l
+    resolutions: tuple[int, ...]  # r_l
+    sizes: tuple[int, ...]  # n_l (feature vectors per level)
+    offsets: tuple[int, ...]  # first feature vector of each level in the flat table
+    dense: tuple[bool, ...]
+
+    @property
+    def total(self) -> int:
+        return self.offsets[-1] + self.sizes[-1]
+
+
+def level_layout(cfg: HashGridConfig) -> LevelLayout:
+    table = 1 << cfg.log2_table_size
+    scales, res, sizes, offsets, dense = [], [], [], [], []
+    offset = 0
+    for level in range(cfg.levels):
+        scale = cfg.base_resolution * 2.0 ** (level * math.log2(cfg.per_level_scale)) - 1.0
+        r = int(math.ceil(scale)) + 1
+        n = min(table, (r**3 + 7) // 8 * 8)
+        scales.append(scale)
+        res.append(r)
+        sizes.append(n)
+        offsets.append(offset)
+        dense.append(r**3 <= n)
+        offset += n
+    return LevelLayout(tuple(scales), tuple(res), tuple(sizes), tuple(offsets), tuple(dense))
+
+
+_CORNERS = torch.tensor([[(i >> 0) & 1, (i >> 1) & 1, (i >> 2) & 1] for i in range(8)], dtype=torch.long)
+
+
+def _outer8(a: Tensor, b: Tensor, c: Tensor, op: str) -> Tensor:
+    """Combine per-axis corner values [N, L, 2] into the 8 corners [N, L, 8] (corner i uses bit 0
+    for x, bit 1 for y, bit 2 for z)."""
+    a, b, c = a[..., None, None, :], b[..., None, :, None], c[..., :, None, None]
+    out = a * b * c if op == "mul" else (a ^ b ^ c if op == "xor" else a + b + c)
+    return out.reshape(*out.shape[:-3], 8)
+
+
+def _corner_rows(layout: LevelLayout, base: Tensor) -> Tensor:
+    """Flat table rows of the 8 corners of the cells with lower corners ``base`` [N, L, 3] (int64)
+    -> [N, L, 8]."""
+    dev = base.device
+    size = torch.tensor(layout.sizes, dtype=torch.long, device=dev)
+    offset = torch.tensor(layout.offsets, dtype=torch.long, device=dev)
+    res = torch.tensor(layout.resolutions, dtype=torch.long, device=dev)
+    dense = [i for i, d in enumerate(layout.dense) if d]
+    hashed = [i for i, d in enumerate(layout.dense) if not d]
+    corners = torch.stack([base, base + 1], dim=-1)  # [N, L, 3, 2]
+    parts = []
+    if dense:
+        c = corners[:, dense]
+        r = res[dense][None, :, None]
+        idx = _outer8(c[:, :, 0], c[:, :, 1] * r, c[:, :, 2] * r * r, "add")
+        parts.append((dense, torch.remainder(idx, size[dense][None, :, None]) + offset[dense][None, :, None]))
+    if hashed:
+        c = corners[:, hashed]
+        mask = (1 << 32) - 1  # tinycudann hashes in uint32 arithmetic
+        hx, hy, hz = (c[:, :, k] * PRIMES[k] & mask for k in range(3))
+        idx = _outer8(hx, hy, hz, "xor")
+        sizes = [layout.sizes[i] for i in hashed]
+        if all(s & (s - 1) == 0 and s == sizes[0] for s in sizes):
+            idx = idx & (sizes[0] - 1)
+        else:
+            idx = torch.remainder(idx, size[hashed][None, :, None])
+        parts.append((hashed, idx + offset[hashed][None, :, None]))
+    if len(parts) == 1:
+        return parts[0][1]
+    return torch.cat([p[1] for p in parts], dim=1)  # dense levels come first (coarse to fine)
+
+
+class _Gather(torch.autograd.Function):
+    """rows = table[index]; the backward scatters with index_add_."""
+
+    @staticmethod
+    def forward(ctx, table: Tensor, index: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(index)
+        ctx.rows = table.shape[0]
+        return table.index_select(0, index)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        (index,) = ctx.saved_tensors
+        out = torch.zeros(ctx.rows, grad.shape[-1], dtype=grad.dtype, device=grad.device)
+        out.index_add_(0, index, grad)
+        return out, None
+
+
+def hash_grid_encode(x: Tensor, table: Tensor, cfg: HashGridConfig, layout: LevelLayout | None = None) -> Tensor:
+    """Encode points ``x`` [N, 3] in [0, 1]^3 with the flat feature table [sum(n_l), F] -> [N, L * F]."""
+    layout = layout or level_layout(cfg)
+    assert all(layout.dense[i] >= layout.dense[i + 1] for i in range(cfg.levels - 1))
+    n = x.shape[0]
+    scales = torch.tensor(layout.scales, dtype=x.dtype, device=x.device)
+    pos = x[:, None, :] * scales[None, :, None] + 0.5  # [N, L, 3]
+    base = torch.floor(pos)
+    frac = pos - base
+    rows = _corner_rows(layout, base.long())  # [N, L, 8]
+    wa = torch.stack([1.0 - frac, frac], dim=-1)  # [N, L, 3, 2]
+    w = _outer8(wa[:, :, 0], wa[:, :, 1], wa[:, :, 2], "mul")  # [N, L, 8]
+    feats = _Gather.apply(table, rows.reshape(-1)).reshape(n, cfg.levels, 8, -1)
+    return (feats * w[..., None].to(feats.dtype)).sum(2).reshape(n, -1)
+
+
+def hash_grid_reference(point: tuple[float, float, float], table: Tensor, cfg: HashGridConfig) -> Tensor:
+    """Direct, loop-by-loop encoding of one point (for tests): [L * F]."""
+    layout = level_layout(cfg)
+    out = []
+    for level in range(cfg.levels):
+        s, r, n, off = layout.scales[level], layout.resolutions[level], layout.sizes[level], layout.offsets[level]
+        p = [c * s + 0.5 for c in point]
+        b = [math.floor(c) for c in p]
+        f = [c - math.floor(c) for c in p]
+        acc = torch.zeros(table.shape[1], dtype=table.dtype)
+        for dx in (0, 1):
+            for dy in (0, 1):
+                for dz in (0, 1):
+                    gx, gy, gz = b[0] + dx, b[1] + dy, b[2] + dz
+                    if layout.dense[level]:
+                        idx = gx + gy * r + gz * r * r
+                    else:
+                        idx = ((gx * PRIMES[0]) ^ (gy * PRIMES[1]) ^ (gz * PRIMES[2])) % (1 << 32)
+                    idx = idx % n + off
+                    w = (f[0] if dx else 1 - f[0]) * (f[1] if dy else 1 - f[1]) * (f[2] if dz else 1 - f[2])
+                    acc = acc + w * table[idx]
+        out.append(acc)
+    return torch.cat(out)
+
+
+def tcnn_available() -> bool:
+    try:
+        import tinycudann  # noqa: F401
+    except Exception:  # ImportError, or a broken build raising at import
+        return False
+    return torch.cuda.is_available()
+
+
+class HashGrid(nn.Module):
+    """Hash-grid encoding of points in [0, 1]^3 -> [N, levels * features].
+
+    ``backend``: "torch" (the reference, any device), "tcnn" (tinycudann, CUDA only) or "auto"
+    (tinycudann when it imports and the module is used on CUDA). Both backends read the same flat
+    parameter ``table``, so state dicts are interchangeable.
+    """
+
+    def __init__(self, cfg: HashGridConfig = HashGridConfig(), backend: str = "auto", generator: torch.Generator | None = None):
+        super().__init__()
+        if backend not in ("auto", "torch", "tcnn"):
+            raise ValueError(f"backend: expected 'auto', 'torch' or 'tcnn', got {backend!r}")
+        self.cfg = cfg
+        self.backend = backend
+        self.layout = level_layout(cfg)
+        init = (torch.rand(self.layout.total, cfg.features_per_level, generator=generator) * 2 - 1) * cfg.init_scale
+        self.table = nn.Parameter(init)
+        self._tcnn: nn.Module | None = None
+
+    @property
+    def output_dim(self) -> int:
+        return self.cfg.output_dim
+
+    def active_backend(self, device: torch.device) -> str:
+        if self.backend == "torch" or device.type != "cuda":
+            if self.backend == "tcnn" and device.type != "cuda":
+                raise ValueError("backend: 'tcnn' needs CUDA tensors")
+            return "torch"
+        if tcnn_available():
+            return "tcnn"
+        if self.backend == "tcnn":
+            raise ValueError("backend: 'tcnn' requested but tinycudann does not import")
+        return "torch"
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.active_backend(x.device) == "tcnn":
+            return self._forward_tcnn(x)
+        return hash_grid_encode(x, self.table, self.cfg, self.layout)
+
+    def _forward_tcnn(self, x: Tensor) -> Tensor:
+        import tinycudann as tcnn
+
+        if self._tcnn is None:
+            enc = tcnn.Encoding(
+                3,
+                {
+                    "otype": "HashGrid",
+                    "n_levels": self.cfg.levels,
+                    "n_features_per_level": self.cfg.features_per_level,
+                    "log2_hashmap_size": self.cfg.log2_table_size,
+                    "base_resolution": self.cfg.base_resolution,
+                    "per_level_scale": self.cfg.per_level_scale,
+                },
+                dtype=torch.float32,
+            ).to(x.device)
+            # share storage: tinycudann's flat parameter has exactly our layout
+            assert enc.params.numel() == self.table.numel(), (enc.params.numel(), self.table.numel())
+            del enc.params
+            self._tcnn = enc
+        self._tcnn.params = self.table.view(-1)  # type: ignore[assignment]
+        return self._tcnn(x).to(x.dtype)

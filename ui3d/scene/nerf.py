@@ -1,0 +1,190 @@
+"""HashGridNeRF: density and albedo heads on a multiresolution hash grid, volume rendered.
+
+Density ``sigma(x) = softplus(raw(x) + blob(x) + bias)`` with the Magic3D blob
+``blob(x) = blob_density * (1 - |x| / blob_radius)`` (a soft ball at the start, so renders are not
+empty); albedo ``sigmoid(raw_rgb(x))``. Normals are ``-grad sigma / |grad sigma|``: per sample
+through autograd when the shading needs them (lambertian, textureless), otherwise by central
+differences at each ray's expected surface point (no gradient).
+
+Rendering marches stratified samples through the scene box and skips cells the occupancy grid
+marks empty (pure torch; any device). With nerfacc importable on CUDA and ``use_nerfacc``, its
+``OccGridEstimator`` samples instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ui3d.cameras import Cameras, camera_rays
+from ui3d.encoding import HashGrid, HashGridConfig
+from ui3d.render.background import Background, BackgroundConfig
+from ui3d.render.shading import SHADING_MODES, ShadingConfig, shade
+from ui3d.render.types import RenderOutput
+from ui3d.render.volume import OccupancyGrid, accumulate, ray_aabb, render_weights, stratified_samples
+
+__all__ = ["NeRFConfig", "HashGridNeRF"]
+
+
+@dataclass(frozen=True)
+class NeRFConfig:
+    grid: HashGridConfig = field(default_factory=HashGridConfig)
+    hidden: int = 32
+    bound: float = 1.0
+    samples_per_ray: int = 64
+    density_bias: float = -1.0
+    blob_density: float = 10.0
+    blob_radius: float = 0.5
+    occupancy_resolution: int = 32
+    occupancy_threshold: float = 0.01
+    background: BackgroundConfig = field(default_factory=BackgroundConfig)
+    shading: ShadingConfig = field(default_factory=ShadingConfig)
+    backend: str = "auto"  # hash grid: auto | torch | tcnn
+    normal_eps: float = 0.01  # central-difference step for detached normals
+    chunk: int = 1 << 16  # points per network call when not training
+
+    def __post_init__(self) -> None:
+        if self.samples_per_ray < 2:
+            raise ValueError(f"NeRFConfig.samples_per_ray: expected >= 2, got {self.samples_per_ray}")
+        if self.bound <= 0:
+            raise ValueError(f"NeRFConfig.bound: expected > 0, got {self.bound}")
+
+
+class HashGridNeRF(nn.Module):
+    kind = "nerf"
+
+    def __init__(self, cfg: NeRFConfig = NeRFConfig(), generator: torch.Generator | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self.encoding = HashGrid(cfg.grid, backend=cfg.backend, generator=generator)
+        self.mlp = nn.Sequential(
+            nn.Linear(self.encoding.output_dim, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, 4)
+        )
+        if generator is not None:
+            with torch.no_grad():
+                for m in self.mlp:
+                    if isinstance(m, nn.Linear):
+                        bound = 1.0 / m.in_features**0.5
+                        m.weight.copy_((torch.rand(m.weight.shape, generator=generator) * 2 - 1) * bound)
+                        m.bias.zero_()
+        self.background = Background(cfg.background)
+        self.occupancy = OccupancyGrid(cfg.occupancy_resolution, cfg.bound, cfg.occupancy_threshold)
+
+    # --- fields -------------------------------------------------------------------------------
+    def _raw(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        h = self.mlp(self.encoding((x / self.cfg.bound + 1.0) * 0.5))
+        r = x.norm(dim=-1)
+        blob = self.cfg.blob_density * (1.0 - r / self.cfg.blob_radius)
+        sigma = F.softplus(h[:, 0] + blob + self.cfg.density_bias)
+        return sigma, torch.sigmoid(h[:, 1:])
+
+    def _chunked(self, fn, x: Tensor) -> Tensor:
+        if torch.is_grad_enabled() or x.shape[0] <= self.cfg.chunk:
+            return fn(x)
+        return torch.cat([fn(x[i : i + self.cfg.chunk]) for i in range(0, x.shape[0], self.cfg.chunk)])
+
+    def density(self, x: Tensor) -> Tensor:
+        """Density at world points [N, 3] -> [N]."""
+        return self._chunked(lambda p: self._raw(p)[0], x)
+
+    def albedo(self, x: Tensor) -> Tensor:
+        """Albedo at world points [N, 3] -> [N, 3] in [0, 1]."""
+        return self._chunked(lambda p: self._raw(p)[1], x)
+
+    def normals_fd(self, x: Tensor) -> Tensor:
+        """Outward unit normals at points [N, 3] by central differences (no gradient)."""
+        eps = self.cfg.normal_eps
+        with torch.no_grad():
+            offs = torch.eye(3, device=x.device, dtype=x.dtype) * eps
+            pts = torch.cat([x[:, None] + offs, x[:, None] - offs], 1).reshape(-1, 3)
+            d = self.density(pts).reshape(-1, 2, 3)
+            grad = d[:, 0] - d[:, 1]
+        return -F.normalize(grad, dim=-1)
+
+    def surface_threshold(self, voxel_size: float) -> float:
+        """Density at which one voxel of matter is half opaque: ``ln 2 / voxel_size``."""
+        return math.log(2.0) / voxel_size
+
+    @torch.no_grad()
+    def update_occupancy(self, generator: torch.Generator | None = None) -> float:
+        return self.occupancy.update(self.density, generator)
+
+    # --- rendering ----------------------------------------------------------------------------
+    def render_rays(
+        self,
+        origins: Tensor,
+        dirs: Tensor,
+        shading: str = "albedo",
+        light_pos: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, Tensor]:
+        """Render rays [R, 3] (unit directions): albedo, opacity, depth, normal, points, each [R, C],
+        before shading and background. ``generator`` given = training (stratified jitter)."""
+        if shading not in SHADING_MODES:
+            raise ValueError(f"shading: expected one of {', '.join(SHADING_MODES)}, got {shading!r}")
+        cfg = self.cfg
+        near, far, hit = ray_aabb(origins, dirs, cfg.bound)
+        samples = stratified_samples(near, far, cfg.samples_per_ray, generator)
+        pts = origins[:, None, :] + samples.t[..., None] * dirs[:, None, :]  # [R, S, 3]
+        keep = hit[:, None] & self.occupancy.query(pts)
+        idx = keep.reshape(-1).nonzero().squeeze(-1)
+        flat = pts.reshape(-1, 3)[idx]
+        need_normals = shading != "albedo"
+        if need_normals:
+            flat = flat.detach().requires_grad_(True)
+        with torch.enable_grad() if need_normals else contextlib.nullcontext():
+            sig, alb = self._raw(flat) if flat.shape[0] else (flat.new_zeros(0), flat.new_zeros(0, 3))
+            nrm = None
+            if need_normals and flat.shape[0]:
+                (g,) = torch.autograd.grad(sig.sum(), flat, create_graph=torch.is_grad_enabled())
+                nrm = -F.normalize(g, dim=-1)
+        r, s = samples.t.shape
+        sigmas = pts.new_zeros(r * s).index_put((idx,), sig).reshape(r, s)
+        weights, _, _ = render_weights(sigmas, samples.delta)
+        albedo = pts.new_zeros(r * s, 3).index_put((idx,), alb).reshape(r, s, 3)
+        opacity = accumulate(weights)
+        out_albedo = accumulate(weights, albedo)
+        depth = accumulate(weights, samples.t[..., None]) / opacity.clamp_min(1e-6)
+        points = origins + depth * dirs
+        if nrm is not None:
+            normals = pts.new_zeros(r * s, 3).index_put((idx,), nrm).reshape(r, s, 3)
+            normal = F.normalize(accumulate(weights, normals), dim=-1)
+        else:
+            normal = torch.zeros_like(points)
+            surf = (opacity[:, 0] > 1e-3).nonzero().squeeze(-1)
+            if surf.numel():
+                normal[surf] = self.normals_fd(points[surf].detach())
+        covered = opacity > 1e-6
+        depth = torch.where(covered, depth, torch.zeros_like(depth))
+        return {"albedo": out_albedo, "opacity": opacity, "depth": depth, "normal": normal * covered, "points": points}
+
+    def render(
+        self,
+        cameras: Cameras,
+        shading: str = "albedo",
+        generator: torch.Generator | None = None,
+        background: Tensor | None = None,
+    ) -> RenderOutput:
+        """Render every pixel of ``cameras``. ``generator`` given = training (stratified samples,
+        random background augmentation). ``background`` [B, 3] or [3] overrides the background
+        model."""
+        origins, dirs = camera_rays(cameras)
+        b, h, w, _ = dirs.shape
+        out = self.render_rays(origins.reshape(-1, 3), dirs.reshape(-1, 3), shading, generator=generator)
+        view = lambda t: t.reshape(b, h, w, -1)  # noqa: E731
+        albedo, alpha, depth, normal, points = (view(out[k]) for k in ("albedo", "opacity", "depth", "normal", "points"))
+        colour = shade(albedo, normal, points, cameras.light_pos, shading, self.cfg.shading)
+        if background is None:
+            bg = self.background(dirs, generator)
+        else:
+            bg = torch.as_tensor(background, dtype=dirs.dtype, device=dirs.device)
+            bg = (bg if bg.ndim == 2 else bg.expand(b, 3))[:, None, None, :].expand(b, h, w, 3)
+        rgb = colour * alpha + bg * (1.0 - alpha)
+        # a rounding excess of the opacity above 1 must not leak out
+        return RenderOutput(rgb=rgb.clamp(0.0, 1.0), alpha=alpha.clamp(0.0, 1.0), depth=depth, normal=normal)
