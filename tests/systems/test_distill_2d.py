@@ -1,0 +1,157 @@
+"""The 2-D distillation system and its CLI: outputs load back, bad input exits 2, turns keep their stop-gradients."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from PIL import Image
+
+from systems.distill_2d import Distill2DConfig, NonFiniteError, _Watch, evaluate, train
+from ui3d.config import load_config
+from ui3d.generator import MLPGenerator
+from ui3d.guidance.denoiser import GuidanceConfig, fake_turn_loss, generator_turn_loss
+from ui3d.guidance.mlp import MLPFakeScore
+from ui3d.teachers.exact import GaussianMixture
+
+DEBUG = "configs/debug/distill_2d.yaml"
+
+
+def _cli(*args):
+    """The real console entry point in a fresh process."""
+    return subprocess.run([sys.executable, "-m", "ui3d.cli", *args], capture_output=True, text=True)
+
+
+def _main(capsys, *args):
+    """The same entry point in-process (fast): (exit code, stderr)."""
+    from ui3d.cli import main
+
+    code = main(list(args))
+    return code, capsys.readouterr().err
+
+
+def test_cli_writes_outputs_that_load_back(tmp_path):
+    out = tmp_path / "run"
+    res = _cli("distill", "--teacher", "gmm2d", "--divergence", "js", "--oracle", "exact", "--seed", "3",
+               "--config", DEBUG, "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("energy_distance", "modes_covered", "mode_weight_tv", "off_mode_fraction", "steps", "wall_seconds"):
+        assert key in metrics
+    assert metrics["steps"] == 20 and metrics["divergence"] == "js" and metrics["oracle"] == "exact"
+    assert Image.open(out / "samples.png").size == (512, 512)
+    cfg = load_config(Distill2DConfig, out / "config.yaml")
+    assert cfg.guidance.divergence == "js" and cfg.seed == 3 and cfg.batch == 64
+    assert (out / "losses.csv").read_text().count("\n") == 21  # header + one row per step (no warm-up for exact)
+
+
+def _mixture(tmp_path, text):
+    path = tmp_path / "mix.json"
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "make_args,needle",
+    [
+        (lambda p: ["--mixture", _mixture(p, "{not json")], "not JSON"),
+        (lambda p: ["--mixture", _mixture(p, '{"means": [[0, 0]], "stds": [-0.1]}')], "stds must be >= 0"),
+        (lambda p: ["--mixture", _mixture(p, '{"means": [[0, 0], [1, 1]], "stds": [0.1]}')], "2 means, 1 stds"),
+        (lambda p: ["--mixture", _mixture(p, '{"means": [[0, 0]], "stds": [0.1], "weights": [-1]}')], "sum to a positive"),
+        (lambda p: ["--mixture", str(p / "missing.json")], "cannot read mixture file"),
+        (lambda p: ["--divergence", "kl"], "unknown divergence 'kl'"),
+        (lambda p: ["--mode", "exactly"], "expected one of"),
+        (lambda p: ["--steps", "0"], "steps must be a positive integer"),
+        (lambda p: ["batch=-3"], "batch must be a positive integer"),
+        (lambda p: ["stepz=3"], "did you mean 'steps'"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, make_args, needle):
+    out = tmp_path / "out"
+    code, err = _main(capsys, "distill", "--teacher", "gmm2d", "--config", DEBUG, "--out", str(out), *make_args(tmp_path))
+    assert code == 2
+    assert needle in err
+    assert err.strip().count("\n") == 0 and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_output_folder_that_is_a_file(tmp_path):
+    out = tmp_path / "file"
+    out.write_text("keep me")
+    res = _cli("distill", "--config", DEBUG, "--out", str(out))  # a real process: exit code 2, one line
+    assert res.returncode == 2 and "is a file" in res.stderr
+    assert res.stderr.strip().count("\n") == 0
+    assert out.read_text() == "keep me"
+
+
+def test_generator_turn_sends_no_gradient_to_fake_score_and_fake_turn_none_to_generator():
+    g = torch.Generator().manual_seed(0)
+    teacher = GaussianMixture.ring()
+    gen, fake = MLPGenerator(4, 2, 16), MLPFakeScore(2, 16, sigma_data=3.0)
+    sigma, noise = torch.full((8,), 0.7), torch.randn(8, 2, generator=g)
+    x_g = gen(gen.sample_latent(8, g))
+    out = generator_turn_loss(GuidanceConfig(divergence="fkl"), teacher, fake, x_g, sigma, noise)
+    out.loss.backward()
+    assert all(p.grad is None for p in fake.parameters())
+    assert all(p.requires_grad for p in fake.parameters())  # frozen only during the turn
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in gen.parameters())
+    gen.zero_grad(set_to_none=True)
+    x_g = gen(gen.sample_latent(8, g))  # with graph: the fake turn must detach it itself
+    losses = fake_turn_loss(fake, x_g, teacher.sample(8, g), sigma, noise, sigma_data=3.0)
+    losses.total.backward()
+    assert all(p.grad is None for p in gen.parameters())
+    assert all(p.grad is not None for p in fake.denoiser.parameters())
+    assert all(p.grad is not None for p in fake.discriminator.parameters())
+
+
+def test_discriminator_learns_the_exact_log_ratio_of_two_gaussians():
+    """BCE optimum: logit = log(p_σ/q_σ); p = N(0, 1), q = N(1.5, 1) in 1-D at σ = 0.5."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    p = GaussianMixture.create([[0.0]], [1.0])
+    q = GaussianMixture.create([[1.5]], [1.0])
+    fake = MLPFakeScore(1, 32, depth=2, sigma_data=1.0)
+    opt = torch.optim.Adam(fake.parameters(), lr=3e-3)
+    sigma = torch.full((512,), 0.5)
+    for _ in range(400):
+        noise = torch.randn(512, 1, generator=g)
+        loss = fake_turn_loss(fake, q.sample(512, g), p.sample(512, g), sigma, noise, 1.0).discriminator.loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    x = torch.linspace(-1.5, 2.5, 21)[:, None]
+    exact = p.log_prob(x, 0.5) - q.log_prob(x, 0.5)  # linear in x, slope −1.2
+    learned = fake.log_ratio(x, torch.full((21,), 0.5)).detach()
+    assert (learned - exact).abs().max() < 0.35
+    assert torch.corrcoef(torch.stack([learned, exact]))[0, 1] > 0.99
+
+
+def test_a_short_run_learns():
+    teacher = GaussianMixture.ring()
+    cfg = Distill2DConfig(guidance=GuidanceConfig(divergence="rkl"), oracle="learned", steps=300, warmup_steps=50,
+                          batch=128, hidden=64, generator_lr=3e-3, fake_lr=3e-3, eval_samples=2000)
+    untrained = evaluate(MLPGenerator(cfg.latent_dim, 2, cfg.hidden), teacher, 2000, 0)[1]["energy_distance"]
+    gen, _ = train(cfg, teacher, progress=False)
+    trained = evaluate(gen, teacher, 2000, 0)[1]["energy_distance"]
+    assert trained < 0.1 * untrained  # measured: 3.2 → 0.05
+
+
+def test_non_finite_watch_stops_after_k_in_a_row():
+    watch = _Watch(limit=3)
+    assert watch.ok(torch.tensor(1.0), 0, "g")
+    assert not watch.ok(torch.tensor(float("nan")), 1, "g")
+    assert watch.ok(torch.tensor(1.0), 2, "g")  # resets the streak
+    assert not watch.ok(torch.tensor(float("inf")), 3, "g")
+    assert not watch.ok(torch.tensor(float("nan")), 4, "g")
+    with pytest.raises(NonFiniteError, match="3 non-finite g losses in a row at step 5"):
+        watch.ok(torch.tensor(float("nan")), 5, "g")
+    assert watch.total == 4
+
+
+def test_every_preset_loads_strictly():
+    from pathlib import Path
+
+    for path in Path("configs/distill_2d").glob("*.yaml"):
+        load_config(Distill2DConfig, path)
+    load_config(Distill2DConfig, DEBUG)

@@ -1,0 +1,133 @@
+"""The `ui3d` command line. User errors print one line and exit with code 2 (DESIGN rule 5).
+
+Subcommands import their systems lazily, so `ui3d --help` stays fast and `ui3d` never imports
+`systems` at start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+USER_ERROR = 2
+
+
+def _check_out_dir(path: str) -> Path:
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out '{out}' is a file, expected a folder")
+    return out
+
+
+def _distill(args: argparse.Namespace) -> int:
+    if args.teacher != "gmm2d":
+        raise ValueError(f"--teacher '{args.teacher}' is not available yet; choices: gmm2d")
+    from systems.distill_2d import Distill2DConfig, run
+    from ui3d.config import load_config
+    from ui3d.teachers.exact import GaussianMixture, load_mixture_json
+
+    flags = {"guidance.divergence": args.divergence, "guidance.mode": args.mode, "oracle": args.oracle,
+             "steps": args.steps, "seed": args.seed, "mixture": args.mixture}
+    overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + args.overrides
+    cfg = load_config(Distill2DConfig, args.config, overrides)
+    teacher = load_mixture_json(cfg.mixture) if cfg.mixture else GaussianMixture.ring()
+    out = _check_out_dir(args.out)
+    metrics = run(cfg, teacher, out)
+    print(f"{metrics['modes_covered']}/{metrics['n_modes']} modes, energy distance {metrics['energy_distance']:.4f}, "
+          f"{metrics['wall_seconds']:.1f} s -> {out}")
+    return 0
+
+
+def _split(value: str, allowed: tuple[str, ...], flag: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [v for v in items if v not in allowed]
+    if unknown or not items:
+        raise ValueError(f"{flag} '{value}': unknown {unknown or 'empty'}; choices: {', '.join(allowed)}")
+    return items
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from systems.bench_2d import BENCH_DIVERGENCES, bench
+    from systems.distill_2d import Distill2DConfig
+    from ui3d.config import load_config
+
+    divergences = _split(args.divergences, BENCH_DIVERGENCES, "--divergences")
+    oracles = _split(args.oracles, ("exact", "learned"), "--oracles")
+    if args.seeds <= 0 or args.jobs <= 0:
+        raise ValueError(f"--seeds and --jobs must be positive, got {args.seeds} and {args.jobs}")
+    base = load_config(Distill2DConfig, args.config, args.overrides)
+    print(bench(base, divergences, oracles, args.seeds, _check_out_dir(args.out), args.jobs), end="")
+    return 0
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="benchmarks (results as a markdown table)")
+    p.add_argument("suite", choices=["distill2d"], help="distill2d: divergences x oracles x seeds on the 2-D ring")
+    p.add_argument("--divergences", default="rkl,fkl,jeffreys,jkl,js,chi2,hellinger,softened_rkl")
+    p.add_argument("--oracles", default="exact,learned")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--jobs", type=int, default=1, help="parallel processes (one torch thread each)")
+    p.add_argument("--config", help="a YAML preset for the base settings")
+    p.add_argument("--out", required=True)
+    p.add_argument("overrides", nargs="*", help="key=value overrides of the base settings")
+    p.set_defaults(handler=_bench)
+
+
+def _configs(args: argparse.Namespace) -> int:
+    for path in sorted(CONFIG_DIR.rglob("*.yaml")):
+        print(path.relative_to(CONFIG_DIR))
+    return 0
+
+
+def _add_distill(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("distill", help="distil a teacher into a one-step generator")
+    p.add_argument("--teacher", default="gmm2d", help="gmm2d: the 2-D Gaussian-mixture benchmark")
+    p.add_argument("--mixture", help='JSON {"means": [[x, y], ...], "stds": [...], "weights": [...]}; default: the 8-mode ring')
+    p.add_argument("--divergence", help="rkl, fkl, jeffreys, jkl, js, chi2, hellinger, softened_rkl or alpha:<a>")
+    p.add_argument("--mode", help="exact (default), sim_sg, static or paper_code")
+    p.add_argument("--oracle", help="learned (default): fake score + discriminator; exact: closed-form scores and ratio")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--config", help="a YAML preset (see `ui3d configs`)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. batch=512")
+    p.set_defaults(handler=_distill)
+
+
+# Subcommands owned by other packages: (module, function that adds them to the subparsers).
+_PLUGINS = (("ui3d.teachers.cli", "add_teacher_commands"), ("ui3d.export.cli", "add_export_command"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ui3d", description="Text-to-3D and distillation with Uni-Instruct guidance.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_distill(sub)
+    _add_bench(sub)
+    sub.add_parser("configs", help="list the YAML presets").set_defaults(handler=_configs)
+    for module, function in _PLUGINS:
+        try:
+            add = getattr(importlib.import_module(module), function)
+        except (ImportError, AttributeError):
+            continue
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (ValueError, FileNotFoundError) as err:  # ConfigError is a ValueError
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"ui3d {args.command}: error: {message}", file=sys.stderr)
+        return USER_ERROR
+    except KeyboardInterrupt:
+        print(f"ui3d {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
