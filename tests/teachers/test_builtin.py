@@ -129,7 +129,7 @@ def test_cli_user_errors_exit_2_with_one_line(tmp_path, capsys):
     cases = {
         "": "empty",
         "a ceramic giraffe": "'giraffe'",
-        "the the": "no object word",
+        "a red": "no object word",
         "a red blue cube": "one colour per prompt",
         "a cube red": "must come last",
     }

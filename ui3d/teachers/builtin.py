@@ -312,3 +312,20 @@ def save_grid(images: Tensor, path: str | Path, columns: int = 8, scale: int = 2
     with atomic_path(path) as tmp:
         sheet.save(tmp, format="PNG")
     return path
+
+
+def forward_seconds(teacher: BuiltinTeacher, batch: int = 8, repeats: int = 20) -> float:
+    """Median wall time of one ε forward (no guidance) at the given batch size, after a warm-up."""
+    import time
+
+    x = torch.randn(batch, 3, teacher.resolution, teacher.resolution)
+    emb = teacher.encode_prompts(["a red cube"] * batch)
+    t = torch.full((batch,), 500, dtype=torch.long)
+    times = []
+    with torch.no_grad():
+        for i in range(repeats + 2):
+            t0 = time.perf_counter()
+            teacher.predict_eps(x, t, emb)
+            if i >= 2:
+                times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]

@@ -62,7 +62,7 @@ def teacher_sample(args: argparse.Namespace) -> int:
     batch = [p for p in prompts for _ in range(args.n)]
     images = sample_images(teacher, batch, steps=args.steps, cfg=args.cfg, generator=gen)
     columns = args.n if len(prompts) > 1 else min(args.n, 8)
-    save_grid(images, args.out, columns=columns, scale=args.scale)
+    save_grid(images, args.out, columns=columns, scale=args.scale, labels=prompts if len(prompts) > 1 else None)
     print(f"{len(batch)} samples -> {args.out}")
     return 0
 
@@ -72,7 +72,7 @@ def teacher_eval(args: argparse.Namespace) -> int:
 
     from ui3d.io import write_json
     from ui3d.metrics.judge import DEFAULT_JUDGE_PATH, Judge, evaluate_teacher
-    from ui3d.teachers.builtin import DEFAULT_TEACHER_PATH, BuiltinTeacher
+    from ui3d.teachers.builtin import DEFAULT_TEACHER_PATH, BuiltinTeacher, forward_seconds
 
     torch.set_num_threads(args.threads)
     teacher = BuiltinTeacher.load(args.weights or DEFAULT_TEACHER_PATH)
@@ -81,6 +81,10 @@ def teacher_eval(args: argparse.Namespace) -> int:
         teacher, judge, per_caption=args.per_caption, steps=args.steps, cfg=args.cfg, seed=args.seed,
         progress=True,
     )
+    report["forward_ms_batch8"] = round(1000 * forward_seconds(teacher, 8), 1)
+    report["threads"] = torch.get_num_threads()
+    report["teacher"] = teacher.info
+    report["judge"] = judge.info
     text = "\n".join(f"{k}: {v}" for k, v in report.items() if not isinstance(v, dict))
     print(text)
     if args.out:
