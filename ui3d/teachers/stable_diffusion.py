@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ui3d.diffusion import VPSchedule, v_to_eps
 
@@ -39,6 +39,30 @@ def check_tokenizer(tokenizer, model: str) -> None:
         raise _unavailable(model, f"its tokenizer is broken: {len(tokenizer)} tokens, '{probe}' reads back as '{text}'")
 
 
+def _schedule(config: dict) -> VPSchedule:
+    steps = config.get("num_train_timesteps", 1000)
+    if config.get("beta_schedule", "scaled_linear") == "scaled_linear":
+        return VPSchedule.scaled_linear(steps, config.get("beta_start", 0.00085), config.get("beta_end", 0.012))
+    return VPSchedule.linear(steps, config.get("beta_start", 1e-4), config.get("beta_end", 0.02))
+
+
+class SDEpsNetwork(nn.Module):
+    """The UNet as an ε-predictor ``forward(x_t, t, embeddings) -> ε̂`` (v-prediction converted)."""
+
+    def __init__(self, unet, prediction_type: str, schedule: VPSchedule):
+        super().__init__()
+        self.unet, self.prediction_type, self.schedule = unet, prediction_type, schedule
+
+    def forward(self, x_t: Tensor, t: Tensor, embeddings: Tensor) -> Tensor:
+        dtype = self.unet.dtype
+        t = torch.as_tensor(t, device=x_t.device).reshape(-1).expand(x_t.shape[0])
+        out = self.unet(x_t.to(dtype), t, encoder_hidden_states=embeddings.to(dtype)).sample
+        if self.prediction_type == "v_prediction":  # SD 2.x 768-v checkpoints
+            alpha, sigma = (v.to(out).view(-1, 1, 1, 1) for v in self.schedule.alpha_sigma(t.cpu()))
+            out = v_to_eps(x_t.to(out), out, alpha, sigma)
+        return out
+
+
 class StableDiffusionTeacher:
     def __init__(self, unet, vae, text_encoder, tokenizer, scheduler_config: dict, device="cpu", dtype=torch.float32):
         self.unet, self.vae, self.text_encoder, self.tokenizer = unet, vae, text_encoder, tokenizer
@@ -46,13 +70,8 @@ class StableDiffusionTeacher:
             module.requires_grad_(False).eval().to(device=device, dtype=dtype)
         self.device, self.dtype = torch.device(device), dtype
         self.prediction_type = scheduler_config.get("prediction_type", "epsilon")
-        if scheduler_config.get("beta_schedule", "scaled_linear") == "scaled_linear":
-            self.schedule = VPSchedule.scaled_linear(scheduler_config.get("num_train_timesteps", 1000),
-                                                     scheduler_config.get("beta_start", 0.00085),
-                                                     scheduler_config.get("beta_end", 0.012))
-        else:
-            self.schedule = VPSchedule.linear(scheduler_config.get("num_train_timesteps", 1000),
-                                              scheduler_config.get("beta_start", 1e-4), scheduler_config.get("beta_end", 0.02))
+        self.schedule = _schedule(scheduler_config)
+        self.network = SDEpsNetwork(unet, self.prediction_type, self.schedule)
         self.scaling_factor = float(getattr(vae.config, "scaling_factor", 0.18215))
 
     @staticmethod
@@ -101,9 +120,8 @@ class StableDiffusionTeacher:
         return self.text_encoder(tokens.input_ids.to(self.device))[0]
 
     def predict_eps(self, x_t: Tensor, t: Tensor, embeddings: Tensor) -> Tensor:
-        t = torch.as_tensor(t, device=x_t.device).reshape(-1).expand(x_t.shape[0])
-        out = self.unet(x_t.to(self.dtype), t, encoder_hidden_states=embeddings.to(self.dtype)).sample
-        if self.prediction_type == "v_prediction":  # SD 2.x 768-v checkpoints
-            alpha, sigma = (v.to(out).view(-1, 1, 1, 1) for v in self.schedule.alpha_sigma(t.cpu()))
-            out = v_to_eps(x_t.to(out), out, alpha, sigma)
-        return out
+        return self.network(x_t, t, embeddings)
+
+    def eps_network(self) -> nn.Module:
+        """The ε-network (a module with ``.unet``) that a LoRA fake score copies."""
+        return self.network

@@ -1,0 +1,117 @@
+"""ScoreGuidance with a tiny Stable Diffusion of the real classes: SDS and VSD gradients exactly,
+stop-gradients in both turns, and the LoRA fake score's trainable set."""
+
+import pytest
+import torch
+
+from ui3d.guidance.lora import LoRAFakeScore, camera_condition
+from ui3d.guidance.score import ScoreGuidance, ScoreGuidanceConfig, guidance_preset
+from ui3d.teachers.protocol import guided_eps
+from ui3d.teachers.stable_diffusion import StableDiffusionTeacher
+from ui3d.teachers.tiny import save_tiny_stable_diffusion
+
+B = 2
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    folder = save_tiny_stable_diffusion(tmp_path_factory.mktemp("sd") / "tiny")
+    return StableDiffusionTeacher.from_pretrained(folder, local_files_only=True)
+
+
+@pytest.fixture(scope="module")
+def prompts(teacher):
+    emb = teacher.encode_prompts(["a red cube", ""])
+    return emb[:1].expand(B, -1, -1), emb[1:]
+
+
+def _camera():
+    return camera_condition(torch.eye(4).expand(B, 4, 4) + 0.1)
+
+
+def _perturbed_lora(teacher):
+    fake = LoRAFakeScore(teacher.eps_network(), rank=4)
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for name, p in fake.named_parameters():
+            if "lora_B" in name or "camera_embedding.2" in name:
+                p.copy_(0.05 * torch.randn(p.shape, generator=g))
+    return fake
+
+
+def test_lora_starts_equal_to_the_teacher_and_trains_only_its_own_weights(teacher, prompts):
+    fake = LoRAFakeScore(teacher.eps_network(), rank=4)
+    x, t = torch.randn(B, 4, 8, 8), torch.tensor([100, 700])
+    eps_q, logit = fake(x, t, prompts[0], _camera())
+    torch.testing.assert_close(eps_q, teacher.predict_eps(x, t, prompts[0]), rtol=1e-5, atol=1e-6)
+    assert logit.shape == (B,)
+    names = [n for n, p in fake.named_parameters() if p.requires_grad]
+    assert names and all("lora_" in n or n.startswith(("camera_embedding", "discriminator_head")) for n in names)
+    assert not any(p.requires_grad for p in teacher.unet.parameters())  # the copy, not the teacher, got LoRA
+
+
+def _expected_grad(guidance, teacher, x, prompts, eps_q_fn, seed):
+    t, alpha, sigma, eps = guidance._noise(x, 0, torch.Generator().manual_seed(seed))
+    x_t = alpha * x.detach() + sigma * eps
+    eps_p = guided_eps(teacher, x_t, t, prompts[0], prompts[1], guidance.cfg.guidance_scale)
+    return (sigma**2 * (eps_p - eps_q_fn(x_t, t, eps)) / B).detach()
+
+
+def test_sds_preset_is_dreamfusion_sds(teacher, prompts):
+    guidance = ScoreGuidance(guidance_preset("sds"), teacher)
+    x = torch.randn(B, 4, 8, 8, requires_grad=True)
+    guidance.generator_loss(x, *prompts, step=0, generator=torch.Generator().manual_seed(3)).loss.backward()
+    expected = _expected_grad(guidance, teacher, x, prompts, lambda x_t, t, eps: eps, 3)
+    torch.testing.assert_close(x.grad, expected, rtol=1e-4, atol=1e-7)
+    assert expected.abs().max() > 1e-4
+
+
+def test_vsd_preset_is_prolificdreamer_vsd(teacher, prompts):
+    fake = _perturbed_lora(teacher)
+    guidance = ScoreGuidance(guidance_preset("vsd"), teacher, fake)
+    x = torch.randn(B, 4, 8, 8, requires_grad=True)
+    cam = _camera()
+    guidance.generator_loss(x, *prompts, step=0, generator=torch.Generator().manual_seed(4), camera=cam).loss.backward()
+    expected = _expected_grad(guidance, teacher, x, prompts, lambda x_t, t, eps: fake(x_t, t, prompts[0], cam)[0], 4)
+    torch.testing.assert_close(x.grad, expected, rtol=1e-4, atol=1e-7)
+
+
+def test_uni_instruct_generator_turn_touches_neither_teacher_nor_fake(teacher, prompts):
+    fake = _perturbed_lora(teacher)
+    guidance = ScoreGuidance(guidance_preset("uni-instruct"), teacher, fake)
+    x = torch.randn(B, 4, 8, 8, requires_grad=True)
+    out = guidance.generator_loss(x, *prompts, step=0, generator=torch.Generator().manual_seed(5), camera=_camera())
+    out.loss.backward()
+    assert out.nonfinite == 0 and x.grad is not None and x.grad.abs().sum() > 0
+    assert all(p.grad is None for p in fake.parameters())
+    assert all(p.grad is None for p in teacher.unet.parameters())
+    assert fake.trainable_parameters()  # unfrozen again after the turn
+
+
+def test_fake_turn_trains_lora_camera_and_discriminator_not_the_render(teacher, prompts):
+    fake = LoRAFakeScore(teacher.eps_network(), rank=4)
+    guidance = ScoreGuidance(guidance_preset("uni-instruct"), teacher, fake)
+    x = torch.randn(B, 4, 8, 8, requires_grad=True)
+    losses = guidance.fake_score_loss(x, prompts[0], torch.Generator().manual_seed(6), camera=_camera(),
+                                      x_real=torch.randn(B, 4, 8, 8))
+    assert losses.discriminator is not None
+    losses.total.backward()
+    assert x.grad is None
+    grads = {n: p.grad for n, p in fake.named_parameters() if p.requires_grad}
+    assert any("lora_A" in n and g is not None for n, g in grads.items())
+    assert grads["discriminator_head.weight"] is not None and grads["camera_embedding.2.weight"] is not None
+
+
+def test_configuration_errors():
+    with pytest.raises(ValueError, match="needs fake_score 'lora'"):
+        ScoreGuidanceConfig(fake_score="noise", ratio="discriminator")
+    with pytest.raises(ValueError, match="unknown guidance 'vds'"):
+        guidance_preset("vds")
+    with pytest.raises(ValueError, match="t_min < t_max"):
+        ScoreGuidanceConfig(t_min=0.9, t_max=0.5)
+
+
+def test_camera_dropout_zeroes_a_fraction():
+    cam = camera_condition(torch.eye(4).expand(1000, 4, 4), dropout=0.1, generator=torch.Generator().manual_seed(0))
+    dropped = float((cam.abs().sum(1) == 0).float().mean())
+    assert 0.07 < dropped < 0.13
