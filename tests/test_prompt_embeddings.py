@@ -1,0 +1,50 @@
+import pytest
+import torch
+
+from ui3d.prompt.embeddings import cache_key, encode_prompt
+
+
+class CountingEncoder:
+    """A deterministic text 'encoder': embedding = hash-seeded noise; counts the texts it encodes."""
+
+    def __init__(self):
+        self.seen: list[str] = []
+
+    def __call__(self, texts):
+        self.seen += list(texts)
+        return torch.stack([torch.randn(3, 4, generator=torch.Generator().manual_seed(sum(map(ord, t)))) for t in texts])
+
+
+def test_views_and_negative_and_camera_lookup():
+    enc = CountingEncoder()
+    emb = encode_prompt(enc, "a ceramic owl", "model-a", negative_prompt="blurry")
+    assert emb.views.shape == (4, 3, 4) and emb.negative.shape == (1, 3, 4)
+    assert enc.seen == ["a ceramic owl, front view", "a ceramic owl, side view", "a ceramic owl, back view",
+                        "a ceramic owl, overhead view", "blurry"]
+    cond, uncond = emb.for_cameras(torch.tensor([0.0, 90.0, 180.0, 10.0]), torch.tensor([10.0, 10.0, 10.0, 80.0]))
+    for i, view in enumerate([0, 1, 2, 3]):
+        torch.testing.assert_close(cond[i], emb.views[view])
+    torch.testing.assert_close(uncond, emb.negative.expand(4, 3, 4))
+
+
+def test_disk_cache_is_keyed_by_model_and_prompt_and_survives_corruption(tmp_path):
+    enc = CountingEncoder()
+    first = encode_prompt(enc, "a red cube", "model-a", cache_dir=tmp_path)
+    assert len(enc.seen) == 5
+    again = encode_prompt(enc, "a red cube", "model-a", cache_dir=tmp_path)
+    assert len(enc.seen) == 5  # all from the cache
+    torch.testing.assert_close(again.views, first.views)
+    encode_prompt(enc, "a red cube", "model-b", cache_dir=tmp_path)
+    assert len(enc.seen) == 10  # another model: encoded again
+    (tmp_path / f"{cache_key('model-a', 'a red cube, side view')}.safetensors").write_bytes(b"not safetensors")
+    encode_prompt(enc, "a red cube", "model-a", cache_dir=tmp_path)
+    assert enc.seen[-1] == "a red cube, side view" and len(enc.seen) == 11
+
+
+def test_empty_prompt_and_view_independent():
+    with pytest.raises(ValueError, match="prompt is empty"):
+        encode_prompt(CountingEncoder(), "  ", "m")
+    enc = CountingEncoder()
+    emb = encode_prompt(enc, "a mug", "m", view_dependent=False)
+    torch.testing.assert_close(emb.views[0], emb.views[2])
+    assert enc.seen == ["a mug", ""]
