@@ -6,8 +6,6 @@ A thin orchestrator: the losses live in ui3d.divergence / ui3d.guidance.
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,13 +14,14 @@ from typing import Literal
 import torch
 from tqdm import tqdm
 
+from systems.base import NonFiniteWatch, write_csv
 from ui3d.config import dump_yaml
 from ui3d.diffusion import LogUniformSigma
 from ui3d.divergence.table import depends_on_ratio, get_divergence
 from ui3d.generator import MLPGenerator
 from ui3d.guidance.denoiser import GuidanceConfig, fake_turn_loss, generator_turn_loss
 from ui3d.guidance.mlp import MLPFakeScore
-from ui3d.io import atomic_write_text, write_json
+from ui3d.io import write_json
 from ui3d.metrics import energy_distance, mode_stats
 from ui3d.metrics.plot2d import density_scatter_png
 from ui3d.teachers.exact import EmpiricalFakeScore, GaussianMixture
@@ -57,27 +56,6 @@ class Distill2DConfig:
             raise ValueError(f"need 0 < sigma_min < sigma_max, got {self.sigma_min}, {self.sigma_max}")
 
 
-class NonFiniteError(RuntimeError):
-    """Too many non-finite losses in a row: the run stops with a message (DESIGN rule 6)."""
-
-
-@dataclass
-class _Watch:
-    limit: int
-    in_a_row: int = 0
-    total: int = 0
-
-    def ok(self, loss: torch.Tensor, step: int, what: str) -> bool:
-        if torch.isfinite(loss):
-            self.in_a_row = 0
-            return True
-        self.in_a_row += 1
-        self.total += 1
-        if self.in_a_row >= self.limit:
-            raise NonFiniteError(f"{self.in_a_row} non-finite {what} losses in a row at step {step}; stopping")
-        return False
-
-
 def _step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -99,7 +77,7 @@ def train(cfg: Distill2DConfig, teacher: GaussianMixture, progress: bool = True)
                  for o in (opt_g, opt_f) if o is not None]
     needs_ratio = depends_on_ratio(get_divergence(cfg.guidance.divergence))
     sigmas = LogUniformSigma(cfg.sigma_min, cfg.sigma_max)
-    watch, log = _Watch(cfg.max_bad_steps), []
+    watch, log = NonFiniteWatch(cfg.max_bad_steps), []
     warmup = cfg.warmup_steps if learned else 0
     for step in tqdm(range(warmup + cfg.steps), desc="distill", disable=not progress, unit="step"):
         row: dict = {"step": step}
@@ -146,15 +124,6 @@ def evaluate(gen: MLPGenerator, teacher: GaussianMixture, n: int, seed: int) -> 
     }
 
 
-def _csv(rows: list[dict]) -> str:
-    keys = ["step", "fake_loss", "disc_loss", "generator_loss", "divergence", "nonfinite"]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=keys, restval="")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
-
-
 def run(cfg: Distill2DConfig, teacher: GaussianMixture, out_dir: Path, progress: bool = True) -> dict:
     """Train, evaluate and write config.yaml, metrics.json, samples.png and losses.csv into out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -166,7 +135,7 @@ def run(cfg: Distill2DConfig, teacher: GaussianMixture, out_dir: Path, progress:
     metrics.update(steps=cfg.steps, wall_seconds=round(wall, 2),
                    nonfinite_steps=sum(1 for r in log if r.get("nonfinite")),
                    divergence=cfg.guidance.divergence, mode=cfg.guidance.mode, oracle=cfg.oracle, seed=cfg.seed)
-    atomic_write_text(out_dir / "losses.csv", _csv(log))
+    write_csv(out_dir / "losses.csv", log)
     title = f"{cfg.guidance.divergence} / {cfg.guidance.mode} / {cfg.oracle}: {metrics['modes_covered']} modes"
     density_scatter_png(out_dir / "samples.png", samples, lambda x: teacher.to(dtype=x.dtype).log_prob(x), title=title)
     write_json(out_dir / "metrics.json", metrics)

@@ -1,11 +1,14 @@
 """Proof without a teacher: fit a 3D backend by photometric loss to rendered views of a built-in
 world object, export its mesh and measure it against the ground truth.
 
-Targets are the world's analytic renders (32 random views by default) with the world's matte
+Targets are the world's analytic renders (32 random views at 64x64 by default, one ray per pixel
+centre, so a scene rendered the same way can match them exactly) with the world's matte
 shading divided out, i.e. albedo images: the world renderer shades
 ``albedo * (ambient + diffuse * max(n . l, 0))`` with known normals and light, so the division is
 exact where the shading is not clipped. The scene renders albedo over a random background colour
-per view (the target is composited over the same colour), so empty space must be transparent.
+per ray / view (the target is composited over the same colour), so empty space must be
+transparent. The loss is L1. NeRF trains on random rays drawn from all views, Gaussians on whole
+views.
 
 Also a benchmark: ``python -m systems.photometric_fit --backend nerf --object cube`` prints seconds
 per step, peak memory and the exported mesh's IoU / Chamfer / colour error as JSON.
@@ -38,9 +41,10 @@ class FitConfig:
     object: str = "cube"
     colour: str | None = None
     views: int = 32
-    size: int = 32
+    size: int = 64  # of the target views; one ray per pixel centre, no anti-aliasing
     steps: int = 400
-    views_per_step: int = 4
+    rays_per_step: int = 4096  # NeRF: random rays over all views
+    views_per_step: int = 2  # Gaussians: whole views
     seed: int = 0
     lr: float = 1e-2
     occupancy_every: int = 16
@@ -62,7 +66,7 @@ class FitResult:
     final_loss: float
 
 
-def albedo_targets(obj: WorldObject, cams: Cameras, ss: int = 2) -> tuple[Tensor, Tensor]:
+def albedo_targets(obj: WorldObject, cams: Cameras, ss: int = 1) -> tuple[Tensor, Tensor]:
     """Premultiplied albedo [B, H, W, 3] and alpha [B, H, W, 1] of the world's renders."""
     out = render_world(obj, cams, background=0.0, ss=ss)
     mat = get_material(obj.material)
@@ -103,21 +107,29 @@ def fit(cfg: FitConfig) -> FitResult:
     opt = _optimiser(scene, cfg)
     losses: list[float] = []
     start = time.perf_counter()
+    origins, dirs = (t.reshape(-1, 3) for t in camera_rays(cams))
+    flat_pm, flat_alpha = target_pm.reshape(-1, 3), target_alpha.reshape(-1, 1)
     for step in range(cfg.steps):
-        if cfg.backend == "nerf" and step % cfg.occupancy_every == 0:
-            scene.update_occupancy(gen)
-        idx = torch.randperm(cfg.views, generator=gen)[: cfg.views_per_step]
-        bg = torch.rand(len(idx), 3, generator=gen)
-        out = scene.render(cams[idx], generator=gen, background=bg)
-        target = target_pm[idx] + bg[:, None, None, :] * (1.0 - target_alpha[idx])
-        loss = torch.nn.functional.mse_loss(out.rgb, target)
+        if cfg.backend == "nerf":
+            if step % cfg.occupancy_every == 0:
+                scene.update_occupancy(gen)
+            idx = torch.randint(0, origins.shape[0], (cfg.rays_per_step,), generator=gen)
+            bg = torch.rand(len(idx), 3, generator=gen)
+            out = scene.render_rays(origins[idx], dirs[idx], generator=gen)
+            rgb = out["albedo"] + bg * (1.0 - out["opacity"])
+            target = flat_pm[idx] + bg * (1.0 - flat_alpha[idx])
+        else:
+            idx = torch.randperm(cfg.views, generator=gen)[: cfg.views_per_step]
+            bg = torch.rand(len(idx), 3, generator=gen)
+            rgb = scene.render(cams[idx], generator=gen, background=bg).rgb
+            target = target_pm[idx] + bg[:, None, None, :] * (1.0 - target_alpha[idx])
+        loss = (rgb - target).abs().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        losses.append(float(loss))
-        if cfg.backend == "gaussians" and hasattr(scene, "after_step"):
-            if scene.after_step(step, cfg.densify_every, cfg.densify_until):
-                opt = _optimiser(scene, cfg)
+        losses.append(float(loss.detach()))
+        if cfg.backend == "gaussians" and scene.after_step(step, cfg.densify_every, cfg.densify_until):
+            opt = _optimiser(scene, cfg)
     seconds = (time.perf_counter() - start) / max(cfg.steps, 1)
     scene.eval()
     mesh = extract_mesh(scene, ExtractConfig(resolution=cfg.extract_resolution))
@@ -133,13 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=FitConfig.steps)
     p.add_argument("--size", type=int, default=FitConfig.size)
     p.add_argument("--views-per-step", type=int, default=FitConfig.views_per_step)
+    p.add_argument("--rays-per-step", type=int, default=FitConfig.rays_per_step)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = FitConfig(
         backend=args.backend, object=args.object, steps=args.steps, size=args.size,
-        views_per_step=args.views_per_step, seed=args.seed,
+        views_per_step=args.views_per_step, rays_per_step=args.rays_per_step, seed=args.seed,
     )
     res = fit(cfg)
     print(json.dumps({

@@ -8,7 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from systems.distill_2d import Distill2DConfig, NonFiniteError, _Watch, evaluate, train
+from systems.base import NonFiniteError, NonFiniteWatch, run_folder, slug
+from systems.distill_2d import Distill2DConfig, evaluate, train
 from ui3d.config import load_config
 from ui3d.generator import MLPGenerator
 from ui3d.guidance.denoiser import GuidanceConfig, fake_turn_loss, generator_turn_loss
@@ -138,7 +139,7 @@ def test_a_short_run_learns():
 
 
 def test_non_finite_watch_stops_after_k_in_a_row():
-    watch = _Watch(limit=3)
+    watch = NonFiniteWatch(limit=3)
     assert watch.ok(torch.tensor(1.0), 0, "g")
     assert not watch.ok(torch.tensor(float("nan")), 1, "g")
     assert watch.ok(torch.tensor(1.0), 2, "g")  # resets the streak
@@ -155,3 +156,10 @@ def test_every_preset_loads_strictly():
     for path in Path("configs/distill_2d").glob("*.yaml"):
         load_config(Distill2DConfig, path)
     load_config(Distill2DConfig, DEBUG)
+
+
+def test_run_folder_names_are_sanitised():
+    assert slug("A ceramic owl!  ../../etc") == "a-ceramic-owl-etc"
+    assert slug("???") == "untitled"
+    folder = run_folder("runs", "a red cube, side view", 7)
+    assert folder.parent.name == "runs" and folder.name.startswith("a-red-cube-side-view-s7-")
