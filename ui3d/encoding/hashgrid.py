@@ -42,11 +42,11 @@ class HashGridConfig:
     """Hash-grid hyper-parameters. The defaults are the small CPU ones; Instant-NGP / threestudio use
     16 levels, a 2^19 table and max resolution 2048 on a GPU."""
 
-    levels: int = 12
+    levels: int = 8
     features_per_level: int = 2
     log2_table_size: int = 15
     base_resolution: int = 16
-    max_resolution: int = 512
+    max_resolution: int = 128
     init_scale: float = 1e-4
 
     def __post_init__(self) -> None:

@@ -1,6 +1,6 @@
 """HashGridNeRF: density and albedo heads on a multiresolution hash grid, volume rendered.
 
-Density ``sigma(x) = softplus(raw(x) + blob(x) + bias)`` with the Magic3D blob
+Density ``sigma(x) = softplus(gain * raw(x) + blob(x) + bias)`` with the Magic3D blob
 ``blob(x) = blob_density * (1 - |x| / blob_radius)`` (a soft ball at the start, so renders are not
 empty); albedo ``sigmoid(raw_rgb(x))``. Normals are ``-grad sigma / |grad sigma|``: per sample
 through autograd when the shading needs them (lambertian, textureless), otherwise by central
@@ -39,6 +39,7 @@ class NeRFConfig:
     bound: float = 1.0
     samples_per_ray: int = 64
     density_bias: float = -1.0
+    density_gain: float = 4.0  # multiplies the raw density output (a faster-moving density scale)
     blob_density: float = 10.0
     blob_radius: float = 0.5
     occupancy_resolution: int = 32
@@ -46,6 +47,7 @@ class NeRFConfig:
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
     shading: ShadingConfig = field(default_factory=ShadingConfig)
     backend: str = "auto"  # hash grid: auto | torch | tcnn
+    surface_thickness: float = 0.1  # export: "solid" = half opaque over this length (world units)
     normal_eps: float = 0.01  # central-difference step for detached normals
     chunk: int = 1 << 16  # points per network call when not training
 
@@ -81,7 +83,7 @@ class HashGridNeRF(nn.Module):
         h = self.mlp(self.encoding((x / self.cfg.bound + 1.0) * 0.5))
         r = x.norm(dim=-1)
         blob = self.cfg.blob_density * (1.0 - r / self.cfg.blob_radius)
-        sigma = F.softplus(h[:, 0] + blob + self.cfg.density_bias)
+        sigma = F.softplus(self.cfg.density_gain * h[:, 0] + blob + self.cfg.density_bias)
         return sigma, torch.sigmoid(h[:, 1:])
 
     def _chunked(self, fn, x: Tensor) -> Tensor:
@@ -108,8 +110,9 @@ class HashGridNeRF(nn.Module):
         return -F.normalize(grad, dim=-1)
 
     def surface_threshold(self, voxel_size: float) -> float:
-        """Density at which one voxel of matter is half opaque: ``ln 2 / voxel_size``."""
-        return math.log(2.0) / voxel_size
+        """Density at which a slab of matter ``max(voxel_size, surface_thickness)`` thick is half
+        opaque: ``ln 2 / thickness``."""
+        return math.log(2.0) / max(voxel_size, self.cfg.surface_thickness)
 
     @torch.no_grad()
     def update_occupancy(self, generator: torch.Generator | None = None) -> float:
@@ -124,8 +127,8 @@ class HashGridNeRF(nn.Module):
         light_pos: Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> dict[str, Tensor]:
-        """Render rays [R, 3] (unit directions): albedo, opacity, depth, normal, points, each [R, C],
-        before shading and background. ``generator`` given = training (stratified jitter)."""
+        """Render rays [R, 3] (unit directions): albedo (premultiplied by opacity), opacity, depth,
+        normal, points, each [R, C], before shading and background. ``generator`` given = training (stratified jitter)."""
         if shading not in SHADING_MODES:
             raise ValueError(f"shading: expected one of {', '.join(SHADING_MODES)}, got {shading!r}")
         cfg = self.cfg
@@ -179,6 +182,7 @@ class HashGridNeRF(nn.Module):
         out = self.render_rays(origins.reshape(-1, 3), dirs.reshape(-1, 3), shading, generator=generator)
         view = lambda t: t.reshape(b, h, w, -1)  # noqa: E731
         albedo, alpha, depth, normal, points = (view(out[k]) for k in ("albedo", "opacity", "depth", "normal", "points"))
+        albedo = albedo / alpha.clamp_min(1e-6)  # render_rays returns premultiplied albedo
         colour = shade(albedo, normal, points, cameras.light_pos, shading, self.cfg.shading)
         if background is None:
             bg = self.background(dirs, generator)

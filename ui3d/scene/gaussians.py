@@ -1,0 +1,259 @@
+"""GaussianScene: a set of 3D Gaussians (means, log-scales, rotations, opacity logits, colour
+logits), initialised in a ball, densified and pruned, rendered by
+:func:`ui3d.render.gaussian_raster.rasterize_gaussians` (pure torch; gsplat on CUDA).
+
+As a density field (for mesh export) the scene is ``sum_i o_i exp(-0.5 d^T Sigma_i^-1 d)``; its
+albedo at a point is the average colour of the Gaussians there, weighted by their density and by
+how much each was seen in the training renders (Gaussians that never reached an image keep their
+initial colour and would otherwise tint the surface).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ui3d.cameras import Cameras, camera_rays
+from ui3d.render.background import Background, BackgroundConfig
+from ui3d.render.gaussian_raster import RasterConfig, quat_to_rotmat, rasterize_gaussians
+from ui3d.render.shading import SHADING_MODES, ShadingConfig, shade
+from ui3d.render.types import RenderOutput
+
+__all__ = ["GaussianConfig", "GaussianScene"]
+
+
+@dataclass(frozen=True)
+class GaussianConfig:
+    num_init: int = 4000
+    init_radius: float = 0.5
+    init_opacity: float = 0.1
+    init_scale_factor: float = 1.0  # x the mean spacing of the initial points
+    max_gaussians: int = 20000
+    densify_fraction: float = 0.05  # of Gaussians (highest screen-space gradient) per densification
+    prune_opacity: float = 0.005
+    split_scale: float = 0.05  # Gaussians larger than this (world units) split, smaller ones clone
+    bound: float = 1.0
+    lr_means: float = 1.6e-3
+    lr_scales: float = 5e-3
+    lr_quats: float = 1e-3
+    lr_opacity: float = 5e-2
+    lr_colour: float = 2.5e-2
+    raster: RasterConfig = field(default_factory=RasterConfig)
+    background: BackgroundConfig = field(default_factory=BackgroundConfig)
+    shading: ShadingConfig = field(default_factory=ShadingConfig)
+
+    def __post_init__(self) -> None:
+        if self.num_init < 1:
+            raise ValueError(f"GaussianConfig.num_init: expected >= 1, got {self.num_init}")
+
+
+def _logit(p: Tensor) -> Tensor:
+    p = p.clamp(1e-6, 1 - 1e-6)
+    return torch.log(p / (1 - p))
+
+
+class GaussianScene(nn.Module):
+    kind = "gaussians"
+
+    def __init__(self, cfg: GaussianConfig = GaussianConfig(), generator: torch.Generator | None = None, num: int | None = None):
+        super().__init__()
+        self.cfg = cfg
+        n = cfg.num_init if num is None else num
+        gen = generator if generator is not None else torch.Generator().manual_seed(0)
+        # uniform in the ball: direction * radius * u^(1/3)
+        d = torch.randn(n, 3, generator=gen)
+        d = d / d.norm(dim=-1, keepdim=True).clamp_min(1e-9)
+        means = d * cfg.init_radius * torch.rand(n, 1, generator=gen) ** (1.0 / 3.0)
+        spacing = cfg.init_radius * (4.0 / 3.0 * math.pi / n) ** (1.0 / 3.0)
+        self.means = nn.Parameter(means)
+        self.log_scales = nn.Parameter(torch.full((n, 3), math.log(spacing * cfg.init_scale_factor)))
+        quats = torch.zeros(n, 4)
+        quats[:, 0] = 1.0
+        self.quats = nn.Parameter(quats)
+        self.opacity_logits = nn.Parameter(torch.full((n,), float(_logit(torch.tensor(cfg.init_opacity)))))
+        self.colour_logits = nn.Parameter(torch.zeros(n, 3))
+        self.register_buffer("seen", torch.zeros(n))  # max compositing weight over training renders
+        self.register_buffer("grad_accum", torch.zeros(n))
+        self.register_buffer("grad_count", torch.zeros(n))
+        self.background = Background(cfg.background)
+        self._last_means2d: Tensor | None = None
+
+    @property
+    def num(self) -> int:
+        return self.means.shape[0]
+
+    def param_groups(self, lr_scale: float = 1.0) -> list[dict]:
+        c = self.cfg
+        return [
+            {"params": [self.means], "lr": c.lr_means},
+            {"params": [self.log_scales], "lr": c.lr_scales},
+            {"params": [self.quats], "lr": c.lr_quats},
+            {"params": [self.opacity_logits], "lr": c.lr_opacity},
+            {"params": [self.colour_logits], "lr": c.lr_colour},
+            {"params": list(self.background.parameters()), "lr": 1e-3},
+        ]
+
+    def attributes(self) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """means, scales, unit quats, opacities, colours."""
+        return (
+            self.means,
+            torch.exp(self.log_scales),
+            torch.nn.functional.normalize(self.quats, dim=-1),
+            torch.sigmoid(self.opacity_logits),
+            torch.sigmoid(self.colour_logits),
+        )
+
+    # --- rendering ----------------------------------------------------------------------------
+    def render(
+        self,
+        cameras: Cameras,
+        shading: str = "albedo",
+        generator: torch.Generator | None = None,
+        background: Tensor | None = None,
+    ) -> RenderOutput:
+        if shading not in SHADING_MODES:
+            raise ValueError(f"shading: expected one of {', '.join(SHADING_MODES)}, got {shading!r}")
+        means, scales, quats, opac, cols = self.attributes()
+        b = len(cameras)
+        if background is None:
+            _, dirs = camera_rays(cameras.resized(1, 1))
+            bg = self.background(dirs, generator).reshape(b, 3)
+        else:
+            bg = torch.as_tensor(background, dtype=means.dtype, device=means.device)
+            bg = bg if bg.ndim == 2 else bg.expand(b, 3)
+        zero_bg = torch.zeros_like(bg)
+        out = rasterize_gaussians(means, scales, quats, opac, cols, cameras, zero_bg, self.cfg.raster)
+        if self.training and torch.is_grad_enabled():
+            self._last_means2d = out.means2d
+            self.seen.copy_(torch.maximum(self.seen, out.weights.amax(0)))
+        albedo = out.rgb / out.alpha.clamp_min(1e-6)
+        origins, dirs = camera_rays(cameras)
+        points = origins + out.depth * dirs
+        colour = shade(albedo, out.normal, points, cameras.light_pos, shading, self.cfg.shading)
+        rgb = colour * out.alpha + bg[:, None, None, :] * (1.0 - out.alpha)
+        return RenderOutput(rgb=rgb.clamp(0, 1), alpha=out.alpha.clamp(0, 1), depth=out.depth, normal=out.normal)
+
+    # --- densify and prune -------------------------------------------------------------------
+    @torch.no_grad()
+    def accumulate_gradients(self) -> None:
+        """After ``backward``: add the screen-space gradient norm of each visible Gaussian."""
+        m = self._last_means2d
+        if m is None or m.grad is None:
+            return
+        g = m.grad.norm(dim=-1)  # [B, N]
+        self.grad_accum += g.sum(0)
+        self.grad_count += (g > 0).float().sum(0)
+        self._last_means2d = None
+
+    @torch.no_grad()
+    def densify_and_prune(self, generator: torch.Generator | None = None) -> int:
+        """Clone small / split large Gaussians with the highest average screen-space gradient,
+        prune near-transparent ones. Returns the new count (rebuild the optimiser afterwards)."""
+        c = self.cfg
+        gen = generator if generator is not None else torch.Generator().manual_seed(0)
+        avg = self.grad_accum / self.grad_count.clamp_min(1)
+        room = max(0, c.max_gaussians - self.num)
+        k = min(int(c.densify_fraction * self.num), room)
+        keep = torch.sigmoid(self.opacity_logits) > c.prune_opacity
+        state = {n: p.data for n, p in self.named_parameters() if not n.startswith("background")}
+        state["seen"] = self.seen
+        new_parts = []
+        if k > 0:
+            chosen = torch.topk(avg, k).indices
+            chosen = chosen[avg[chosen] > 0]
+            big = torch.exp(self.log_scales[chosen]).amax(-1) > c.split_scale
+            split, clone = chosen[big], chosen[~big]
+            if clone.numel():
+                new_parts.append({n: t[clone] for n, t in state.items()})
+            if split.numel():
+                rot = quat_to_rotmat(self.quats[split])
+                sc = torch.exp(self.log_scales[split])
+                offset = (rot @ (torch.randn(split.numel(), 3, generator=gen) * sc)[..., None]).squeeze(-1)
+                part = {n: t[split].clone() for n, t in state.items()}
+                part["means"] = part["means"] + offset
+                part["log_scales"] = part["log_scales"] - math.log(1.6)
+                state["log_scales"] = state["log_scales"].clone()
+                state["log_scales"][split] -= math.log(1.6)
+                state["means"] = state["means"].clone()
+                state["means"][split] -= offset
+                new_parts.append(part)
+        merged = {n: torch.cat([t[keep]] + [p[n] for p in new_parts]) for n, t in state.items()}
+        self._set_state(merged)
+        return self.num
+
+    def _set_state(self, state: dict[str, Tensor]) -> None:
+        n = state["means"].shape[0]
+        for name in ("means", "log_scales", "quats", "opacity_logits", "colour_logits"):
+            setattr(self, name, nn.Parameter(state[name].contiguous()))
+        dev = self.means.device
+        self.seen = state.get("seen", torch.zeros(n, device=dev)).contiguous()
+        self.grad_accum = torch.zeros(n, device=dev)
+        self.grad_count = torch.zeros(n, device=dev)
+
+    def after_step(self, step: int, every: int, until: int) -> bool:
+        """Training-loop hook: accumulate statistics; densify every ``every`` steps before
+        ``until``. True when the parameter set changed (rebuild the optimiser)."""
+        self.accumulate_gradients()
+        if (step + 1) % every == 0 and step + 1 < until:
+            self.densify_and_prune()
+            return True
+        return False
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # type: ignore[override]
+        n = state_dict["means"].shape[0]
+        if n != self.num:
+            self._set_state({k: v for k, v in state_dict.items() if k in ("means", "log_scales", "quats", "opacity_logits", "colour_logits", "seen")})
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    # --- fields for export --------------------------------------------------------------------
+    def _inverse_covariances(self) -> Tensor:
+        rot = quat_to_rotmat(self.quats)
+        inv_s2 = torch.exp(-2.0 * self.log_scales)
+        return rot @ torch.diag_embed(inv_s2) @ rot.transpose(1, 2)
+
+    @torch.no_grad()
+    def _contributions(self, x: Tensor, k: int = 32) -> tuple[Tensor, Tensor]:
+        """Weights o_i g_i(x) [N, k] of the k nearest Gaussians (by centre) and their indices."""
+        from scipy.spatial import cKDTree
+
+        k = min(k, self.num)
+        tree = cKDTree(self.means.detach().cpu().numpy())
+        _, idx = tree.query(x.detach().cpu().numpy(), k=k)
+        idx = torch.from_numpy(np.asarray(idx).reshape(x.shape[0], k)).to(x.device)
+        d = x[:, None, :] - self.means[idx]
+        inv = self._inverse_covariances()[idx]
+        m = torch.einsum("nki,nkij,nkj->nk", d, inv, d)
+        return torch.sigmoid(self.opacity_logits)[idx] * torch.exp(-0.5 * m), idx
+
+    @torch.no_grad()
+    def density(self, x: Tensor) -> Tensor:
+        """Summed Gaussian opacity at points [N, 3] -> [N] (nearest 32 Gaussians)."""
+        w, _ = self._contributions(x)
+        return w.sum(-1)
+
+    @torch.no_grad()
+    def albedo(self, x: Tensor) -> Tensor:
+        w, idx = self._contributions(x)
+        w = w * (self.seen[idx] > 0.05)
+        cols = torch.sigmoid(self.colour_logits)[idx]
+        out = (w[..., None] * cols).sum(1) / w.sum(1, keepdim=True).clamp_min(1e-12)
+        # points no seen Gaussian reaches: the nearest seen Gaussian's colour
+        lost = w.sum(1) <= 1e-12
+        if bool(lost.any()):
+            seen = (self.seen > 0.05).nonzero().squeeze(-1)
+            if seen.numel():
+                from scipy.spatial import cKDTree
+
+                tree = cKDTree(self.means[seen].cpu().numpy())
+                _, j = tree.query(x[lost].cpu().numpy())
+                out[lost] = torch.sigmoid(self.colour_logits[seen[torch.from_numpy(np.asarray(j)).to(x.device)]])
+        return out
+
+    def surface_threshold(self, voxel_size: float) -> float:
+        """Half of a Gaussian's opacity at its centre, for a Gaussian of the initial opacity... in
+        practice 0.5 of summed opacity: solid where the Gaussians overlap to half opacity."""
+        return 0.5
