@@ -228,6 +228,10 @@ class BuiltinTeacher:
             prompts = [prompts]
         return self.model.encode_text(list(prompts)).float()
 
+    def eps_network(self) -> nn.Module:
+        """The ε-network (``forward(x_t, t, hidden)``, UNet at ``.unet``) that a LoRA fake score copies."""
+        return self.model
+
     def predict_eps(self, x_t: Tensor, t: Tensor, embeddings: Tensor) -> Tensor:
         dev = x_t.device
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.autocast):

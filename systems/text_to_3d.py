@@ -1,0 +1,235 @@
+"""`ui3d generate`: text-to-3D with Uni-Instruct guidance; SDS and VSD are guidance presets.
+
+A thin orchestrator: random cameras → scene.render → teacher.encode → ScoreGuidance → step on the
+scene; then a fake-score (LoRA + discriminator) step. Checkpoints are written atomically every
+`checkpoint_every` steps and on Ctrl+C; `resume` continues a run folder from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+from tqdm import tqdm
+
+from systems.base import NonFiniteWatch, load_checkpoint, save_checkpoint, write_csv
+from ui3d.cameras import CameraRanges, orbit_cameras, sample_random_cameras
+from ui3d.config import dump_yaml
+from ui3d.guidance.lora import LoRAFakeScore, camera_condition
+from ui3d.guidance.score import GUIDANCE_PRESETS, ScoreGuidance, ScoreGuidanceConfig
+from ui3d.prompt.embeddings import PromptEmbeddings, encode_prompt
+from ui3d.prompt.views import VIEWS, view_ids, view_prompts
+from ui3d.render.shading import pick_shading
+from ui3d.scene.base import build_scene
+from ui3d.scene.gaussians import GaussianConfig
+from ui3d.scene.nerf import NeRFConfig
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class TextTo3DConfig:
+    prompt: str = "a ceramic owl"
+    negative_prompt: str = ""
+    teacher: str = "builtin"  # builtin | sd | a hub id | a local folder
+    backend: Literal["nerf", "gaussians"] = "nerf"
+    guidance: ScoreGuidanceConfig = field(default_factory=lambda: GUIDANCE_PRESETS["uni-instruct"])
+    steps: int = 400
+    seed: int = 0
+    device: str = "cpu"
+    resolution: int = 32  # render size per view
+    views_per_step: int = 4
+    scene_lr: float = 1e-2
+    fake_lr: float = 1e-3
+    grad_clip: float = 1.0  # max gradient norm of the scene's parameters; 0 = off
+    albedo_warmup: int = 100  # steps of albedo shading before random lambertian / textureless
+    textureless_prob: float = 0.5
+    real_samples_per_view: int = 4  # teacher samples per view prompt: the discriminator's "real" data
+    real_sample_steps: int = 20
+    validate_every: int = 100
+    checkpoint_every: int = 100
+    max_bad_steps: int = 20
+    camera: CameraRanges = field(default_factory=CameraRanges)
+    nerf: NeRFConfig = field(default_factory=NeRFConfig)
+    gaussians: GaussianConfig = field(default_factory=GaussianConfig)
+
+    def __post_init__(self) -> None:
+        if not self.prompt.strip():
+            raise ValueError('the prompt is empty; describe the object, e.g. "a ceramic owl"')
+        for name in ("steps", "resolution", "views_per_step", "validate_every", "checkpoint_every", "max_bad_steps"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+
+
+@dataclass
+class Job:
+    """Everything a run holds between steps; rebuilt from a checkpoint on resume."""
+
+    cfg: TextTo3DConfig
+    teacher: object
+    embeddings: PromptEmbeddings
+    scene: torch.nn.Module
+    guidance: ScoreGuidance
+    opt_scene: torch.optim.Optimizer
+    opt_fake: torch.optim.Optimizer | None
+    x_real: torch.Tensor | None  # [len(VIEWS), n, ...] teacher samples per view, or None
+    generator: torch.Generator
+    step: int = 0
+    log: list = field(default_factory=list)
+
+
+def _teacher_samples(teacher, embeddings_prompt: str, cfg: TextTo3DConfig, g: torch.Generator) -> torch.Tensor | None:
+    """The discriminator's real data: the teacher's own samples for each view prompt, drawn once."""
+    if not cfg.guidance.ratio == "discriminator" or not hasattr(teacher, "resolution"):
+        return None  # latent teachers: the ratio falls back to r = 1 (see the README)
+    from ui3d.teachers.builtin import sample_images
+
+    prompts = [p for p in view_prompts(embeddings_prompt) for _ in range(cfg.real_samples_per_view)]
+    images = sample_images(teacher, prompts, steps=cfg.real_sample_steps, cfg=cfg.guidance.guidance_scale, generator=g)
+    x = teacher.encode(images)
+    return x.reshape(len(VIEWS), cfg.real_samples_per_view, *x.shape[1:])
+
+
+def build_job(cfg: TextTo3DConfig, teacher, cache_dir: Path | None) -> Job:
+    torch.manual_seed(cfg.seed)  # module initialisation; all sampling uses the job's generator
+    g = torch.Generator().manual_seed(cfg.seed)
+    embeddings = encode_prompt(teacher.encode_prompts, cfg.prompt, cfg.teacher, cfg.negative_prompt, cache_dir)
+    scene_cfg = cfg.nerf if cfg.backend == "nerf" else cfg.gaussians
+    from ui3d.config import to_dict
+
+    scene = build_scene(cfg.backend, to_dict(scene_cfg), generator=g)
+    fake = LoRAFakeScore(teacher.eps_network(), rank=cfg.guidance.lora_rank) if cfg.guidance.fake_score == "lora" else None
+    guidance = ScoreGuidance(cfg.guidance, teacher, fake)
+    opt_scene = torch.optim.Adam(scene.parameters(), lr=cfg.scene_lr, betas=(0.9, 0.99), eps=1e-15)
+    opt_fake = torch.optim.AdamW(fake.trainable_parameters(), lr=cfg.fake_lr) if fake is not None else None
+    x_real = _teacher_samples(teacher, cfg.prompt, cfg, g) if guidance.uses_ratio else None
+    return Job(cfg, teacher, embeddings, scene, guidance, opt_scene, opt_fake, x_real, g)
+
+
+def _fake_state(job: Job) -> dict:
+    fake = job.guidance.fake
+    return {} if fake is None else {n: p.detach() for n, p in fake.named_parameters() if p.requires_grad}
+
+
+def checkpoint(job: Job, run_dir: Path) -> None:
+    state = {
+        "step": job.step, "scene": job.scene.state_dict(), "fake": _fake_state(job),
+        "opt_scene": job.opt_scene.state_dict(), "rng": job.generator.get_state(), "log": job.log,
+        "opt_fake": job.opt_fake.state_dict() if job.opt_fake is not None else {},
+        "x_real": job.x_real if job.x_real is not None else torch.zeros(0),
+    }
+    save_checkpoint(run_dir / CHECKPOINT, state)
+
+
+def restore(job: Job, run_dir: Path) -> None:
+    state = load_checkpoint(run_dir / CHECKPOINT)
+    job.scene.load_state_dict(state["scene"])
+    job.opt_scene.load_state_dict(state["opt_scene"])
+    if job.guidance.fake is not None:
+        job.guidance.fake.load_state_dict(state["fake"], strict=False)
+        job.opt_fake.load_state_dict(state["opt_fake"])
+    job.generator.set_state(state["rng"])
+    job.step, job.log = int(state["step"]), list(state["log"])
+    job.x_real = state["x_real"] if state["x_real"].numel() else None
+
+
+def train_step(job: Job, watch: NonFiniteWatch) -> dict:
+    """One scene step and one fake-score step; returns the log row."""
+    cfg, g, step = job.cfg, job.generator, job.step
+    cams = sample_random_cameras(cfg.views_per_step, cfg.resolution, cfg.camera, g)
+    shading = "albedo" if step < cfg.albedo_warmup else pick_shading(g, cfg.textureless_prob)
+    render = job.scene.render(cams, shading=shading, generator=g)
+    x = job.teacher.encode(render.rgb.permute(0, 3, 1, 2))
+    cond, uncond = job.embeddings.for_cameras(cams.azimuth_deg, cams.elevation_deg)
+    camera = camera_condition(cams.c2w)
+    out = job.guidance.generator_loss(x, cond, uncond, step, g, camera=camera)
+    row = {"step": step, "loss": float(out.loss.detach()), "divergence": float(out.divergence.mean()), "shading": shading}
+    if watch.ok(out.loss, step, "guidance"):
+        job.opt_scene.zero_grad(set_to_none=True)
+        out.loss.backward()
+        if cfg.grad_clip > 0:
+            row["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(job.scene.parameters(), cfg.grad_clip))
+        job.opt_scene.step()
+    if job.guidance.fake is not None:
+        x_real = None
+        if job.x_real is not None:
+            views = view_ids(cams.azimuth_deg, cams.elevation_deg)
+            pick = torch.randint(0, job.x_real.shape[1], (len(views),), generator=g)
+            x_real = job.x_real[views, pick]
+        dropped = camera_condition(cams.c2w, cfg.guidance.camera_dropout, g)
+        fake_losses = job.guidance.fake_score_loss(x, cond, g, camera=dropped, x_real=x_real)
+        row["fake_loss"] = float(fake_losses.denoising.loss.detach())
+        if fake_losses.discriminator is not None:
+            row["disc_loss"] = float(fake_losses.discriminator.loss.detach())
+        if watch.ok(fake_losses.total, step, "fake-score"):
+            job.opt_fake.zero_grad(set_to_none=True)
+            fake_losses.total.backward()
+            job.opt_fake.step()
+    return row
+
+
+@torch.no_grad()
+def validation_grid(job: Job, path: Path, views: int = 4) -> Path:
+    """RGB | normal | opacity for `views` orbit cameras, one row each."""
+    from PIL import Image
+
+    from ui3d.io import atomic_path
+
+    cams = orbit_cameras(views, 64, elevation_deg=15.0)
+    r = job.scene.render(cams, shading="albedo")
+    normal = (r.normal * 0.5 + 0.5) * r.alpha
+    rows = torch.cat([r.rgb, normal, r.alpha.expand_as(r.rgb)], dim=2)  # [V, H, 3W, 3]
+    image = (rows.reshape(-1, rows.shape[2], 3).clamp(0, 1) * 255).round().byte().numpy()
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp)
+    return path
+
+
+def train(job: Job, run_dir: Path, progress: bool = True) -> bool:
+    """Run to cfg.steps; returns False if interrupted (after a checkpoint)."""
+    cfg = job.cfg
+    watch = NonFiniteWatch(cfg.max_bad_steps)
+    bar = tqdm(total=cfg.steps, initial=job.step, desc="generate", unit="step", disable=not progress)
+    try:
+        while job.step < cfg.steps:
+            row = train_step(job, watch)
+            job.log.append(row)
+            job.step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{row['loss']:.3g}")
+            if job.step % cfg.validate_every == 0 or job.step == cfg.steps:
+                validation_grid(job, run_dir / "validation" / f"step_{job.step:05d}.png")
+            if job.step % cfg.checkpoint_every == 0:
+                checkpoint(job, run_dir)
+                write_csv(run_dir / "losses.csv", job.log)
+    except KeyboardInterrupt:
+        checkpoint(job, run_dir)
+        write_csv(run_dir / "losses.csv", job.log)
+        return False
+    finally:
+        bar.close()
+    checkpoint(job, run_dir)
+    write_csv(run_dir / "losses.csv", job.log)
+    return True
+
+
+def prepare(cfg: TextTo3DConfig, run_dir: Path, resume: bool, cache_dir: Path | None = None) -> Job:
+    from ui3d.teachers.loading import load_teacher
+
+    teacher = load_teacher(cfg.teacher, cfg.device, [cfg.prompt, cfg.negative_prompt, *view_prompts(cfg.prompt)])
+    job = build_job(cfg, teacher, cache_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if resume:
+        restore(job, run_dir)
+    else:
+        dump_yaml(cfg, run_dir / "config.yaml")
+    return job
+
+
+def timed_train(job: Job, run_dir: Path, progress: bool = True) -> tuple[bool, float]:
+    start = time.perf_counter()
+    finished = train(job, run_dir, progress)
+    return finished, time.perf_counter() - start

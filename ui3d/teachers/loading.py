@@ -1,0 +1,30 @@
+"""Pick a teacher from a command-line spec: builtin | sd | a hub id | a local folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+TEACHER_SPECS = ("builtin", "sd", "HUB_ID", "PATH")
+
+
+def default_teacher_spec() -> str:
+    """Stable Diffusion where CUDA is present, else the built-in teacher (the README says why)."""
+    return "sd" if torch.cuda.is_available() else "builtin"
+
+
+def load_teacher(spec: str, device: str = "cpu", prompts: Sequence[str] = ()):
+    """Load and check: prompts the teacher cannot read raise ValueError before any heavy work."""
+    if spec == "builtin":
+        from ui3d.teachers.builtin import BuiltinTeacher
+
+        teacher = BuiltinTeacher.load()
+        teacher.check_prompts([p for p in prompts if p])
+        return teacher
+    from ui3d.teachers.stable_diffusion import DEFAULT_MODEL, StableDiffusionTeacher
+
+    model = DEFAULT_MODEL if spec == "sd" else spec
+    local = Path(model).exists()
+    return StableDiffusionTeacher.from_pretrained(model, device=device, local_files_only=local)
