@@ -51,7 +51,7 @@ class FitConfig:
     extract_resolution: int = 64
     eval_resolution: int = 64
     cameras: CameraRanges = field(default_factory=lambda: CameraRanges(elevation_deg=(-30.0, 70.0)))
-    gaussians: int = 4000
+    gaussians: int = 2000
     densify_every: int = 100
     densify_until: int = 300
 

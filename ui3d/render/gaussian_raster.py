@@ -36,7 +36,7 @@ ALPHA_MAX = 0.99
 
 @dataclass(frozen=True)
 class RasterConfig:
-    tile_size: int = 8
+    tile_size: int = 16
     eps2d: float = 0.3
     near: float = 0.01
     max_chunk_elements: int = 1 << 23  # tiles x pixels x Gaussians per chunk
@@ -242,33 +242,46 @@ def _truncate_saturated(feats: Tensor, table: Tensor, tx: int, ty: int, ts: int,
 
 
 def _alphas(feats: Tensor, table: Tensor, tiles: Tensor, tx: int, ty: int, ts: int, pix: Tensor) -> tuple[Tensor, Tensor]:
+    """Alphas [C, P, K] of the listed Gaussians at the pixels of tiles ``tiles`` [C].
+
+    The exponent ``-0.5 d^T conic d + log o`` is a quadratic polynomial in the pixel position, so it
+    is one batched matrix product of per-pixel monomials [P, 6] and per-Gaussian coefficients
+    [C, 6, K] (tile-local coordinates keep the terms small)."""
     valid = table >= 0
     g = feats[table.clamp_min(0)]  # [C, K, 13]
     local = tiles % (tx * ty)
     origin = torch.stack([(local % tx) * ts, torch.div(local, tx, rounding_mode="floor") * ts], -1).to(pix)  # [C, 2]
-    p = origin[:, None, :] + pix[None]  # [C, P, 2]
-    dx = p[:, :, None, 0] - g[:, None, :, 0]  # [C, P, K]
-    dy = p[:, :, None, 1] - g[:, None, :, 1]
-    a, b, c = g[:, None, :, 2], g[:, None, :, 3], g[:, None, :, 4]
-    power = -0.5 * (a * dx * dx + c * dy * dy) - b * dx * dy
-    alpha = (g[:, None, :, 5] * torch.exp(power.clamp_max(0.0))).clamp_max(ALPHA_MAX)
-    alpha = torch.where(valid[:, None, :] & (alpha >= ALPHA_MIN) & (power <= 0), alpha, torch.zeros_like(alpha))
+    mx = g[..., 0] - origin[:, None, 0]
+    my = g[..., 1] - origin[:, None, 1]
+    a, b, c = g[..., 2], g[..., 3], g[..., 4]
+    log_o = torch.log(g[..., 5].clamp_min(1e-12))
+    const = -0.5 * (a * mx * mx + 2 * b * mx * my + c * my * my) + log_o
+    const = torch.where(valid, const, torch.full_like(const, -1e4))  # padding: alpha 0
+    coef = torch.stack([const, a * mx + b * my, b * mx + c * my, -0.5 * a, -b, -0.5 * c], dim=1)  # [C, 6, K]
+    px, py = pix[:, 0], pix[:, 1]
+    mono = torch.stack([torch.ones_like(px), px, py, px * px, px * py, py * py], -1)  # [P, 6]
+    power = torch.matmul(mono, coef)  # [C, P, K]
+    alpha = torch.exp(power.clamp_max(0.0)).clamp_max(ALPHA_MAX)
+    alpha = torch.where(alpha >= ALPHA_MIN, alpha, torch.zeros_like(alpha))
     return alpha, g
+
+
+def _exclusive_transmittance(alpha: Tensor) -> Tensor:
+    """T_k = prod_{j<k} (1 - alpha_j) along the last axis (alphas <= 0.99, so the log is finite)."""
+    acc = torch.cumsum(torch.log1p(-alpha), dim=-1)
+    return torch.exp(torch.cat([torch.zeros_like(acc[..., :1]), acc[..., :-1]], -1))
 
 
 def _transmittance(feats, table, tiles, tx, ty, ts, pix) -> Tensor:
     alpha, _ = _alphas(feats, table, tiles, tx, ty, ts, pix)
-    trans = torch.cumprod(1.0 - alpha, dim=-1)
-    return torch.cat([torch.ones_like(trans[..., :1]), trans[..., :-1]], -1)
+    return _exclusive_transmittance(alpha)
 
 
 def _composite_tiles(feats: Tensor, table: Tensor, tiles: Tensor, tx: int, ty: int, ts: int, pix: Tensor):
     """Front-to-back compositing of the sorted lists ``table`` [C, K] (-1 = padding) of tiles."""
     valid = table >= 0
     alpha, g = _alphas(feats, table, tiles, tx, ty, ts, pix)
-    trans = torch.cumprod(1.0 - alpha, dim=-1)
-    trans = torch.cat([torch.ones_like(trans[..., :1]), trans[..., :-1]], -1)
-    wgt = alpha * trans  # [C, P, K]
+    wgt = alpha * _exclusive_transmittance(alpha)  # [C, P, K]
     vals = torch.cat([g[..., 6:9], torch.ones_like(g[..., :1]), g[..., 9:13]], -1)  # [C, K, 8]
     out = torch.einsum("cpk,ckf->cpf", wgt, vals)
     per_gauss = wgt.detach().sum(1)  # [C, K]
