@@ -1,0 +1,45 @@
+"""Turntable video of a scene: orbit cameras around the object, rendered by the scene itself,
+written with imageio as .mp4 (imageio-ffmpeg) or, where that is unavailable, as .gif."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ui3d.cameras import orbit_cameras
+from ui3d.io import atomic_path
+
+__all__ = ["turntable_frames", "write_video"]
+
+
+@torch.no_grad()
+def turntable_frames(scene, frames: int = 36, size: int = 128, elevation_deg: float = 15.0, distance: float = 1.8,
+                     shading: str = "albedo", batch: int = 4) -> np.ndarray:
+    """uint8 frames [N, size, size, 3] on a white background."""
+    cams = orbit_cameras(frames, size, elevation_deg=elevation_deg, distance=distance)
+    dev = next(iter(scene.parameters())).device
+    out = []
+    for i in range(0, frames, batch):
+        c = cams[i : i + batch].to(dev)
+        out.append(scene.render(c, shading=shading, background=torch.ones(3, device=dev)).rgb.cpu())
+    rgb = torch.cat(out).clamp(0, 1).numpy()
+    return (rgb * 255).round().astype(np.uint8)
+
+
+def write_video(frames: np.ndarray, path: str | Path, fps: int = 24) -> Path:
+    """Write frames as .mp4; if ffmpeg is unavailable, as a .gif beside it. Returns the path written."""
+    import imageio.v2 as imageio
+
+    path = Path(path)
+    if path.suffix.lower() == ".mp4":
+        try:
+            with atomic_path(path) as tmp:
+                imageio.mimwrite(tmp, list(frames), fps=fps, codec="libx264", quality=8, macro_block_size=1)
+            return path
+        except Exception:  # no ffmpeg backend: fall back to a GIF
+            path = path.with_suffix(".gif")
+    with atomic_path(path) as tmp:
+        imageio.mimwrite(tmp, list(frames), duration=1000.0 / fps, loop=0)
+    return path
