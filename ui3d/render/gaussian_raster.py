@@ -297,25 +297,36 @@ def gsplat_available() -> bool:
 
 
 def _rasterize_gsplat(means, scales, quats, opacities, colours, cams, background) -> RasterOutput:
-    """gsplat (CUDA) with our camera convention converted to its OpenCV one."""
+    """gsplat (CUDA) with our camera convention converted to its OpenCV one; normals ride along as
+    three extra colour channels, and gsplat's axis depth is converted to distance along the ray."""
     import gsplat
 
-    flip = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], device=means.device))
+    from ui3d.cameras import camera_rays
+
+    flip = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], device=means.device, dtype=means.dtype))
     viewmats = flip[None] @ torch.linalg.inv(cams.c2w)  # world -> OpenCV camera
     f = focal_length_px(cams)
-    ks = torch.zeros(len(cams), 3, 3, device=means.device)
+    ks = torch.zeros(len(cams), 3, 3, device=means.device, dtype=means.dtype)
     ks[:, 0, 0], ks[:, 1, 1] = f, f
     ks[:, 0, 2], ks[:, 1, 2], ks[:, 2, 2] = 0.5 * cams.width, 0.5 * cams.height, 1.0
-    rgbd, alpha, meta = gsplat.rasterization(
-        means, F.normalize(quats, dim=-1), scales, opacities, colours, viewmats, ks, cams.width, cams.height,
-        render_mode="RGB+ED", backgrounds=torch.cat([background, torch.zeros_like(background[:, :1])], -1),
-    )
-    rgb, depth = rgbd[..., :3], rgbd[..., 3:4]
-    # gsplat's expected depth is along the camera axis; RenderOutput wants distance along the ray
-    # (normals are not rasterised by gsplat here: they come from the torch path's formula)
     proj = project_gaussians(means, scales, quats, cams)
-    normal = torch.zeros_like(rgb)
+    bsz, n = len(cams), means.shape[0]
+    feats = torch.cat([colours[None].expand(bsz, n, 3), proj.normals], -1)  # [B, N, 6]
+    out, alpha, meta = gsplat.rasterization(
+        means, F.normalize(quats, dim=-1), scales, opacities, feats, viewmats, ks, cams.width, cams.height,
+        render_mode="RGB+ED", eps2d=RasterConfig.eps2d,
+    )
+    rgb = out[..., :3] + (1.0 - alpha) * background[:, None, None, :]
+    _, dirs = camera_rays(cams)
+    forward = -cams.c2w[:, None, None, :3, 2]
+    cos = (dirs * forward).sum(-1, keepdim=True).clamp_min(1e-6)
+    depth = out[..., 6:7] / cos
+    covered = alpha > 1e-6
+    normal = torch.where(covered, F.normalize(out[..., 3:6], dim=-1), torch.zeros_like(out[..., 3:6]))
+    means2d = meta["means2d"]
+    if means2d.requires_grad:
+        means2d.retain_grad()
     return RasterOutput(
-        rgb=rgb, alpha=alpha, depth=depth, normal=normal, means2d=meta["means2d"], radii=meta["radii"],
-        weights=torch.zeros(len(cams), means.shape[0], device=means.device),
-    ) if proj is not None else None  # pragma: no cover
+        rgb=rgb, alpha=alpha, depth=torch.where(covered, depth, torch.zeros_like(depth)), normal=normal,
+        means2d=means2d, radii=meta["radii"], weights=torch.zeros(bsz, n, device=means.device),
+    )

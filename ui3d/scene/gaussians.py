@@ -238,7 +238,8 @@ class GaussianScene(nn.Module):
     @torch.no_grad()
     def albedo(self, x: Tensor) -> Tensor:
         w, idx = self._contributions(x)
-        w = w * (self.seen[idx] > 0.05)
+        if bool((self.seen > 0.05).any()):  # visibility is known (torch rasteriser in training)
+            w = w * (self.seen[idx] > 0.05)
         cols = torch.sigmoid(self.colour_logits)[idx]
         out = (w[..., None] * cols).sum(1) / w.sum(1, keepdim=True).clamp_min(1e-12)
         # points no seen Gaussian reaches: the nearest seen Gaussian's colour
@@ -254,6 +255,5 @@ class GaussianScene(nn.Module):
         return out
 
     def surface_threshold(self, voxel_size: float) -> float:
-        """Half of a Gaussian's opacity at its centre, for a Gaussian of the initial opacity... in
-        practice 0.5 of summed opacity: solid where the Gaussians overlap to half opacity."""
+        """Solid where the summed Gaussian opacity reaches 0.5 (a point half opaque on its own)."""
         return 0.5

@@ -1,0 +1,90 @@
+import math
+
+import pytest
+import torch
+
+from ui3d.encoding import HashGrid, HashGridConfig, hash_grid_encode, hash_grid_reference, level_layout, tcnn_available
+from ui3d.encoding.hashgrid import PRIMES
+
+
+def test_dense_level_hand_computed():
+    # one level, scale 1, resolution 2: 8 dense entries; table row i holds the value i
+    cfg = HashGridConfig(levels=1, features_per_level=1, log2_table_size=4, base_resolution=2, max_resolution=2)
+    layout = level_layout(cfg)
+    assert layout.resolutions == (2,) and layout.sizes == (8,) and layout.dense == (True,)
+    table = torch.arange(8, dtype=torch.float32)[:, None]
+    # p = x * 1 + 0.5 -> (0.75, 0.5, 0.5): corners' rows x + 2y + 4z, trilinear weights
+    out = hash_grid_encode(torch.tensor([[0.25, 0.0, 0.0]]), table, cfg)
+    assert out.item() == pytest.approx(0.75 + 2 * 0.5 + 4 * 0.5)
+
+
+def test_hashed_level_uses_the_prime_hash():
+    cfg = HashGridConfig(levels=1, features_per_level=1, log2_table_size=4, base_resolution=64, max_resolution=64)
+    layout = level_layout(cfg)
+    assert not layout.dense[0] and layout.sizes[0] == 16
+    table = torch.randn(16, 1, generator=torch.Generator().manual_seed(0))
+    s = layout.scales[0]
+    # a point exactly on grid vertex (3, 5, 7): all weight on that corner
+    x = torch.tensor([[(3 - 0.5) / s, (5 - 0.5) / s, (7 - 0.5) / s]], dtype=torch.float64)
+    row = ((3 * PRIMES[0]) ^ (5 * PRIMES[1]) ^ (7 * PRIMES[2])) % (1 << 32) % 16
+    out = hash_grid_encode(x, table.double(), cfg)
+    assert out.item() == pytest.approx(table[row].item(), abs=1e-9)
+
+
+def test_matches_loop_reference_on_many_levels():
+    cfg = HashGridConfig(levels=6, features_per_level=2, log2_table_size=10, base_resolution=4, max_resolution=300)
+    layout = level_layout(cfg)
+    assert any(layout.dense) and not all(layout.dense)
+    table = torch.randn(layout.total, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    pts = [(0.0, 0.0, 0.0), (1.0, 1.0, 1.0), (0.5, 0.25, 0.125), (0.3141, 0.2718, 0.999), (0.77, 0.01, 0.5)]
+    out = hash_grid_encode(torch.tensor(pts, dtype=torch.float64), table, cfg)
+    for i, p in enumerate(pts):
+        torch.testing.assert_close(out[i], hash_grid_reference(p, table, cfg), rtol=0, atol=1e-12)
+
+
+def test_layout_is_tinycudanns():
+    cfg = HashGridConfig(levels=16, features_per_level=2, log2_table_size=19, base_resolution=16, max_resolution=2048)
+    layout = level_layout(cfg)
+    b = math.exp(math.log(2048 / 16) / 15)
+    assert layout.scales[3] == pytest.approx(16 * b**3 - 1)
+    assert layout.sizes[0] == 16**3 and layout.sizes[-1] == 1 << 19
+    assert layout.offsets[1] == 16**3
+
+
+def test_table_gradient_is_scatter_of_output_gradient():
+    cfg = HashGridConfig(levels=3, log2_table_size=8, base_resolution=4, max_resolution=40)
+    grid = HashGrid(cfg, backend="torch", generator=torch.Generator().manual_seed(0))
+    x = torch.rand(50, 3, generator=torch.Generator().manual_seed(2))
+    w = torch.randn(50, cfg.output_dim, generator=torch.Generator().manual_seed(3))
+    (grid(x) * w).sum().backward()
+    # the same with plain autograd indexing
+    table = grid.table.detach().clone().requires_grad_(True)
+    from ui3d.encoding.hashgrid import _Gather
+
+    orig = _Gather.apply
+    try:
+        _Gather.apply = lambda t, idx: t[idx]  # type: ignore[assignment]
+        (hash_grid_encode(x, table, cfg) * w).sum().backward()
+    finally:
+        _Gather.apply = orig  # type: ignore[assignment]
+    torch.testing.assert_close(grid.table.grad, table.grad)
+    assert grid.table.grad.abs().sum() > 0
+
+
+def test_bad_config_is_rejected():
+    with pytest.raises(ValueError, match="max_resolution"):
+        HashGridConfig(base_resolution=64, max_resolution=16)
+    with pytest.raises(ValueError, match="backend"):
+        HashGrid(HashGridConfig(), backend="cuda")
+
+
+@pytest.mark.gpu
+def test_tcnn_parity():
+    if not tcnn_available():
+        pytest.skip("tinycudann with CUDA not available")
+    cfg = HashGridConfig(levels=8, log2_table_size=15, base_resolution=16, max_resolution=512)
+    grid = HashGrid(cfg, backend="tcnn", generator=torch.Generator().manual_seed(0)).cuda()
+    ref = HashGrid(cfg, backend="torch").cuda()
+    ref.load_state_dict(grid.state_dict())
+    x = torch.rand(4096, 3, device="cuda")
+    torch.testing.assert_close(grid(x), ref(x), rtol=1e-3, atol=1e-5)
