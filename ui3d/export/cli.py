@@ -93,7 +93,9 @@ def add_export_command(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--resolution", type=int, default=ExtractConfig.resolution, help="density grid cells per side")
     p.add_argument("--threshold", type=float, default=None, help="density threshold (default: automatic)")
     p.add_argument("--max-faces", type=int, default=ExtractConfig.max_faces, help="decimate above this many faces")
-    p.add_argument("--texture-size", type=int, default=512)
+    p.add_argument("--texture-size", type=int, default=ExportOptions.texture_size)
+    p.add_argument("--video-frames", type=int, default=ExportOptions.video_frames)
+    p.add_argument("--video-size", type=int, default=ExportOptions.video_size)
     p.add_argument("--device", default="cpu")
     p.set_defaults(handler=run_export)
     return p
@@ -103,14 +105,17 @@ def run_export(args: argparse.Namespace) -> int:
     from ui3d.scene.base import load_scene
 
     formats = parse_formats(args.format)
-    if args.texture_size < 16:
-        raise ValueError(f"--texture-size: expected >= 16, got {args.texture_size}")
+    for name, low in (("texture_size", 16), ("video_frames", 1), ("video_size", 8), ("resolution", 8)):
+        if getattr(args, name) < low:
+            raise ValueError(f"--{name.replace('_', '-')}: expected >= {low}, got {getattr(args, name)}")
     scene = load_scene(args.run_dir, args.device)
     out = Path(args.out) if args.out else Path(args.run_dir) / "export"
     options = ExportOptions(
         formats=formats,
         extract=ExtractConfig(resolution=args.resolution, threshold=args.threshold, max_faces=args.max_faces),
         texture_size=args.texture_size,
+        video_frames=args.video_frames,
+        video_size=args.video_size,
     )
     written = export_scene(scene, out, options)
     for fmt, paths in written.items():
