@@ -11,7 +11,8 @@ transparent. The loss is L1. NeRF trains on random rays drawn from all views, Ga
 views.
 
 Also a benchmark: ``python -m systems.photometric_fit --backend nerf --object cube`` prints seconds
-per step, peak memory and the exported mesh's IoU / Chamfer / colour error as JSON.
+per step, peak memory and the exported mesh's IoU / Chamfer / colour error as JSON;
+``--bench-step --size 64`` times one training step on 4 whole views.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from ui3d.world import make_object, render_world
 from ui3d.world.objects import WorldObject
 from ui3d.world.palette import material as get_material
 
-__all__ = ["FitConfig", "FitResult", "albedo_targets", "make_scene", "fit", "main"]
+__all__ = ["FitConfig", "FitResult", "albedo_targets", "make_scene", "fit", "benchmark_step", "main"]
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,32 @@ def fit(cfg: FitConfig) -> FitResult:
     return FitResult(scene, mesh, metrics, seconds, rss, sum(losses[-10:]) / max(len(losses[-10:]), 1))
 
 
+def benchmark_step(backend: str, size: int, views: int = 4, repeats: int = 5, seed: int = 0) -> dict[str, float]:
+    """Median seconds of one training step (render ``views`` whole views at ``size``^2, L1 loss,
+    backward, Adam) on a freshly initialised scene after a warm-up step, and the peak RSS."""
+    gen = torch.Generator().manual_seed(seed)
+    cfg = FitConfig(backend=backend)
+    scene = make_scene(cfg, gen)
+    if backend == "nerf":
+        scene.update_occupancy(gen)
+    opt = _optimiser(scene, cfg)
+    cams = sample_random_cameras(views, size, cfg.cameras, generator=gen)
+    target = torch.rand(views, size, size, 3, generator=gen)
+    times = []
+    for i in range(repeats + 1):
+        start = time.perf_counter()
+        out = scene.render(cams, generator=gen, background=torch.ones(views, 3))
+        loss = (out.rgb - target).abs().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if i:
+            times.append(time.perf_counter() - start)
+    times.sort()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return {"seconds_per_step": times[len(times) // 2], "peak_rss_mb": rss}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--backend", default="nerf", choices=["nerf", "gaussians"])
@@ -148,8 +175,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rays-per-step", type=int, default=FitConfig.rays_per_step)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--bench-step", action="store_true", help="only time training steps of 4 views at --size")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.bench_step:
+        res = benchmark_step(args.backend, args.size)
+        print(json.dumps({"backend": args.backend, "size": args.size, "views": 4, **{k: round(v, 4) for k, v in res.items()}}))
+        return 0
     cfg = FitConfig(
         backend=args.backend, object=args.object, steps=args.steps, size=args.size,
         views_per_step=args.views_per_step, rays_per_step=args.rays_per_step, seed=args.seed,

@@ -20,6 +20,7 @@ The table gradient is a scatter-add (``index_add_``), measured faster on CPU tha
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -267,8 +268,14 @@ class HashGrid(nn.Module):
                 },
                 dtype=torch.float32,
             ).to(x.device)
-            # share storage: tinycudann's flat parameter has exactly our layout
-            assert enc.params.numel() == self.table.numel(), (enc.params.numel(), self.table.numel())
+            # share storage: tinycudann's flat parameter has our layout
+            if enc.params.numel() != self.table.numel():
+                warnings.warn(
+                    f"tinycudann's hash grid has {enc.params.numel()} parameters, ui3d's layout "
+                    f"{self.table.numel()}; using the torch hash grid"
+                )
+                self.backend = "torch"
+                return hash_grid_encode(x, self.table, self.cfg, self.layout)
             del enc.params
             self._tcnn = enc
         self._tcnn.params = self.table.view(-1)  # type: ignore[assignment]
