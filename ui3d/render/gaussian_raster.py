@@ -197,17 +197,22 @@ def _rasterize_torch(means, scales, quats, opacities, colours, cams, background,
         table = torch.full((n_tiles, k), -1, dtype=torch.long, device=means.device)
         table[tile_id, slot] = gid
         table = _truncate_saturated(feats.detach(), table, tx, ty, ts, pix, cfg)
-        k = table.shape[1]
-        chunk = max(1, cfg.max_chunk_elements // (p_count * k))
-        outs, weights = [], []
-        for t0 in range(0, n_tiles, chunk):
-            tiles = torch.arange(t0, min(n_tiles, t0 + chunk), device=means.device)
-            o, wsum = _composite_tiles(feats, table[tiles], tiles, tx, ty, ts, pix)
-            outs.append(o)
-            weights.append(wsum)
-        acc = torch.cat(outs)
-        for (idx, wsum) in weights:
+        # tiles with similar list lengths share a chunk, padded only to that chunk's longest list;
+        # empty tiles are skipped
+        lengths = (table >= 0).sum(1)
+        order = torch.argsort(lengths, descending=True)
+        order = order[lengths[order] > 0]
+        pieces, done = [], 0
+        while done < order.numel():
+            k_chunk = int(lengths[order[done]])
+            chunk = max(1, cfg.max_chunk_elements // (p_count * k_chunk))
+            tiles = order[done : done + chunk]
+            o, (idx, wsum) = _composite_tiles(feats, table[tiles, :k_chunk], tiles, tx, ty, ts, pix)
+            pieces.append((tiles, o))
             weight_sum = weight_sum.index_add(0, idx, wsum)
+            done += chunk
+        if pieces:
+            acc = acc.index_put((torch.cat([t for t, _ in pieces]),), torch.cat([o for _, o in pieces]))
     # tiles -> images
     img = acc.reshape(bsz, ty, tx, ts, ts, 8).permute(0, 1, 3, 2, 4, 5).reshape(bsz, ty * ts, tx * ts, 8)[:, :h, :w]
     alpha = img[..., 3:4]
