@@ -233,3 +233,43 @@ def timed_train(job: Job, run_dir: Path, progress: bool = True) -> tuple[bool, f
     start = time.perf_counter()
     finished = train(job, run_dir, progress)
     return finished, time.perf_counter() - start
+
+
+def world_subject(prompt: str):
+    """The built-in world object a prompt names, or None when it is not a built-in prompt."""
+    from ui3d.world.captions import parse_prompt
+
+    try:
+        return parse_prompt(prompt).to_object()
+    except ValueError:
+        return None
+
+
+def finish(job: Job, run_dir: Path, wall_seconds: float, formats: tuple[str, ...] = ("obj", "glb", "ply", "video")) -> dict:
+    """Save the scene, export meshes / video, write preview.png and metrics.json; returns the metrics."""
+    import shutil
+
+    from ui3d.export.cli import ExportOptions, export_scene
+    from ui3d.export.mesh import extract_mesh
+    from ui3d.io import write_json
+    from ui3d.metrics.geometry import evaluate_mesh
+    from ui3d.scene.base import save_scene
+
+    cfg = job.cfg
+    save_scene(job.scene, run_dir / "scene")
+    if job.scene.kind != "gaussians":
+        formats = tuple(f for f in formats if f != "ply")
+    written = export_scene(job.scene, run_dir, ExportOptions(formats=formats))
+    shutil.copyfile(validation_grid(job, run_dir / "validation" / f"step_{job.step:05d}.png"), run_dir / "preview.png")
+    metrics = {
+        "prompt": cfg.prompt, "teacher": cfg.teacher, "backend": cfg.backend, "divergence": cfg.guidance.divergence,
+        "mode": cfg.guidance.mode, "fake_score": cfg.guidance.fake_score, "steps": job.step,
+        "wall_seconds": round(wall_seconds, 1), "nonfinite_steps": sum(1 for r in job.log if r["loss"] != r["loss"]),
+        "files": {k: [p.name for p in v] for k, v in written.items()},
+    }
+    subject = world_subject(cfg.prompt)
+    if subject is not None and any(f in formats for f in ("obj", "glb")):
+        mesh = extract_mesh(job.scene)
+        metrics.update(evaluate_mesh(mesh.vertices, mesh.faces, mesh.colours, subject).as_dict())
+    write_json(run_dir / "metrics.json", metrics)
+    return metrics

@@ -41,6 +41,78 @@ def _distill(args: argparse.Namespace) -> int:
     return 0
 
 
+def _generate_config(args: argparse.Namespace):
+    """Preset file < guidance preset < flags < key=value overrides, checked strictly."""
+    import torch
+
+    from systems.text_to_3d import TextTo3DConfig
+    from ui3d.config import from_dict, load_config, merge, parse_overrides, to_dict
+    from ui3d.guidance.score import guidance_preset
+    from ui3d.teachers.loading import default_teacher_spec
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: CUDA is not available on this machine; use --device cpu")
+    teacher = args.teacher or default_teacher_spec()
+    if args.teacher is None:
+        why = "CUDA is present" if teacher == "sd" else "no CUDA: Stable Diffusion would take seconds per step"
+        print(f"teacher: {teacher} ({why}; choose with --teacher)")
+    preset = args.config or CONFIG_DIR / "text_to_3d" / f"{args.preset}.yaml"
+    base = to_dict(load_config(TextTo3DConfig, preset,
+                               defaults={"guidance": to_dict(guidance_preset(args.guidance))}))
+    flags = {"prompt": args.prompt, "negative_prompt": args.negative_prompt, "teacher": teacher,
+             "backend": args.backend, "steps": args.steps, "seed": args.seed, "device": args.device}
+    flags = {k: v for k, v in flags.items() if v is not None}
+    if args.divergence is not None:
+        flags["guidance"] = {"divergence": args.divergence}
+    return from_dict(TextTo3DConfig, merge(merge(base, flags), parse_overrides(args.overrides)))
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from systems.base import run_folder
+    from systems.text_to_3d import TextTo3DConfig, finish, prepare, timed_train
+    from ui3d.config import load_config, parse_overrides
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        if not (run_dir / "config.yaml").is_file() or not (run_dir / "checkpoint.pt").is_file():
+            raise ValueError(f"--resume '{run_dir}': not a run folder (needs config.yaml and checkpoint.pt)")
+        extra = parse_overrides(args.overrides)
+        if set(extra) - {"steps"}:
+            raise ValueError("--resume takes only steps=N as an override (the rest is the run's config.yaml)")
+        cfg = load_config(TextTo3DConfig, run_dir / "config.yaml", args.overrides)
+    else:
+        if args.prompt is None:
+            raise ValueError("a prompt is required, e.g. ui3d generate \"a ceramic owl\"")
+        cfg = _generate_config(args)
+        run_dir = _check_out_dir(args.out) if args.out else run_folder("runs", cfg.prompt, cfg.seed)
+    job = prepare(cfg, run_dir, resume=bool(args.resume), cache_dir=Path(".cache") / "prompts")
+    finished, wall = timed_train(job, run_dir)
+    metrics = finish(job, run_dir, wall)
+    extra = "".join(f", {k} {metrics[k]:.3f}" for k in ("iou", "chamfer", "colour_mae") if k in metrics)
+    print(f"{'done' if finished else 'interrupted (checkpoint saved; --resume to continue)'}: "
+          f"{metrics['steps']} steps in {wall:.0f} s{extra} -> {run_dir}")
+    return 0 if finished else 130
+
+
+def _add_generate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("generate", help="text to 3D: a prompt to a mesh, a video and metrics")
+    p.add_argument("prompt", nargs="?", help='e.g. "a ceramic owl"')
+    p.add_argument("--negative-prompt")
+    p.add_argument("--teacher", help="builtin | sd | a hub id | a local folder (default: sd with CUDA, else builtin)")
+    p.add_argument("--backend", choices=["nerf", "gaussians"])
+    p.add_argument("--guidance", default="uni-instruct", choices=["sds", "vsd", "uni-instruct"])
+    p.add_argument("--divergence", help="for uni-instruct: fkl (default), rkl, jeffreys, js, chi2, ...")
+    p.add_argument("--preset", default="fast", choices=["fast", "quality"])
+    p.add_argument("--config", help="a YAML preset file instead of --preset (see `ui3d configs`)")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", choices=["cpu", "cuda"])
+    p.add_argument("--out", help="run folder (default: runs/<prompt>-s<seed>-<time>)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run folder from its last checkpoint")
+    p.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. nerf.samples_per_ray=32")
+    p.set_defaults(handler=_generate)
+
+
 def _split(value: str, allowed: tuple[str, ...], flag: str) -> list[str]:
     items = [v.strip() for v in value.split(",") if v.strip()]
     unknown = [v for v in items if v not in allowed]
@@ -104,6 +176,7 @@ _PLUGINS = (("ui3d.teachers.cli", "add_teacher_commands"), ("ui3d.export.cli", "
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ui3d", description="Text-to-3D and distillation with Uni-Instruct guidance.")
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_generate(sub)
     _add_distill(sub)
     _add_bench(sub)
     sub.add_parser("configs", help="list the YAML presets").set_defaults(handler=_configs)
