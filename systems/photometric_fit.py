@@ -1,7 +1,7 @@
 """Proof without a teacher: fit a 3D backend by photometric loss to rendered views of a built-in
 world object, export its mesh and measure it against the ground truth.
 
-Targets are the world's analytic renders (32 random views at 64x64 by default, one ray per pixel
+Targets are the world's analytic renders (32 random views at 96x96 by default, one ray per pixel
 centre, so a scene rendered the same way can match them exactly) with the world's matte
 shading divided out, i.e. albedo images: the world renderer shades
 ``albedo * (ambient + diffuse * max(n . l, 0))`` with known normals and light, so the division is
@@ -42,10 +42,10 @@ class FitConfig:
     object: str = "cube"
     colour: str | None = None
     views: int = 32
-    size: int = 64  # of the target views; one ray per pixel centre, no anti-aliasing
+    size: int = 96  # of the target views; one ray per pixel centre, no anti-aliasing
     steps: int = 400
     rays_per_step: int = 4096  # NeRF: random rays over all views
-    views_per_step: int = 2  # Gaussians: whole views
+    views_per_step: int = 1  # Gaussians: whole views
     seed: int = 0
     lr: float = 1e-2
     occupancy_every: int = 16
