@@ -134,3 +134,24 @@ def test_export_command_end_to_end(tmp_path):
 
     frames = iio.imread(out / "turntable.mp4")
     assert frames.shape[0] == 4 and frames.shape[1:3] == (16, 16)
+
+
+def test_video_falls_back_to_gif(tmp_path, monkeypatch):
+    import imageio.v2 as imageio
+    import imageio.v3 as iio
+
+    from ui3d.export import write_video
+
+    frames = (np.random.default_rng(0).random((3, 16, 16, 3)) * 255).astype(np.uint8)
+    real = imageio.mimwrite
+
+    def no_ffmpeg(path, *args, **kwargs):
+        if str(path).endswith(".mp4"):
+            raise RuntimeError("no ffmpeg")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(imageio, "mimwrite", no_ffmpeg)
+    out = write_video(frames, tmp_path / "turntable.mp4")
+    assert out.suffix == ".gif" and not (tmp_path / "turntable.mp4").exists()
+    assert iio.imread(out).shape[0] == 3
+    assert not [p for p in tmp_path.iterdir() if "tmp" in p.name]
