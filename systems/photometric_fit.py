@@ -165,6 +165,26 @@ def benchmark_step(backend: str, size: int, views: int = 4, repeats: int = 5, se
     return {"seconds_per_step": times[len(times) // 2], "peak_rss_mb": rss}
 
 
+def _save_outputs(res: FitResult, cfg: FitConfig, out: str) -> None:
+    """Scene folder, mesh export and preview.png (rows: scene render, truth, exported mesh)."""
+    from pathlib import Path
+
+    from ui3d.cameras import orbit_cameras
+    from ui3d.export import ExportOptions, export_scene
+    from ui3d.export.preview import render_mesh, save_grid_png
+    from ui3d.scene import save_scene
+
+    out_dir = Path(out)
+    save_scene(res.scene, out_dir / "scene")
+    export_scene(res.scene, out_dir / "export", ExportOptions(formats=("obj", "glb", "ply")))
+    cams = orbit_cameras(4, 96, elevation_deg=25.0)
+    with torch.no_grad():
+        scene_rgb = res.scene.render(cams, background=torch.ones(3)).rgb.numpy()
+    truth = render_world(make_object(cfg.object, cfg.colour), cams).rgb.numpy()
+    mesh = render_mesh(res.mesh.vertices, res.mesh.faces, res.mesh.colours, cams)
+    save_grid_png([scene_rgb, truth, mesh], out_dir / "preview.png")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--backend", default="nerf", choices=["nerf", "gaussians"])
@@ -176,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--bench-step", action="store_true", help="only time training steps of 4 views at --size")
+    p.add_argument("--out", default=None, help="save the scene, its export and a preview PNG here")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.bench_step:
@@ -187,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         views_per_step=args.views_per_step, rays_per_step=args.rays_per_step, seed=args.seed,
     )
     res = fit(cfg)
+    if args.out:
+        _save_outputs(res, cfg, args.out)
     print(json.dumps({
         "backend": cfg.backend, "object": cfg.object, "steps": cfg.steps, "size": cfg.size,
         "seconds_per_step": round(res.seconds_per_step, 4), "peak_rss_mb": round(res.peak_rss_mb, 1),
