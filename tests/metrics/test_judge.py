@@ -68,5 +68,6 @@ def test_teacher_samples_are_recognised_full(judge):
 
     report = evaluate_teacher(BuiltinTeacher.load(), judge, per_caption=2, steps=50, cfg=4.0, seed=1)
     assert report["n_captions"] == 143
-    assert report["colour_accuracy"] >= 0.9 and report["object_accuracy"] >= 0.8, report
+    # measured (seed 0): object 92.7 %, colour 90.9 %; the margins absorb sampling noise
+    assert report["colour_accuracy"] >= 0.85 and report["object_accuracy"] >= 0.85, report
     assert report["world_fid_samples_vs_renders"] > report["world_fid_renders_vs_renders"]
