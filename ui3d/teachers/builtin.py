@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ui3d.diffusion import VPSchedule
-from ui3d.teachers.protocol import Teacher, guided_eps
+from ui3d.teachers.protocol import Teacher, guided_eps, pixel_decode, pixel_encode
 from ui3d.teachers.text import TextEncoder, TextEncoderConfig, WordTokenizer
 
 __all__ = [
@@ -208,15 +207,10 @@ class BuiltinTeacher:
         return self.model.tokenizer
 
     def encode(self, rgb: Tensor) -> Tensor:
-        if rgb.ndim != 4 or rgb.shape[1] != 3:
-            raise ValueError(f"rgb: expected [B, 3, H, W], got {tuple(rgb.shape)}")
-        r = self.resolution
-        if rgb.shape[-2:] != (r, r):
-            rgb = F.interpolate(rgb, size=(r, r), mode="bilinear", antialias=True, align_corners=False)
-        return rgb * 2.0 - 1.0
+        return pixel_encode(rgb, self.resolution)
 
     def decode(self, x: Tensor) -> Tensor:
-        return ((x + 1.0) / 2.0).clamp(0.0, 1.0)
+        return pixel_decode(x)
 
     def check_prompts(self, prompts: Sequence[str]) -> None:
         for p in prompts:

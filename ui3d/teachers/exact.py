@@ -200,15 +200,14 @@ class ExactWorldTeacher:
         return self.schedule.alphas_cumprod
 
     def encode(self, rgb: Tensor) -> Tensor:
-        import torch.nn.functional as F
+        from ui3d.teachers.protocol import pixel_encode
 
-        r = self.resolution
-        if rgb.shape[-2:] != (r, r):
-            rgb = F.interpolate(rgb, size=(r, r), mode="bilinear", antialias=True, align_corners=False)
-        return rgb * 2.0 - 1.0
+        return pixel_encode(rgb, self.resolution)
 
     def decode(self, x: Tensor) -> Tensor:
-        return ((x + 1.0) / 2.0).clamp(0.0, 1.0)
+        from ui3d.teachers.protocol import pixel_decode
+
+        return pixel_decode(x)
 
     def mixture(self, caption: str) -> GaussianMixture:
         """The render mixture of a caption (rendered once, then cached); "" pools all of them."""

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from ui3d.diffusion import VPSchedule
 
-__all__ = ["Teacher", "cfg_combine", "guided_eps"]
+__all__ = ["Teacher", "cfg_combine", "guided_eps", "pixel_encode", "pixel_decode"]
 
 
 @runtime_checkable
@@ -62,3 +62,20 @@ def guided_eps(
     eps = teacher.predict_eps(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([uncond, cond]))
     eps_u, eps_c = eps.chunk(2)
     return cfg_combine(eps_u, eps_c, scale)
+
+
+def pixel_encode(rgb: Tensor, resolution: int) -> Tensor:
+    """Pixel teachers' ``encode``: images [B, 3, H, W] in [0, 1] → [−1, 1] at the model's resolution
+    (antialiased resize when the render size differs)."""
+    if rgb.ndim != 4 or rgb.shape[1] != 3:
+        raise ValueError(f"rgb: expected [B, 3, H, W], got {tuple(rgb.shape)}")
+    if rgb.shape[-2:] != (resolution, resolution):
+        import torch.nn.functional as F
+
+        rgb = F.interpolate(rgb, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False)
+    return rgb * 2.0 - 1.0
+
+
+def pixel_decode(x: Tensor) -> Tensor:
+    """Pixel teachers' ``decode``: [−1, 1] → images in [0, 1]."""
+    return ((x + 1.0) / 2.0).clamp(0.0, 1.0)
