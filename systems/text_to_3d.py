@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from systems.base import NonFiniteWatch, load_checkpoint, save_checkpoint, write_csv
 from ui3d.cameras import CameraRanges, orbit_cameras, sample_random_cameras
-from ui3d.config import dump_yaml
+from ui3d.config import dump_yaml, to_dict
 from ui3d.guidance.lora import LoRAFakeScore, camera_condition
 from ui3d.guidance.score import GUIDANCE_PRESETS, ScoreGuidance, ScoreGuidanceConfig
 from ui3d.prompt.embeddings import PromptEmbeddings, encode_prompt
@@ -81,13 +81,13 @@ class Job:
     log: list = field(default_factory=list)
 
 
-def _teacher_samples(teacher, embeddings_prompt: str, cfg: TextTo3DConfig, g: torch.Generator) -> torch.Tensor | None:
+def _teacher_samples(teacher, cfg: TextTo3DConfig, g: torch.Generator) -> torch.Tensor | None:
     """The discriminator's real data: the teacher's own samples for each view prompt, drawn once."""
-    if not cfg.guidance.ratio == "discriminator" or not hasattr(teacher, "resolution"):
-        return None  # latent teachers: the ratio falls back to r = 1 (see the README)
+    if not hasattr(teacher, "resolution"):
+        return None  # latent (SD) teachers have no sampler here yet: the ratio falls back to r = 1
     from ui3d.teachers.builtin import sample_images
 
-    prompts = [p for p in view_prompts(embeddings_prompt) for _ in range(cfg.real_samples_per_view)]
+    prompts = [p for p in view_prompts(cfg.prompt) for _ in range(cfg.real_samples_per_view)]
     images = sample_images(teacher, prompts, steps=cfg.real_sample_steps, cfg=cfg.guidance.guidance_scale, generator=g)
     x = teacher.encode(images)
     return x.reshape(len(VIEWS), cfg.real_samples_per_view, *x.shape[1:])
@@ -98,14 +98,12 @@ def build_job(cfg: TextTo3DConfig, teacher, cache_dir: Path | None) -> Job:
     g = torch.Generator().manual_seed(cfg.seed)
     embeddings = encode_prompt(teacher.encode_prompts, cfg.prompt, cfg.teacher, cfg.negative_prompt, cache_dir)
     scene_cfg = cfg.nerf if cfg.backend == "nerf" else cfg.gaussians
-    from ui3d.config import to_dict
-
     scene = build_scene(cfg.backend, to_dict(scene_cfg), generator=g)
     fake = LoRAFakeScore(teacher.eps_network(), rank=cfg.guidance.lora_rank) if cfg.guidance.fake_score == "lora" else None
     guidance = ScoreGuidance(cfg.guidance, teacher, fake)
     opt_scene = torch.optim.Adam(scene.parameters(), lr=cfg.scene_lr, betas=(0.9, 0.99), eps=1e-15)
     opt_fake = torch.optim.AdamW(fake.trainable_parameters(), lr=cfg.fake_lr) if fake is not None else None
-    x_real = _teacher_samples(teacher, cfg.prompt, cfg, g) if guidance.uses_ratio else None
+    x_real = _teacher_samples(teacher, cfg, g) if guidance.uses_ratio else None
     return Job(cfg, teacher, embeddings, scene, guidance, opt_scene, opt_fake, x_real, g)
 
 
@@ -247,6 +245,7 @@ def world_subject(prompt: str):
 
 def finish(job: Job, run_dir: Path, wall_seconds: float, formats: tuple[str, ...] = ("obj", "glb", "ply", "video")) -> dict:
     """Save the scene, export meshes / video, write preview.png and metrics.json; returns the metrics."""
+    import math
     import shutil
 
     from ui3d.export.cli import ExportOptions, export_scene
@@ -259,17 +258,19 @@ def finish(job: Job, run_dir: Path, wall_seconds: float, formats: tuple[str, ...
     save_scene(job.scene, run_dir / "scene")
     if job.scene.kind != "gaussians":
         formats = tuple(f for f in formats if f != "ply")
-    written = export_scene(job.scene, run_dir, ExportOptions(formats=formats))
+    options = ExportOptions(formats=formats)
+    needs_mesh = any(f in formats for f in ("obj", "glb"))
+    mesh = extract_mesh(job.scene, options.extract) if needs_mesh else None  # once: export and metrics
+    written = export_scene(job.scene, run_dir, options, mesh=mesh)
     shutil.copyfile(validation_grid(job, run_dir / "validation" / f"step_{job.step:05d}.png"), run_dir / "preview.png")
     metrics = {
         "prompt": cfg.prompt, "teacher": cfg.teacher, "backend": cfg.backend, "divergence": cfg.guidance.divergence,
         "mode": cfg.guidance.mode, "fake_score": cfg.guidance.fake_score, "steps": job.step,
-        "wall_seconds": round(wall_seconds, 1), "nonfinite_steps": sum(1 for r in job.log if r["loss"] != r["loss"]),
+        "wall_seconds": round(wall_seconds, 1), "nonfinite_steps": sum(1 for r in job.log if not math.isfinite(r["loss"])),
         "files": {k: [p.name for p in v] for k, v in written.items()},
     }
     subject = world_subject(cfg.prompt)
-    if subject is not None and any(f in formats for f in ("obj", "glb")):
-        mesh = extract_mesh(job.scene)
+    if subject is not None and mesh is not None:
         metrics.update(evaluate_mesh(mesh.vertices, mesh.faces, mesh.colours, subject).as_dict())
     write_json(run_dir / "metrics.json", metrics)
     return metrics

@@ -76,8 +76,7 @@ def _generate(args: argparse.Namespace) -> int:
         run_dir = Path(args.resume)
         if not (run_dir / "config.yaml").is_file() or not (run_dir / "checkpoint.pt").is_file():
             raise ValueError(f"--resume '{run_dir}': not a run folder (needs config.yaml and checkpoint.pt)")
-        extra = parse_overrides(args.overrides)
-        if set(extra) - {"steps"}:
+        if set(parse_overrides(args.overrides)) - {"steps"}:
             raise ValueError("--resume takes only steps=N as an override (the rest is the run's config.yaml)")
         cfg = load_config(TextTo3DConfig, run_dir / "config.yaml", args.overrides)
     else:
@@ -88,9 +87,9 @@ def _generate(args: argparse.Namespace) -> int:
     job = prepare(cfg, run_dir, resume=bool(args.resume), cache_dir=Path(".cache") / "prompts")
     finished, wall = timed_train(job, run_dir)
     metrics = finish(job, run_dir, wall)
-    extra = "".join(f", {k} {metrics[k]:.3f}" for k in ("iou", "chamfer", "colour_mae") if k in metrics)
+    scores = "".join(f", {k} {metrics[k]:.3f}" for k in ("iou", "chamfer", "colour_mae") if k in metrics)
     print(f"{'done' if finished else 'interrupted (checkpoint saved; --resume to continue)'}: "
-          f"{metrics['steps']} steps in {wall:.0f} s{extra} -> {run_dir}")
+          f"{metrics['steps']} steps in {wall:.0f} s{scores} -> {run_dir}")
     return 0 if finished else 130
 
 

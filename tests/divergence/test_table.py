@@ -82,3 +82,11 @@ def test_lookup_by_name_and_errors():
         get_divergence("alpha:x")
     with pytest.raises(ValueError, match="use divergence 'rkl'"):
         get_divergence("alpha:0")
+
+
+def test_only_reverse_kl_needs_no_density_ratio():
+    from ui3d.divergence.table import depends_on_ratio
+
+    assert not depends_on_ratio(DIVERGENCES["rkl"])
+    assert all(depends_on_ratio(d) for n, d in DIVERGENCES.items() if n != "rkl")
+    assert depends_on_ratio(alpha_divergence(0.5))

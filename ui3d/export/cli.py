@@ -57,16 +57,16 @@ def _colour_fn(scene):
     return fn
 
 
-def export_scene(scene, out_dir: str | Path, options: ExportOptions = ExportOptions()) -> dict[str, list[Path]]:
+def export_scene(scene, out_dir: str | Path, options: ExportOptions = ExportOptions(),
+                 mesh: Mesh | None = None) -> dict[str, list[Path]]:
     """Write the requested formats into ``out_dir``; returns format -> paths written. A scene
     with nothing above the density threshold raises ValueError naming the threshold tried (and
-    writes no mesh file)."""
+    writes no mesh file). ``mesh``: an already extracted mesh of the scene, to skip extraction."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written: dict[str, list[Path]] = {}
-    mesh: Mesh | None = None
     needs_mesh = any(f in options.formats for f in ("obj", "glb")) or ("ply" in options.formats and scene.kind != "gaussians")
-    if needs_mesh:
+    if needs_mesh and mesh is None:
         mesh = extract_mesh(scene, options.extract)
     if "obj" in options.formats:
         written["obj"] = write_obj(textured_mesh(mesh, _colour_fn(scene), options.texture_size), out_dir / "mesh.obj")
