@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import torch
 import trimesh
 
 from ui3d.metrics.geometry import chamfer_distance, colour_error, evaluate_mesh, iou, mesh_iou, voxelize_mesh

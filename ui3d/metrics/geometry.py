@@ -46,7 +46,6 @@ def voxelize_mesh(vertices: np.ndarray, faces: np.ndarray, resolution: int = 64,
     f = np.asarray(faces, dtype=np.int64)
     h = 2.0 * bound / resolution
     centres = -bound + (np.arange(resolution) + 0.5) * h
-    crossings: list[list[float]] = [[] for _ in range(resolution * resolution)]
     tri = v[f]  # [F, 3, 3]
     a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
     # columns (x_i, y_j) whose centre lies in the triangle's xy bounding box

@@ -15,7 +15,7 @@ Weights are one safetensors file whose metadata holds the config and vocabulary 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
