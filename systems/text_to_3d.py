@@ -7,7 +7,9 @@ scene; then a fake-score (LoRA + discriminator) step. Checkpoints are written at
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -186,13 +188,20 @@ def validation_grid(job: Job, path: Path, views: int = 4) -> Path:
     return path
 
 
-def train(job: Job, run_dir: Path, progress: bool = True) -> bool:
-    """Run to cfg.steps; returns False if interrupted (after a checkpoint)."""
+def train(job: Job, run_dir: Path, progress: bool = True, on_step: Callable[[Job, dict], None] | None = None,
+          stop: threading.Event | None = None) -> bool:
+    """Run to cfg.steps; returns False if interrupted by Ctrl+C or `stop` (after a checkpoint).
+
+    `on_step(job, row)` is called after every step and after each validation image (the web demo's
+    progress); `stop` is checked before every step (its Stop button).
+    """
     cfg = job.cfg
     watch = NonFiniteWatch(cfg.max_bad_steps)
     bar = tqdm(total=cfg.steps, initial=job.step, desc="generate", unit="step", disable=not progress)
     try:
         while job.step < cfg.steps:
+            if stop is not None and stop.is_set():
+                raise KeyboardInterrupt
             row = train_step(job, watch)
             job.log.append(row)
             job.step += 1
@@ -200,6 +209,8 @@ def train(job: Job, run_dir: Path, progress: bool = True) -> bool:
             bar.set_postfix(loss=f"{row['loss']:.3g}")
             if job.step % cfg.validate_every == 0 or job.step == cfg.steps:
                 validation_grid(job, run_dir / "validation" / f"step_{job.step:05d}.png")
+            if on_step is not None:
+                on_step(job, row)
             if job.step % cfg.checkpoint_every == 0:
                 checkpoint(job, run_dir)
                 write_csv(run_dir / "losses.csv", job.log)
@@ -227,9 +238,10 @@ def prepare(cfg: TextTo3DConfig, run_dir: Path, resume: bool, cache_dir: Path | 
     return job
 
 
-def timed_train(job: Job, run_dir: Path, progress: bool = True) -> tuple[bool, float]:
+def timed_train(job: Job, run_dir: Path, progress: bool = True, **hooks) -> tuple[bool, float]:
+    """`train` with its wall time; `hooks` are train's on_step / stop."""
     start = time.perf_counter()
-    finished = train(job, run_dir, progress)
+    finished = train(job, run_dir, progress, **hooks)
     return finished, time.perf_counter() - start
 
 
