@@ -23,12 +23,51 @@ def _check_out_dir(path: str) -> Path:
 
 
 def _distill(args: argparse.Namespace) -> int:
-    if args.teacher != "gmm2d":
-        raise ValueError(f"--teacher '{args.teacher}' is not available yet; choices: gmm2d")
+    if args.teacher == "gmm2d":
+        return _distill_2d(args)
+    for flag, value in (("--mixture", args.mixture), ("--oracle", args.oracle)):
+        if value is not None:
+            raise ValueError(f"{flag} is for --teacher gmm2d only")
+    from systems.image_distill import ImageDistillConfig, run
+    from ui3d.config import load_config, parse_overrides
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        if not (run_dir / "config.yaml").is_file() or not (run_dir / "checkpoint.pt").is_file():
+            raise ValueError(f"--resume '{run_dir}': not a run folder (needs config.yaml and checkpoint.pt)")
+        if set(parse_overrides(args.overrides)) - {"steps"} or args.steps is None and args.overrides:
+            raise ValueError("--resume takes only --steps N (the rest is the run's config.yaml)")
+        cfg = load_config(ImageDistillConfig, run_dir / "config.yaml",
+                          [f"steps={args.steps}"] if args.steps is not None else [])
+    else:
+        if args.out is None:
+            raise ValueError("--out DIR is required (or --resume RUN_DIR)")
+        builtin = args.teacher == "builtin"
+        preset = args.config or CONFIG_DIR / "image_distill" / ("builtin.yaml" if builtin else "cifar10.yaml")
+        flags = {"teacher": args.teacher, "data": args.data, "guidance.divergence": args.divergence,
+                 "guidance.mode": args.mode, "gan_weight": args.gan_weight, "steps": args.steps, "seed": args.seed,
+                 "device": args.device}
+        overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + args.overrides
+        cfg = load_config(ImageDistillConfig, preset, overrides)
+        run_dir = _check_out_dir(args.out)
+    metrics = run(cfg, run_dir, resume=bool(args.resume))
+    if metrics is not None:
+        score = (f"world-FID {metrics['init_world_fid']} -> {metrics['world_fid']}, object accuracy "
+                 f"{metrics['object_accuracy']:.3f}" if "world_fid" in metrics else f"FID {metrics['fid']}")
+        print(f"{metrics['generator_steps']} generator steps, {score}, {metrics['train_seconds']:.0f} s -> {run_dir}")
+    return 0
+
+
+def _distill_2d(args: argparse.Namespace) -> int:
     from systems.distill_2d import Distill2DConfig, run
     from ui3d.config import load_config
     from ui3d.teachers.exact import GaussianMixture, load_mixture_json
 
+    for flag, value in (("--data", args.data), ("--gan-weight", args.gan_weight), ("--resume", args.resume)):
+        if value is not None:
+            raise ValueError(f"{flag} is for image teachers, not --teacher gmm2d")
+    if args.out is None:
+        raise ValueError("--out DIR is required")
     flags = {"guidance.divergence": args.divergence, "guidance.mode": args.mode, "oracle": args.oracle,
              "steps": args.steps, "seed": args.seed, "mixture": args.mixture}
     overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + args.overrides
@@ -39,6 +78,27 @@ def _distill(args: argparse.Namespace) -> int:
     print(f"{metrics['modes_covered']}/{metrics['n_modes']} modes, energy distance {metrics['energy_distance']:.4f}, "
           f"{metrics['wall_seconds']:.1f} s -> {out}")
     return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from systems.image_distill import sample
+
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise ValueError(f"RUN_DIR '{run_dir}' is not a folder")
+    path, rate = sample(run_dir, args.n, args.seed, args.prompt, Path(args.out) if args.out else None)
+    print(f"{args.n} one-step samples ({rate:.1f}/s) -> {path}")
+    return 0
+
+
+def _add_sample(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sample", help="sample a distilled one-step generator (a `ui3d distill` run folder)")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--n", type=int, default=64, help="number of samples")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--prompt", help="built-in teacher: a caption for every sample (default: cycle the object x colour captions)")
+    p.add_argument("--out", help="PNG path (default: RUN_DIR/samples_n<N>_s<seed>.png)")
+    p.set_defaults(handler=_sample)
 
 
 def _generate_config(args: argparse.Namespace):
@@ -155,17 +215,24 @@ def _configs(args: argparse.Namespace) -> int:
 
 def _add_distill(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("distill", help="distil a teacher into a one-step generator")
-    p.add_argument("--teacher", default="gmm2d", help="gmm2d: the 2-D Gaussian-mixture benchmark")
-    p.add_argument("--mixture", help='JSON {"means": [[x, y], ...], "stds": [...], "weights": [...]}; default: the 8-mode ring')
+    p.add_argument("--teacher", default="gmm2d",
+                   help="gmm2d: the 2-D Gaussian-mixture benchmark; builtin: the built-in teacher (world renders as "
+                        "real data); a diffusers UNet2DModel hub id or folder (needs --data)")
+    p.add_argument("--data", help="image teachers: a folder of real images (png/jpg) at the teacher's resolution")
+    p.add_argument("--mixture", help='gmm2d: JSON {"means": [[x, y], ...], "stds": [...], "weights": [...]}; default: the 8-mode ring')
     p.add_argument("--divergence", help="rkl, fkl, jeffreys, jkl, js, chi2, hellinger, softened_rkl or alpha:<a>")
     p.add_argument("--mode", help="exact (default), sim_sg, static or paper_code")
-    p.add_argument("--oracle", help="learned (default): fake score + discriminator; exact: closed-form scores and ratio")
-    p.add_argument("--steps", type=int)
+    p.add_argument("--gan-weight", type=float, help="image teachers: weight of the generator's adversarial term (0 = off)")
+    p.add_argument("--oracle", help="gmm2d: learned (default): fake score + discriminator; exact: closed-form scores and ratio")
+    p.add_argument("--steps", type=int, help="generator updates")
     p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="image teachers: cpu (default) or cuda")
     p.add_argument("--config", help="a YAML preset (see `ui3d configs`)")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", help="output folder")
+    p.add_argument("--resume", metavar="RUN_DIR", help="image teachers: continue a run folder from its checkpoint")
     p.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. batch=512")
     p.set_defaults(handler=_distill)
+    _add_sample(sub)
 
 
 # Subcommands owned by other packages: (module, function that adds them to the subparsers).

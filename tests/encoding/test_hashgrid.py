@@ -59,14 +59,14 @@ def test_table_gradient_is_scatter_of_output_gradient():
     (grid(x) * w).sum().backward()
     # the same with plain autograd indexing
     table = grid.table.detach().clone().requires_grad_(True)
-    from ui3d.encoding.hashgrid import _Gather
+    from ui3d.encoding.hashgrid import _GatherColumns
 
-    orig = _Gather.apply
+    orig = _GatherColumns.apply
     try:
-        _Gather.apply = lambda t, idx: t[idx]  # type: ignore[assignment]
+        _GatherColumns.apply = lambda t, idx: t[:, idx]  # type: ignore[assignment]
         (hash_grid_encode(x, table, cfg) * w).sum().backward()
     finally:
-        _Gather.apply = orig  # type: ignore[assignment]
+        _GatherColumns.apply = orig  # type: ignore[assignment]
     torch.testing.assert_close(grid.table.grad, table.grad)
     assert grid.table.grad.abs().sum() > 0
 

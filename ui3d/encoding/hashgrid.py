@@ -14,7 +14,7 @@ between the two backends:
 - all levels are concatenated in one flat parameter of ``sum(n_l) * F`` values.
 
 The table gradient is a scatter-add (``index_add_``), measured faster on CPU than the backward of
-``F.embedding``.
+``F.embedding``; hashes are computed in int32 (products wrap like tinycudann's uint32 ones).
 """
 
 from __future__ import annotations
@@ -104,80 +104,69 @@ def level_layout(cfg: HashGridConfig) -> LevelLayout:
     return LevelLayout(tuple(scales), tuple(res), tuple(sizes), tuple(offsets), tuple(dense))
 
 
-_CORNERS = torch.tensor([[(i >> 0) & 1, (i >> 1) & 1, (i >> 2) & 1] for i in range(8)], dtype=torch.long)
+def _as_int32(value: int) -> int:
+    """The int32 with the same bits as the uint32 ``value`` (int32 products wrap like uint32 ones)."""
+    return value - (1 << 32) if value >= 1 << 31 else value
 
 
-def _outer8(a: Tensor, b: Tensor, c: Tensor, op: str) -> Tensor:
-    """Combine per-axis corner values [N, L, 2] into the 8 corners [N, L, 8] (corner i uses bit 0
-    for x, bit 1 for y, bit 2 for z)."""
-    a, b, c = a[..., None, None, :], b[..., None, :, None], c[..., :, None, None]
-    out = a * b * c if op == "mul" else (a ^ b ^ c if op == "xor" else a + b + c)
-    return out.reshape(*out.shape[:-3], 8)
-
-
-def _corner_rows(layout: LevelLayout, base: Tensor) -> Tensor:
-    """Flat table rows of the 8 corners of the cells with lower corners ``base`` [N, L, 3] (int64)
-    -> [N, L, 8]."""
-    dev = base.device
-    size = torch.tensor(layout.sizes, dtype=torch.long, device=dev)
-    offset = torch.tensor(layout.offsets, dtype=torch.long, device=dev)
-    res = torch.tensor(layout.resolutions, dtype=torch.long, device=dev)
-    dense = [i for i, d in enumerate(layout.dense) if d]
-    hashed = [i for i, d in enumerate(layout.dense) if not d]
-    corners = torch.stack([base, base + 1], dim=-1)  # [N, L, 3, 2]
-    parts = []
+def _corner_rows(layout: LevelLayout, level: int, base: Tensor) -> Tensor:
+    """Flat table rows of the 8 corners of level ``level``'s cells with lower corners ``base``
+    [3, N] (int32) -> [N, 8]; corner i uses bit 0 for x, bit 1 for y, bit 2 for z."""
+    r = layout.resolutions[level]
+    dense = layout.dense[level]
+    factors = (1, r, r * r) if dense else tuple(_as_int32(p) for p in PRIMES)
+    cx, cy, cz = (torch.stack([base[k], base[k] + 1], -1) * factors[k] for k in range(3))  # [N, 2] each
     if dense:
-        c = corners[:, dense]
-        r = res[dense][None, :, None]
-        idx = _outer8(c[:, :, 0], c[:, :, 1] * r, c[:, :, 2] * r * r, "add")
-        parts.append((dense, torch.remainder(idx, size[dense][None, :, None]) + offset[dense][None, :, None]))
-    if hashed:
-        c = corners[:, hashed]
-        mask = (1 << 32) - 1  # tinycudann hashes in uint32 arithmetic
-        hx, hy, hz = (c[:, :, k] * PRIMES[k] & mask for k in range(3))
-        idx = _outer8(hx, hy, hz, "xor")
-        sizes = [layout.sizes[i] for i in hashed]
-        if all(s & (s - 1) == 0 and s == sizes[0] for s in sizes):
-            idx = idx & (sizes[0] - 1)
-        else:
-            idx = torch.remainder(idx, size[hashed][None, :, None])
-        parts.append((hashed, idx + offset[hashed][None, :, None]))
-    if len(parts) == 1:
-        return parts[0][1]
-    return torch.cat([p[1] for p in parts], dim=1)  # dense levels come first (coarse to fine)
+        idx = torch.remainder(cz[:, :, None, None] + cy[:, None, :, None] + cx[:, None, None, :], layout.sizes[level])
+    else:  # hashed levels hold the whole table, a power of two: the modulo is a bit mask
+        idx = (cz[:, :, None, None] ^ cy[:, None, :, None] ^ cx[:, None, None, :]) & (layout.sizes[level] - 1)
+    return idx.reshape(-1, 8) + layout.offsets[level]
 
 
-class _Gather(torch.autograd.Function):
-    """rows = table[index]; the backward scatters with index_add_."""
+def _trilinear_weights(frac: Tensor) -> Tensor:
+    """Corner weights [L, N, 8] from the fractional positions [L, 3, N]."""
+    wx, wy, wz = (torch.stack([1.0 - frac[:, k], frac[:, k]], -1) for k in range(3))  # [L, N, 2]
+    w = wz[..., :, None, None] * wy[..., None, :, None] * wx[..., None, None, :]
+    return w.reshape(*w.shape[:-3], 8)
+
+
+class _GatherColumns(torch.autograd.Function):
+    """columns = table_t[:, index]; the backward scatters with index_add_ (faster on CPU than the
+    backward of advanced indexing)."""
 
     @staticmethod
-    def forward(ctx, table: Tensor, index: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(ctx, table_t: Tensor, index: Tensor) -> Tensor:  # type: ignore[override]
         ctx.save_for_backward(index)
-        ctx.rows = table.shape[0]
-        return table.index_select(0, index)
+        ctx.columns = table_t.shape[1]
+        return table_t.index_select(1, index)
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
         (index,) = ctx.saved_tensors
-        out = torch.zeros(ctx.rows, grad.shape[-1], dtype=grad.dtype, device=grad.device)
-        out.index_add_(0, index, grad)
+        out = torch.zeros(grad.shape[0], ctx.columns, dtype=grad.dtype, device=grad.device)
+        out.index_add_(1, index, grad)
         return out, None
 
 
 def hash_grid_encode(x: Tensor, table: Tensor, cfg: HashGridConfig, layout: LevelLayout | None = None) -> Tensor:
-    """Encode points ``x`` [N, 3] in [0, 1]^3 with the flat feature table [sum(n_l), F] -> [N, L * F]."""
+    """Encode points ``x`` [N, 3] in [0, 1]^3 with the flat feature table [sum(n_l), F] -> [N, L * F]
+    (level-major, as tinycudann).
+
+    Work is laid out ``[F, L, N, 8]`` with the corners last, so that every elementwise op runs on
+    contiguous memory (a trailing feature axis of size 2 made the broadcasts several times slower).
+    """
     layout = layout or level_layout(cfg)
-    assert all(layout.dense[i] >= layout.dense[i + 1] for i in range(cfg.levels - 1))
-    n = x.shape[0]
+    n, levels = x.shape[0], cfg.levels
     scales = torch.tensor(layout.scales, dtype=x.dtype, device=x.device)
-    pos = x[:, None, :] * scales[None, :, None] + 0.5  # [N, L, 3]
+    pos = x.t()[None] * scales[:, None, None] + 0.5  # [L, 3, N]
     base = torch.floor(pos)
     frac = pos - base
-    rows = _corner_rows(layout, base.long())  # [N, L, 8]
-    wa = torch.stack([1.0 - frac, frac], dim=-1)  # [N, L, 3, 2]
-    w = _outer8(wa[:, :, 0], wa[:, :, 1], wa[:, :, 2], "mul")  # [N, L, 8]
-    feats = _Gather.apply(table, rows.reshape(-1)).reshape(n, cfg.levels, 8, -1)
-    return (feats * w[..., None].to(feats.dtype)).sum(2).reshape(n, -1)
+    base = base.to(torch.int32)
+    rows = torch.stack([_corner_rows(layout, level, base[level]) for level in range(levels)])  # [L, N, 8]
+    feats = _GatherColumns.apply(table.t().contiguous(), rows.reshape(-1).long())
+    feats = feats.reshape(-1, levels, n, 8)  # [F, L, N, 8]
+    out = (feats * _trilinear_weights(frac).to(feats.dtype)).sum(-1)  # [F, L, N]
+    return out.permute(2, 1, 0).reshape(n, -1)
 
 
 def hash_grid_reference(point: tuple[float, float, float], table: Tensor, cfg: HashGridConfig) -> Tensor:
