@@ -35,10 +35,10 @@ def _distill(args: argparse.Namespace) -> int:
         run_dir = Path(args.resume)
         if not (run_dir / "config.yaml").is_file() or not (run_dir / "checkpoint.pt").is_file():
             raise ValueError(f"--resume '{run_dir}': not a run folder (needs config.yaml and checkpoint.pt)")
-        if set(parse_overrides(args.overrides)) - {"steps"} or args.steps is None and args.overrides:
-            raise ValueError("--resume takes only --steps N (the rest is the run's config.yaml)")
+        if set(parse_overrides(args.overrides)) - {"steps"}:
+            raise ValueError("--resume takes only --steps N or steps=N (the rest is the run's config.yaml)")
         cfg = load_config(ImageDistillConfig, run_dir / "config.yaml",
-                          [f"steps={args.steps}"] if args.steps is not None else [])
+                          args.overrides + ([f"steps={args.steps}"] if args.steps is not None else []))
     else:
         if args.out is None:
             raise ValueError("--out DIR is required (or --resume RUN_DIR)")
