@@ -47,7 +47,7 @@ class FitConfig:
     rays_per_step: int = 4096  # NeRF: random rays over all views
     views_per_step: int = 1  # Gaussians: whole views
     seed: int = 0
-    lr: float = 1e-2
+    lr: float = 1e-2  # NeRF; Gaussians use their GaussianConfig learning rates
     occupancy_every: int = 16
     extract_resolution: int = 64
     eval_resolution: int = 64
@@ -95,7 +95,7 @@ def make_scene(cfg: FitConfig, generator: torch.Generator) -> torch.nn.Module:
 
 def _optimiser(scene: torch.nn.Module, cfg: FitConfig) -> torch.optim.Optimizer:
     if hasattr(scene, "param_groups"):
-        return torch.optim.Adam(scene.param_groups(cfg.lr), eps=1e-15)
+        return torch.optim.Adam(scene.param_groups(), eps=1e-15)
     return torch.optim.Adam(scene.parameters(), lr=cfg.lr, eps=1e-15)
 
 

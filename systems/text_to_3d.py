@@ -7,9 +7,10 @@ scene; then a fake-score (LoRA + discriminator) step. Checkpoints are written at
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -18,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from systems.base import NonFiniteWatch, load_checkpoint, save_checkpoint, write_csv
-from ui3d.cameras import CameraRanges, orbit_cameras, sample_random_cameras
+from ui3d.cameras import CameraRanges, camera_rays, orbit_cameras, sample_random_cameras
 from ui3d.config import dump_yaml, to_dict
 from ui3d.guidance.lora import LoRAFakeScore, camera_condition
 from ui3d.guidance.score import GUIDANCE_PRESETS, ScoreGuidance, ScoreGuidanceConfig
@@ -44,7 +45,7 @@ class TextTo3DConfig:
     device: str = "cpu"
     resolution: int = 32  # render size per view
     views_per_step: int = 4
-    scene_lr: float = 1e-2
+    scene_lr: float = 1e-2  # NeRF; Gaussians use gaussians.lr_*
     fake_lr: float = 1e-3
     grad_clip: float = 1.0  # max gradient norm of the scene's parameters; 0 = off
     albedo_warmup: int = 100  # steps of albedo shading before random lambertian / textureless
@@ -54,6 +55,12 @@ class TextTo3DConfig:
     validate_every: int = 100
     checkpoint_every: int = 100
     max_bad_steps: int = 20
+    occupancy_every: int = 16  # NeRF: refresh the occupancy grid (empty space is not sampled)
+    densify_every: int = 50  # Gaussians: densify and prune every N steps ...
+    densify_until: int = 250  # ... before this step
+    lambda_sparsity: float = 0.0  # mean opacity: fewer floaters
+    lambda_opacity: float = 0.0  # binary entropy of the opacity: crisp silhouettes
+    lambda_orient: float = 0.0  # DreamFusion's orientation loss: normals facing away from the camera
     camera: CameraRanges = field(default_factory=CameraRanges)
     nerf: NeRFConfig = field(default_factory=NeRFConfig)
     gaussians: GaussianConfig = field(default_factory=GaussianConfig)
@@ -61,7 +68,8 @@ class TextTo3DConfig:
     def __post_init__(self) -> None:
         if not self.prompt.strip():
             raise ValueError('the prompt is empty; describe the object, e.g. "a ceramic owl"')
-        for name in ("steps", "resolution", "views_per_step", "validate_every", "checkpoint_every", "max_bad_steps"):
+        for name in ("steps", "resolution", "views_per_step", "validate_every", "checkpoint_every", "max_bad_steps",
+                     "occupancy_every", "densify_every"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
 
@@ -103,10 +111,44 @@ def build_job(cfg: TextTo3DConfig, teacher, cache_dir: Path | None) -> Job:
     scene = build_scene(cfg.backend, to_dict(scene_cfg), generator=g)
     fake = LoRAFakeScore(teacher.eps_network(), rank=cfg.guidance.lora_rank) if cfg.guidance.fake_score == "lora" else None
     guidance = ScoreGuidance(cfg.guidance, teacher, fake)
-    opt_scene = torch.optim.Adam(scene.parameters(), lr=cfg.scene_lr, betas=(0.9, 0.99), eps=1e-15)
+    opt_scene = scene_optimiser(scene, cfg)
     opt_fake = torch.optim.AdamW(fake.trainable_parameters(), lr=cfg.fake_lr) if fake is not None else None
     x_real = _teacher_samples(teacher, cfg, g) if guidance.uses_ratio else None
     return Job(cfg, teacher, embeddings, scene, guidance, opt_scene, opt_fake, x_real, g)
+
+
+def scene_optimiser(scene: torch.nn.Module, cfg: TextTo3DConfig) -> torch.optim.Optimizer:
+    """Adam: the NeRF at scene_lr; Gaussians at their per-attribute rates (gaussians.lr_*)."""
+    if hasattr(scene, "param_groups"):
+        return torch.optim.Adam(scene.param_groups(), betas=(0.9, 0.99), eps=1e-15)
+    return torch.optim.Adam(scene.parameters(), lr=cfg.scene_lr, betas=(0.9, 0.99), eps=1e-15)
+
+
+def maintain_scene(job: Job) -> None:
+    """After a scene step (job.step not yet advanced): refresh the NeRF's occupancy grid, or densify
+    and prune the Gaussians (and then rebuild their optimiser: the parameter set changed)."""
+    cfg, scene = job.cfg, job.scene
+    if hasattr(scene, "update_occupancy"):
+        if job.step % cfg.occupancy_every == 0:
+            scene.update_occupancy(job.generator)
+    elif scene.after_step(job.step, cfg.densify_every, cfg.densify_until, job.generator):
+        job.opt_scene = scene_optimiser(scene, cfg)
+
+
+def regularisers(render, cams, cfg: TextTo3DConfig) -> dict[str, torch.Tensor]:
+    """The weighted regularisers that are switched on (weight > 0), each a scalar."""
+    terms = {}
+    alpha = render.alpha
+    if cfg.lambda_sparsity > 0:
+        terms["sparsity"] = cfg.lambda_sparsity * alpha.mean()
+    if cfg.lambda_opacity > 0:
+        a = alpha.clamp(1e-5, 1 - 1e-5)
+        terms["opacity"] = cfg.lambda_opacity * -(a * a.log() + (1 - a) * (1 - a).log()).mean()
+    if cfg.lambda_orient > 0 and render.normal.requires_grad:
+        _, dirs = camera_rays(cams)  # normals should not point along the viewing ray (away from the camera)
+        facing_away = (render.normal * dirs).sum(-1, keepdim=True).clamp_min(0.0)
+        terms["orient"] = cfg.lambda_orient * (alpha.detach() * facing_away.square()).sum() / alpha.detach().sum().clamp_min(1.0)
+    return terms
 
 
 def _fake_state(job: Job) -> dict:
@@ -127,6 +169,7 @@ def checkpoint(job: Job, run_dir: Path) -> None:
 def restore(job: Job, run_dir: Path) -> None:
     state = load_checkpoint(run_dir / CHECKPOINT)
     job.scene.load_state_dict(state["scene"])
+    job.opt_scene = scene_optimiser(job.scene, job.cfg)  # Gaussians may have been densified since the start
     job.opt_scene.load_state_dict(state["opt_scene"])
     if job.guidance.fake is not None:
         job.guidance.fake.load_state_dict(state["fake"], strict=False)
@@ -136,39 +179,63 @@ def restore(job: Job, run_dir: Path) -> None:
     job.x_real = state["x_real"] if state["x_real"].numel() else None
 
 
+@contextlib.contextmanager
+def _timed(row: dict, key: str) -> Iterator[None]:
+    """Add the block's wall seconds to row[key] (the per-step time split in losses.csv)."""
+    start = time.perf_counter()
+    yield
+    row[key] = row.get(key, 0.0) + time.perf_counter() - start
+
+
 def train_step(job: Job, watch: NonFiniteWatch) -> dict:
-    """One scene step and one fake-score step; returns the log row."""
+    """One scene step and one fake-score step; returns the log row (losses and the time split:
+    t_render, t_guidance (teacher + fake score forward), t_backward, t_fake (the fake-score turn))."""
     cfg, g, step = job.cfg, job.generator, job.step
+    row: dict = {"step": step}
     cams = sample_random_cameras(cfg.views_per_step, cfg.resolution, cfg.camera, g)
     shading = "albedo" if step < cfg.albedo_warmup else pick_shading(g, cfg.textureless_prob)
-    render = job.scene.render(cams, shading=shading, generator=g)
-    x = job.teacher.encode(render.rgb.permute(0, 3, 1, 2))
-    cond, uncond = job.embeddings.for_cameras(cams.azimuth_deg, cams.elevation_deg)
-    camera = camera_condition(cams.c2w)
-    out = job.guidance.generator_loss(x, cond, uncond, step, g, camera=camera)
-    row = {"step": step, "loss": float(out.loss.detach()), "divergence": float(out.divergence.mean()), "shading": shading}
-    if watch.ok(out.loss, step, "guidance"):
-        job.opt_scene.zero_grad(set_to_none=True)
-        out.loss.backward()
-        if cfg.grad_clip > 0:
-            row["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(job.scene.parameters(), cfg.grad_clip))
-        job.opt_scene.step()
+    with _timed(row, "t_render"):
+        render = job.scene.render(cams, shading=shading, generator=g)
+    with _timed(row, "t_guidance"):
+        x = job.teacher.encode(render.rgb.permute(0, 3, 1, 2))
+        cond, uncond = job.embeddings.for_cameras(cams.azimuth_deg, cams.elevation_deg)
+        out = job.guidance.generator_loss(x, cond, uncond, step, g, camera=camera_condition(cams.c2w))
+    row.update(loss=float(out.loss.detach()), divergence=float(out.divergence.mean()), shading=shading)
+    terms = regularisers(render, cams, cfg)
+    row.update({k: float(v.detach()) for k, v in terms.items()})
+    loss = out.loss + sum(terms.values())
+    if watch.ok(loss, step, "guidance"):
+        with _timed(row, "t_backward"):
+            job.opt_scene.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                row["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(job.scene.parameters(), cfg.grad_clip))
+            job.opt_scene.step()
+    maintain_scene(job)
     if job.guidance.fake is not None:
-        x_real = None
-        if job.x_real is not None:
-            views = view_ids(cams.azimuth_deg, cams.elevation_deg)
-            pick = torch.randint(0, job.x_real.shape[1], (len(views),), generator=g)
-            x_real = job.x_real[views, pick]
-        dropped = camera_condition(cams.c2w, cfg.guidance.camera_dropout, g)
-        fake_losses = job.guidance.fake_score_loss(x, cond, g, camera=dropped, x_real=x_real)
-        row["fake_loss"] = float(fake_losses.denoising.loss.detach())
-        if fake_losses.discriminator is not None:
-            row["disc_loss"] = float(fake_losses.discriminator.loss.detach())
-        if watch.ok(fake_losses.total, step, "fake-score"):
-            job.opt_fake.zero_grad(set_to_none=True)
-            fake_losses.total.backward()
-            job.opt_fake.step()
+        with _timed(row, "t_fake"):
+            _fake_turn(job, x.detach(), cond, cams, row, watch)
     return row
+
+
+def _fake_turn(job: Job, x: torch.Tensor, cond: torch.Tensor, cams, row: dict, watch: NonFiniteWatch) -> None:
+    """Denoising step of the LoRA fake score on the renders (+ its discriminator: renders vs the
+    teacher's samples for the same view prompts)."""
+    cfg, g = job.cfg, job.generator
+    x_real = None
+    if job.x_real is not None:
+        views = view_ids(cams.azimuth_deg, cams.elevation_deg)
+        pick = torch.randint(0, job.x_real.shape[1], (len(views),), generator=g)
+        x_real = job.x_real[views, pick]
+    dropped = camera_condition(cams.c2w, cfg.guidance.camera_dropout, g)
+    fake_losses = job.guidance.fake_score_loss(x, cond, g, camera=dropped, x_real=x_real)
+    row["fake_loss"] = float(fake_losses.denoising.loss.detach())
+    if fake_losses.discriminator is not None:
+        row["disc_loss"] = float(fake_losses.discriminator.loss.detach())
+    if watch.ok(fake_losses.total, job.step, "fake-score"):
+        job.opt_fake.zero_grad(set_to_none=True)
+        fake_losses.total.backward()
+        job.opt_fake.step()
 
 
 @torch.no_grad()

@@ -2,6 +2,9 @@
 shipped built-in teacher whose mesh loads back in trimesh; resume continues from the checkpoint."""
 
 import json
+import math
+
+import torch
 
 import pytest
 
@@ -56,3 +59,78 @@ def test_two_steps_export_a_mesh_and_resume(tmp_path):
     assert resumed.step == 2 and len(resumed.log) == 2
     timed_train(resumed, run, progress=False)
     assert resumed.step == 3 and [r["step"] for r in resumed.log] == [0, 1, 2]
+
+
+def _scene_params(job):
+    return {k: v.detach().clone() for k, v in job.scene.state_dict().items()}
+
+
+@pytest.mark.parametrize("backend", ["nerf", "gaussians"])
+def test_resume_gives_the_uninterrupted_result(tmp_path, backend):
+    """4 steps in one go == 2 steps, then --resume to 4 (same seed): scene, step count and log."""
+    from systems.text_to_3d import TextTo3DConfig, prepare, timed_train
+    from ui3d.config import load_config
+
+    # densify and occupancy updates both happen inside the 4 steps
+    extra = [f"backend={backend}", "densify_every=2", "occupancy_every=2", "gaussians.num_init=200"]
+    whole = prepare(load_config(TextTo3DConfig, DEBUG, ["steps=4", *extra]), tmp_path / "whole", resume=False)
+    timed_train(whole, tmp_path / "whole", progress=False)
+    half = prepare(load_config(TextTo3DConfig, DEBUG, ["steps=2", *extra]), tmp_path / "half", resume=False)
+    timed_train(half, tmp_path / "half", progress=False)
+    rest = prepare(load_config(TextTo3DConfig, tmp_path / "half" / "config.yaml", ["steps=4"]), tmp_path / "half", resume=True)
+    timed_train(rest, tmp_path / "half", progress=False)
+    a, b = _scene_params(whole), _scene_params(rest)
+    assert rest.step == 4 and a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], msg=k)
+    assert [r["loss"] for r in whole.log] == pytest.approx([r["loss"] for r in rest.log])
+    if backend == "gaussians":
+        assert whole.scene.num != 200  # densify_and_prune ran (and resume rebuilt the optimiser for it)
+
+
+def test_stop_event_checkpoints_and_the_run_exports(tmp_path):
+    """The web demo's Stop: training ends with a checkpoint; finish() still exports a mesh."""
+    import threading
+
+    from systems.text_to_3d import TextTo3DConfig, finish, prepare, timed_train
+    from ui3d.config import load_config
+    from ui3d.scene.base import load_scene
+
+    run = tmp_path / "run"
+    job = prepare(load_config(TextTo3DConfig, DEBUG, ["steps=50"]), run, resume=False)
+    stop = threading.Event()
+    seen = []
+
+    def on_step(job, row):
+        seen.append(row["step"])
+        if job.step == 2:
+            stop.set()
+
+    finished, wall = timed_train(job, run, progress=False, on_step=on_step, stop=stop)
+    assert not finished and job.step == 2 and seen == [0, 1]
+    assert (run / "checkpoint.pt").is_file()
+    finish(job, run, wall, formats=("obj",))
+    assert (run / "mesh.obj").is_file()
+    assert load_scene(run / "scene").kind == "nerf"
+
+
+def test_regularisers_have_the_documented_values():
+    from ui3d.cameras import CameraRanges, sample_random_cameras
+    from ui3d.render.types import RenderOutput
+    from systems.text_to_3d import TextTo3DConfig, regularisers
+
+    cams = sample_random_cameras(1, 2, CameraRanges(), torch.Generator().manual_seed(0))
+    alpha = torch.tensor([0.5, 1.0, 0.0, 0.25]).reshape(1, 2, 2, 1)
+    from ui3d.cameras import camera_rays
+
+    _, dirs = camera_rays(cams)
+    normal = torch.cat([dirs[:, :1], -dirs[:, 1:]], 1).requires_grad_(True)  # top row faces away
+    render = RenderOutput(torch.zeros(1, 2, 2, 3), alpha, torch.zeros(1, 2, 2, 1), normal)
+    cfg = TextTo3DConfig(lambda_sparsity=2.0, lambda_opacity=1.0, lambda_orient=3.0)
+    terms = regularisers(render, cams, cfg)
+    assert float(terms["sparsity"]) == pytest.approx(2.0 * 0.4375)
+    h = lambda p: -(p * math.log(p) + (1 - p) * math.log(1 - p))  # noqa: E731
+    assert float(terms["opacity"]) == pytest.approx((h(0.5) + h(0.25) + 2 * h(1e-5)) / 4, rel=1e-3)
+    # top row: normals along the ray (cos = 1) with alphas 0.5 and 1.0; bottom row faces the camera
+    assert float(terms["orient"]) == pytest.approx(3.0 * (0.5 + 1.0) / 1.75, rel=1e-5)
+    assert regularisers(render, cams, TextTo3DConfig()) == {}

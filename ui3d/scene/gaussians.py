@@ -86,7 +86,8 @@ class GaussianScene(nn.Module):
     def num(self) -> int:
         return self.means.shape[0]
 
-    def param_groups(self, lr_scale: float = 1.0) -> list[dict]:
+    def param_groups(self) -> list[dict]:
+        """Optimiser parameter groups with the configured learning rate of each attribute."""
         c = self.cfg
         return [
             {"params": [self.means], "lr": c.lr_means},
@@ -194,12 +195,12 @@ class GaussianScene(nn.Module):
         self.grad_accum = torch.zeros(n, device=dev)
         self.grad_count = torch.zeros(n, device=dev)
 
-    def after_step(self, step: int, every: int, until: int) -> bool:
+    def after_step(self, step: int, every: int, until: int, generator: torch.Generator | None = None) -> bool:
         """Training-loop hook: accumulate statistics; densify every ``every`` steps before
         ``until``. True when the parameter set changed (rebuild the optimiser)."""
         self.accumulate_gradients()
         if (step + 1) % every == 0 and step + 1 < until:
-            self.densify_and_prune()
+            self.densify_and_prune(generator)
             return True
         return False
 
