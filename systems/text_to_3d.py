@@ -199,7 +199,8 @@ def train_step(job: Job, watch: NonFiniteWatch) -> dict:
     with _timed(row, "t_guidance"):
         x = job.teacher.encode(render.rgb.permute(0, 3, 1, 2))
         cond, uncond = job.embeddings.for_cameras(cams.azimuth_deg, cams.elevation_deg)
-        out = job.guidance.generator_loss(x, cond, uncond, step, g, camera=camera_condition(cams.c2w))
+        negative = job.embeddings.perp_negatives(cams.azimuth_deg, cams.elevation_deg) if cfg.guidance.perp_neg else None
+        out = job.guidance.generator_loss(x, cond, uncond, step, g, camera=camera_condition(cams.c2w), negative=negative)
     row.update(loss=float(out.loss.detach()), divergence=float(out.divergence.mean()), shading=shading)
     terms = regularisers(render, cams, cfg)
     row.update({k: float(v.detach()) for k, v in terms.items()})

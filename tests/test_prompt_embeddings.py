@@ -25,6 +25,10 @@ def test_views_and_negative_and_camera_lookup():
     for i, view in enumerate([0, 1, 2, 3]):
         torch.testing.assert_close(cond[i], emb.views[view])
     torch.testing.assert_close(uncond, emb.negative.expand(4, 3, 4))
+    # Perp-Neg: front cameras are pushed away from the back view, every other view from the front view
+    neg = emb.perp_negatives(torch.tensor([0.0, 90.0, 180.0, 10.0]), torch.tensor([10.0, 10.0, 10.0, 80.0]))
+    for i, view in enumerate([2, 0, 0, 0]):
+        torch.testing.assert_close(neg[i], emb.views[view])
 
 
 def test_disk_cache_is_keyed_by_model_and_prompt_and_survives_corruption(tmp_path):

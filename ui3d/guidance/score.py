@@ -32,6 +32,8 @@ class ScoreGuidanceConfig:
     mode: Literal["exact", "sim_sg", "static", "paper_code"] = "exact"
     weighting: Literal["none", "sds", "mean_abs"] = "sds"
     guidance_scale: float = 7.5
+    perp_neg: bool = False  # Perp-Neg against the opposite view's prompt (fights Janus faces)
+    perp_neg_weight: float = 1.0
     fake_score: Literal["noise", "lora"] = "lora"
     ratio: Literal["none", "discriminator"] = "discriminator"
     max_abs_logit: float = 5.0
@@ -89,15 +91,17 @@ class ScoreGuidance:
         return t, alpha, sigma, eps
 
     def generator_loss(self, x: Tensor, cond: Tensor, uncond: Tensor, step: int, generator: torch.Generator,
-                       camera: Tensor | None = None) -> LossOutput:
-        """The loss whose gradient drives the scene; x is the teacher-space render (latents/pixels) with graph."""
+                       camera: Tensor | None = None, negative: Tensor | None = None) -> LossOutput:
+        """The loss whose gradient drives the scene; x is the teacher-space render (latents/pixels) with graph.
+        ``negative``: Perp-Neg embeddings per sample (used when cfg.perp_neg)."""
         cfg = self.cfg
         t, alpha, sigma, eps = self._noise(x, step, generator)
         x_t = alpha * x + sigma * eps
         # Static mode uses only detached scores: skip the graph through the networks (memory, time).
         net_input = x_t if cfg.mode != "static" else x_t.detach()
         with frozen(self.fake), torch.set_grad_enabled(cfg.mode != "static" and torch.is_grad_enabled()):
-            eps_p = guided_eps(self.teacher, net_input, t, cond, uncond, cfg.guidance_scale)
+            negative = negative if cfg.perp_neg else None
+            eps_p = guided_eps(self.teacher, net_input, t, cond, uncond, cfg.guidance_scale, negative, cfg.perp_neg_weight)
             ratio: Tensor | float = 1.0
             if self.fake is None:
                 eps_q = eps  # SDS: the exact score of a Dirac at x

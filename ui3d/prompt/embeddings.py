@@ -34,6 +34,13 @@ class PromptEmbeddings:
         ids = view_ids(azimuth_deg, elevation_deg).to(self.views.device)
         return self.views[ids], self.negative.expand(len(ids), *self.negative.shape[1:])
 
+    def perp_negatives(self, azimuth_deg: Tensor, elevation_deg: Tensor) -> Tensor:
+        """Perp-Neg's negative per camera [B, ...]: the back view for front cameras, else the front view
+        (what a Janus object shows where it should not)."""
+        ids = view_ids(azimuth_deg, elevation_deg).to(self.views.device)
+        front, back = VIEWS.index("front view"), VIEWS.index("back view")
+        return self.views[torch.where(ids == front, back, front)]
+
 
 def cache_key(model_id: str, text: str) -> str:
     return hashlib.sha256(f"{model_id}\n{text}".encode()).hexdigest()[:32]

@@ -49,19 +49,34 @@ def cfg_combine(eps_uncond: Tensor, eps_cond: Tensor, scale: float) -> Tensor:
     return eps_uncond + scale * (eps_cond - eps_uncond)
 
 
+def perp_neg_combine(eps_uncond: Tensor, eps_cond: Tensor, eps_neg: Tensor, scale: float, neg_weight: float) -> Tensor:
+    """Perp-Neg (Armandpour et al. 2023): ε_u + s·(Δ_c − w·Δ_n⊥), Δ = ε − ε_u, where Δ_n⊥ is the part of
+    the negative's direction orthogonal to Δ_c (per sample): the negative can only remove what the
+    positive prompt does not ask for."""
+    d_c, d_n = eps_cond - eps_uncond, eps_neg - eps_uncond
+    dims = tuple(range(1, d_c.ndim))
+    along = (d_n * d_c).sum(dims, keepdim=True) / d_c.square().sum(dims, keepdim=True).clamp_min(1e-12)
+    return eps_uncond + scale * (d_c - neg_weight * (d_n - along * d_c))
+
+
 def guided_eps(
-    teacher: Teacher, x_t: Tensor, t: Tensor, cond: Tensor, uncond: Tensor, scale: float
+    teacher: Teacher, x_t: Tensor, t: Tensor, cond: Tensor, uncond: Tensor, scale: float,
+    negative: Tensor | None = None, negative_weight: float = 1.0,
 ) -> Tensor:
-    """Guided ε with one batched forward of [uncond; cond]. ``uncond`` may have batch 1 (broadcast)."""
+    """Guided ε with one batched forward of [uncond; cond] (+ [negative] for Perp-Neg). ``uncond``
+    may have batch 1 (broadcast)."""
     b = x_t.shape[0]
-    if scale == 1.0:
+    if scale == 1.0 and negative is None:
         return teacher.predict_eps(x_t, t, cond)
     if uncond.shape[0] == 1 and b > 1:
         uncond = uncond.expand(b, *uncond.shape[1:])
     t = torch.as_tensor(t, device=x_t.device).reshape(-1).expand(b)
-    eps = teacher.predict_eps(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([uncond, cond]))
-    eps_u, eps_c = eps.chunk(2)
-    return cfg_combine(eps_u, eps_c, scale)
+    embeddings = [uncond, cond] if negative is None else [uncond, cond, negative]
+    k = len(embeddings)
+    eps = teacher.predict_eps(torch.cat([x_t] * k), torch.cat([t] * k), torch.cat(embeddings)).chunk(k)
+    if negative is None:
+        return cfg_combine(eps[0], eps[1], scale)
+    return perp_neg_combine(eps[0], eps[1], eps[2], scale, negative_weight)
 
 
 def pixel_encode(rgb: Tensor, resolution: int) -> Tensor:
