@@ -23,7 +23,7 @@ def _check_out_dir(path: str) -> Path:
 
 
 def _distill(args: argparse.Namespace) -> int:
-    if args.teacher == "gmm2d":
+    if args.teacher == "gmm2d" or (args.teacher is None and not args.resume):
         return _distill_2d(args)
     for flag, value in (("--mixture", args.mixture), ("--oracle", args.oracle)):
         if value is not None:
@@ -35,6 +35,8 @@ def _distill(args: argparse.Namespace) -> int:
         run_dir = Path(args.resume)
         if not (run_dir / "config.yaml").is_file() or not (run_dir / "checkpoint.pt").is_file():
             raise ValueError(f"--resume '{run_dir}': not a run folder (needs config.yaml and checkpoint.pt)")
+        if args.teacher is not None or args.data is not None:
+            raise ValueError("--resume continues with the run's own --teacher and --data; drop them")
         if set(parse_overrides(args.overrides)) - {"steps"}:
             raise ValueError("--resume takes only --steps N or steps=N (the rest is the run's config.yaml)")
         cfg = load_config(ImageDistillConfig, run_dir / "config.yaml",
@@ -129,9 +131,11 @@ def _generate_config(args: argparse.Namespace):
 
 def _generate(args: argparse.Namespace) -> int:
     from systems.base import run_folder
-    from systems.text_to_3d import TextTo3DConfig, finish, prepare, timed_train
+    from systems.text_to_3d import TextTo3DConfig
     from ui3d.config import load_config, parse_overrides
 
+    if args.prompts:
+        return _generate_many(args)
     if args.resume:
         run_dir = Path(args.resume)
         if not (run_dir / "config.yaml").is_file() or not (run_dir / "checkpoint.pt").is_file():
@@ -144,18 +148,86 @@ def _generate(args: argparse.Namespace) -> int:
             raise ValueError("a prompt is required, e.g. ui3d generate \"a ceramic owl\"")
         cfg = _generate_config(args)
         run_dir = _check_out_dir(args.out) if args.out else run_folder("runs", cfg.prompt, cfg.seed)
-    job = prepare(cfg, run_dir, resume=bool(args.resume), cache_dir=Path(".cache") / "prompts")
+    finished, metrics = _run_generate(cfg, run_dir, resume=bool(args.resume))
+    return 0 if finished else 130
+
+
+def _run_generate(cfg, run_dir: Path, resume: bool = False) -> tuple[bool, dict]:
+    """One text-to-3D run into run_dir, with its one-line summary."""
+    from systems.text_to_3d import finish, prepare, timed_train
+
+    job = prepare(cfg, run_dir, resume=resume, cache_dir=Path(".cache") / "prompts")
     finished, wall = timed_train(job, run_dir)
     metrics = finish(job, run_dir, wall)
     scores = "".join(f", {k} {metrics[k]:.3f}" for k in ("iou", "chamfer", "colour_mae") if k in metrics)
     print(f"{'done' if finished else 'interrupted (checkpoint saved; --resume to continue)'}: "
           f"{metrics['steps']} steps in {wall:.0f} s{scores} -> {run_dir}")
-    return 0 if finished else 130
+    return finished, metrics
+
+
+def read_prompts(path: str | Path) -> list[str]:
+    """One prompt per line; blank lines and lines starting with # are skipped."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"--prompts '{path}': cannot read it ({err.__class__.__name__})") from None
+    prompts = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not prompts:
+        raise ValueError(f"--prompts '{path}': no prompts in the file (one per line)")
+    return prompts
+
+
+def rank_share(items: list, rank: int, world_size: int) -> list:
+    """Rank r of w takes items r, r + w, r + 2w, ...: every item exactly once over all ranks."""
+    return items[rank::world_size]
+
+
+def _generate_many(args: argparse.Namespace) -> int:
+    """--prompts FILE: every prompt into its own folder under --out (default runs/). Under torchrun each
+    rank runs its share, and rank 0 writes summary.json with every rank's results (gloo gathers them)."""
+    import os
+
+    import torch.distributed as dist
+
+    from systems.base import slug
+    from ui3d.io import write_json
+
+    if args.prompt is not None or args.resume:
+        raise ValueError("--prompts runs a file of prompts; give no PROMPT and no --resume with it")
+    prompts = read_prompts(args.prompts)
+    root = _check_out_dir(args.out or "runs")
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    configs = []
+    for prompt in prompts:  # validate every prompt before any run starts
+        args.prompt = prompt
+        configs.append(_generate_config(args))
+    if world > 1:
+        dist.init_process_group("gloo")
+    try:
+        results = []
+        for index in rank_share(list(range(len(prompts))), rank, world):
+            cfg = configs[index]
+            run_dir = root / f"{index:03d}-{slug(cfg.prompt)}-s{cfg.seed}"
+            finished, metrics = _run_generate(cfg, run_dir)
+            results.append({"index": index, "prompt": cfg.prompt, "rank": rank, "run_dir": run_dir.name,
+                            "finished": finished, **{k: metrics[k] for k in ("iou", "chamfer", "colour_mae") if k in metrics}})
+        everyone = [results]
+        if world > 1:
+            everyone = [None] * world
+            dist.all_gather_object(everyone, results)
+        if rank == 0:
+            merged = sorted((r for part in everyone for r in part), key=lambda r: r["index"])
+            write_json(root / "summary.json", {"prompts": len(prompts), "world_size": world, "runs": merged})
+    finally:
+        if world > 1:
+            dist.destroy_process_group()
+    return 0
 
 
 def _add_generate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="text to 3D: a prompt to a mesh, a video and metrics")
     p.add_argument("prompt", nargs="?", help='e.g. "a ceramic owl"')
+    p.add_argument("--prompts", metavar="FILE", help="a file of prompts, one per line; under torchrun each rank takes its share")
     p.add_argument("--negative-prompt")
     p.add_argument("--teacher", help="builtin | sd | a hub id | a local folder (default: sd with CUDA, else builtin)")
     p.add_argument("--backend", choices=["nerf", "gaussians"])
@@ -215,8 +287,8 @@ def _configs(args: argparse.Namespace) -> int:
 
 def _add_distill(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("distill", help="distil a teacher into a one-step generator")
-    p.add_argument("--teacher", default="gmm2d",
-                   help="gmm2d: the 2-D Gaussian-mixture benchmark; builtin: the built-in teacher (world renders as "
+    p.add_argument("--teacher",
+                   help="gmm2d (default): the 2-D Gaussian-mixture benchmark; builtin: the built-in teacher (world renders as "
                         "real data); a diffusers UNet2DModel hub id or folder (needs --data)")
     p.add_argument("--data", help="image teachers: a folder of real images (png/jpg) at the teacher's resolution")
     p.add_argument("--mixture", help='gmm2d: JSON {"means": [[x, y], ...], "stds": [...], "weights": [...]}; default: the 8-mode ring')
