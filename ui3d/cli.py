@@ -191,7 +191,10 @@ def _generate_many(args: argparse.Namespace) -> int:
 
     from systems.base import slug
     from ui3d.io import write_json
+    from ui3d.teachers.loading import check_prompts
 
+    if args.prompt is not None and "=" in args.prompt:  # argparse took the first key=value for PROMPT
+        args.overrides, args.prompt = [args.prompt, *args.overrides], None
     if args.prompt is not None or args.resume:
         raise ValueError("--prompts runs a file of prompts; give no PROMPT and no --resume with it")
     prompts = read_prompts(args.prompts)
@@ -201,6 +204,8 @@ def _generate_many(args: argparse.Namespace) -> int:
     for prompt in prompts:  # validate every prompt before any run starts
         args.prompt = prompt
         configs.append(_generate_config(args))
+    for spec in {cfg.teacher for cfg in configs}:
+        check_prompts(spec, [p for cfg in configs if cfg.teacher == spec for p in (cfg.prompt, cfg.negative_prompt)])
     if world > 1:
         dist.init_process_group("gloo")
     try:

@@ -28,3 +28,10 @@ def load_teacher(spec: str, device: str = "cpu", prompts: Sequence[str] = ()):
     model = DEFAULT_MODEL if spec == "sd" else spec
     local = Path(model).exists()
     return StableDiffusionTeacher.from_pretrained(model, device=device, local_files_only=local)
+
+
+def check_prompts(spec: str, prompts: Sequence[str]) -> None:
+    """Raise ValueError for prompts the teacher cannot read, without keeping it loaded: only the
+    built-in teacher has a closed vocabulary (Stable Diffusion's tokenizer reads any text)."""
+    if spec == "builtin":
+        load_teacher(spec, "cpu", prompts)

@@ -1,0 +1,59 @@
+"""`ui3d generate --prompts FILE`: one run per prompt; under torchrun (two real processes, gloo)
+every prompt runs exactly once and rank 0 gathers the summary."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ui3d.cli import main, rank_share, read_prompts
+
+DEBUG = "configs/debug/text_to_3d.yaml"
+
+
+def test_rank_share_covers_every_item_once():
+    for n in range(0, 9):
+        for world in range(1, 5):
+            shares = [rank_share(list(range(n)), r, world) for r in range(world)]
+            assert sorted(i for s in shares for i in s) == list(range(n))
+
+
+def test_read_prompts_skips_comments_and_rejects_empty_files(tmp_path):
+    f = tmp_path / "p.txt"
+    f.write_text("# objects\na red cube\n\n  a blue torus  \n")
+    assert read_prompts(f) == ["a red cube", "a blue torus"]
+    f.write_text("# nothing\n\n")
+    with pytest.raises(ValueError, match="no prompts"):
+        read_prompts(f)
+
+
+def test_a_bad_prompt_in_the_file_stops_before_any_run(tmp_path, capsys):
+    f = tmp_path / "p.txt"
+    f.write_text("a red cube\na ceramic dragon\n")
+    out = tmp_path / "out"
+    assert main(["generate", "--prompts", str(f), "--config", DEBUG, "--out", str(out)]) == 2
+    assert "unknown word 'dragon'" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_torchrun_two_processes_run_each_prompt_exactly_once(tmp_path):
+    prompts = ["a red cube", "a blue sphere", "a green torus"]
+    f = tmp_path / "prompts.txt"
+    f.write_text("\n".join(prompts) + "\n")
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+           "-m", "ui3d.cli", "generate", "--prompts", str(f), "--config", DEBUG, "--out", str(out), "steps=1"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["world_size"] == 2
+    assert [r["prompt"] for r in summary["runs"]] == prompts
+    assert sorted(r["rank"] for r in summary["runs"]) == [0, 0, 1]  # rank 0: prompts 0 and 2, rank 1: prompt 1
+    folders = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert folders == ["000-a-red-cube-s0", "001-a-blue-sphere-s0", "002-a-green-torus-s0"]
+    for name in folders:
+        assert json.loads((out / name / "metrics.json").read_text())["steps"] == 1
+        assert (out / name / "mesh.glb").is_file()
