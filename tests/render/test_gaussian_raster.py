@@ -62,19 +62,94 @@ def test_two_overlapping_gaussians_composite_in_depth_order():
     assert a.rgb[0, 15, 15, 0] > a.rgb[0, 15, 15, 2]  # red in front of blue
 
 
-def test_tile_size_does_not_change_the_image():
-    g = torch.Generator().manual_seed(0)
-    n = 60
-    means = (torch.rand(n, 3, generator=g) - 0.5) * 0.8
-    scales = torch.rand(n, 3, generator=g) * 0.08 + 0.01
-    quats = torch.randn(n, 4, generator=g)
-    op = torch.rand(n, generator=g)
-    cols = torch.rand(n, 3, generator=g)
-    cam = _cam(size=24)
-    outs = [rasterize_gaussians(means, scales, quats, op, cols, cam, torch.zeros(1, 3), RasterConfig(tile_size=t)) for t in (4, 8, 16)]
-    for o in outs[1:]:
-        torch.testing.assert_close(o.rgb, outs[0].rgb, atol=1e-5, rtol=1e-4)
-        torch.testing.assert_close(o.alpha, outs[0].alpha, atol=1e-5, rtol=1e-4)
+def _cams(size, azimuth=(0.0,), elevation=(0.0,), distance=2.0, fovy=40.0, dtype=torch.float32):
+    b = len(azimuth)
+    c = cameras_from_spherical(
+        torch.tensor(azimuth), torch.tensor(elevation), torch.full((b,), distance), torch.full((b,), fovy), size
+    )
+    floats = {f.name: getattr(c, f.name).to(dtype) for f in dataclasses.fields(c) if f.name not in ("height", "width")}
+    return dataclasses.replace(c, **floats)
+
+
+def _brute_force(means, scales, quats, op, cols, cams, bg):
+    """Every pixel against every Gaussian (no footprints, no tiles): alpha min(0.99, o exp(-q/2)),
+    alphas below 1/255 skipped, front to back, a pixel takes no more Gaussians once T <= 1e-4."""
+    proj = project_gaussians(means, scales, quats, cams)
+    h, w = cams.height, cams.width
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    centres = torch.stack([xs, ys], -1).reshape(-1, 1, 2).to(means.dtype) + 0.5  # [HW, 1, 2]
+    images = []
+    for b in range(len(cams)):
+        dx, dy = (centres - proj.means2d[b][None]).unbind(-1)  # [HW, N]
+        a, bb, c = proj.conics[b].unbind(-1)
+        alpha = (op * torch.exp(-0.5 * (a * dx * dx + 2 * bb * dx * dy + c * dy * dy))).clamp_max(0.99)
+        alpha = torch.where((alpha >= 1 / 255) & (proj.radii[b] > 0), alpha, torch.zeros_like(alpha))
+        order = torch.argsort(proj.depths[b].detach(), stable=True)
+        alpha = alpha[:, order]
+        trans = torch.cumprod(torch.cat([torch.ones_like(alpha[:, :1]), 1 - alpha[:, :-1]], 1), 1)
+        wgt = torch.where(trans > 1e-4, alpha * trans, torch.zeros_like(alpha))
+        vals = torch.cat([cols, torch.ones_like(op)[:, None], proj.distances[b][:, None], proj.normals[b]], -1)[order]
+        images.append((wgt @ vals).reshape(h, w, 8))
+    img = torch.stack(images)
+    alpha = img[..., 3:4]
+    covered = alpha > 1e-6
+    return {
+        "rgb": img[..., :3] + (1 - alpha) * bg[:, None, None, :],
+        "alpha": alpha,
+        "depth": torch.where(covered, img[..., 4:5] / alpha.clamp_min(1e-6), torch.zeros_like(alpha)),
+        "normal": torch.where(covered, torch.nn.functional.normalize(img[..., 5:8], dim=-1), torch.zeros_like(img[..., 5:8])),
+    }
+
+
+def _scene(n=20, seed=0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    means = (torch.rand(n, 3, generator=g, dtype=dtype) - 0.5) * 0.9
+    scales = torch.rand(n, 3, generator=g, dtype=dtype) * 0.12 + 0.02
+    quats = torch.randn(n, 4, generator=g, dtype=dtype)
+    op = torch.rand(n, generator=g, dtype=dtype) * 0.6 + 0.1
+    # three large, nearly opaque Gaussians stacked on the axis saturate the centre (early termination)
+    means[:3] = torch.tensor([[0.3, 0.0, 0.0], [0.2, 0.05, 0.0], [0.1, 0.0, 0.05]], dtype=dtype)
+    scales[:3] = 0.25
+    op[:3] = 0.995
+    means[3] = torch.tensor([5.0, 0.0, 0.0], dtype=dtype)  # behind the first camera
+    cols = torch.rand(n, 3, generator=g, dtype=dtype)
+    return [t.requires_grad_() for t in (means, scales, quats, op, cols)]
+
+
+@pytest.mark.parametrize("cfg", [RasterConfig(), RasterConfig(tile_size=1), RasterConfig(tile_size=16, max_chunk_elements=300)])
+def test_matches_a_brute_force_reference_with_gradients(cfg):
+    dt = torch.float64
+    params = _scene(dtype=dt)
+    cams = _cams((10, 12), azimuth=(0.0, 70.0), elevation=(0.0, 25.0), dtype=dt)
+    bg = torch.tensor([[0.2, 0.5, 0.9], [1.0, 1.0, 1.0]], dtype=dt)
+    weights = {k: torch.randn(2, 10, 12, d, generator=torch.Generator().manual_seed(i), dtype=dt)
+               for i, (k, d) in enumerate([("rgb", 3), ("alpha", 1), ("depth", 1), ("normal", 3)])}
+
+    def outputs_and_grads(render):
+        out = render()
+        loss = sum((out[k] * wk).sum() for k, wk in weights.items())
+        grads = torch.autograd.grad(loss, params)
+        return {k: out[k].detach() for k in weights}, grads
+
+    fast = lambda: vars(rasterize_gaussians(*params, cams, bg, cfg))  # noqa: E731
+    got, got_grads = outputs_and_grads(fast)
+    want, want_grads = outputs_and_grads(lambda: _brute_force(*params, cams, bg))
+    assert (want["alpha"] > 0.9999).any() and (want["alpha"] == 0).any()  # saturated and empty pixels
+    for k in weights:
+        torch.testing.assert_close(got[k], want[k], atol=1e-10, rtol=1e-9)
+    for name, g1, g2 in zip(("means", "scales", "quats", "opacities", "colours"), got_grads, want_grads):
+        torch.testing.assert_close(g1, g2, atol=1e-9, rtol=1e-8, msg=name)
+
+
+def test_weights_sum_each_gaussians_compositing_weights():
+    params = _scene(n=12, seed=1, dtype=torch.float32)
+    cams = _cams(16, azimuth=(0.0, 90.0), elevation=(0.0, 10.0))
+    out = rasterize_gaussians(*[p.detach() for p in params], cams, torch.zeros(2, 3))
+    # one Gaussian at a time has weight alpha everywhere: its weights sum to its alpha image's sum
+    assert out.weights.shape == (2, 12) and (out.weights >= 0).all()
+    total = out.weights.sum(1)
+    torch.testing.assert_close(total, out.alpha.sum((1, 2, 3)), rtol=1e-4, atol=1e-4)
+    assert (out.weights[0, 3] == 0) and (out.radii[0, 3] == 0)  # culled: behind the camera
 
 
 def test_gradients_match_finite_differences():

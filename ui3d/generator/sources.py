@@ -118,7 +118,7 @@ def load_unet2d(spec: str) -> ImageTeacher:
         try:
             from huggingface_hub import snapshot_download
 
-            folder = Path(snapshot_download(spec, allow_patterns=["*.json", "*.safetensors", "unet/*", "scheduler/*"]))
+            folder = Path(snapshot_download(spec, allow_patterns=["*.json", "*.safetensors", "*.bin", "unet/*", "scheduler/*"]))
         except Exception as err:  # offline, unknown id, no cache: one clear line
             raise ValueError(f"--teacher '{spec}': cannot load it from the hub ({type(err).__name__}); "
                              "download it elsewhere and pass the local folder") from None

@@ -1,17 +1,23 @@
-"""3D Gaussian splatting: projection (EWA) and a tiled, depth-sorted alpha-compositing rasteriser
-in pure torch (forward and backward through autograd), with gsplat as an optional accelerator on
-CUDA.
+"""3D Gaussian splatting: projection (EWA) and a depth-sorted alpha-compositing rasteriser in pure
+torch (forward and backward through autograd), with gsplat as an optional accelerator on CUDA.
 
 Conventions follow gsplat's (and the 3DGS paper's): the 2D covariance is ``J W Sigma W^T J^T``
 plus ``eps2d = 0.3`` px^2 on the diagonal, a Gaussian's alpha at pixel centre ``p`` is
 ``min(0.99, o * exp(-0.5 d^T conic d))`` with ``d = p - mean2d``, alphas below 1/255 are skipped,
-and Gaussians are composited front to back by camera depth. A Gaussian reaches ``3 sqrt(lambda_max)``
-pixels from its centre. Pixel centres are at ``(col + 0.5, row + 0.5)`` (the camera convention of
-:mod:`ui3d.cameras`, where the camera looks along its -z).
+Gaussians are composited front to back by camera depth, and a pixel stops taking Gaussians once its
+transmittance is below 1e-4. ``radii`` (culling, statistics) are ``ceil(3 sqrt(lambda_max))`` pixels.
+Pixel centres are at ``(col + 0.5, row + 0.5)`` (the camera convention of :mod:`ui3d.cameras`,
+where the camera looks along its -z).
+
+The torch rasteriser is sparse: it lists every (pixel, Gaussian) pair where the alpha reaches 1/255
+(each Gaussian's pixel box from its opacity and 2D covariance), sorts the pairs by pixel and depth
+and composites each pixel's run with a segmented cumulative sum, so its cost grows with the pairs
+(a few dozen pixels per Gaussian at small resolutions) rather than with tiles x pixels x Gaussians.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -36,10 +42,10 @@ ALPHA_MAX = 0.99
 
 @dataclass(frozen=True)
 class RasterConfig:
-    tile_size: int = 16
+    tile_size: int = 16  # unused by the torch rasteriser (no tiles); kept so saved configs load
     eps2d: float = 0.3
     near: float = 0.01
-    max_chunk_elements: int = 1 << 23  # tiles x pixels x Gaussians per chunk
+    max_chunk_elements: int = 1 << 23  # (pixel, Gaussian) candidate pairs enumerated at once
     backend: str = "auto"  # auto | torch | gsplat
 
 
@@ -119,33 +125,6 @@ def project_gaussians(means: Tensor, scales: Tensor, quats: Tensor, cams: Camera
     )
 
 
-def _tile_pairs(proj: Projection, h: int, w: int, tile: int) -> tuple[Tensor, Tensor, int, int]:
-    """(global tile id, global Gaussian id) pairs sorted by tile then depth."""
-    bsz, n = proj.radii.shape
-    tx, ty = (w + tile - 1) // tile, (h + tile - 1) // tile
-    u, v = proj.means2d.detach().unbind(-1)
-    r = proj.radii
-    x0 = ((u - r) / tile).floor().clamp(0, tx - 1).long()
-    x1 = ((u + r) / tile).floor().clamp(0, tx - 1).long()
-    y0 = ((v - r) / tile).floor().clamp(0, ty - 1).long()
-    y1 = ((v + r) / tile).floor().clamp(0, ty - 1).long()
-    valid = r > 0
-    nx = torch.where(valid, x1 - x0 + 1, torch.zeros_like(x0)).reshape(-1)
-    ny = torch.where(valid, y1 - y0 + 1, torch.zeros_like(y0)).reshape(-1)
-    counts = nx * ny
-    gid = torch.repeat_interleave(torch.arange(bsz * n, device=r.device), counts)
-    start = torch.cumsum(counts, 0) - counts
-    local = torch.arange(int(counts.sum()), device=r.device) - torch.repeat_interleave(start, counts)
-    gx = x0.reshape(-1)[gid] + local % nx[gid]
-    gy = y0.reshape(-1)[gid] + torch.div(local, nx[gid], rounding_mode="floor")
-    cam = torch.div(gid, n, rounding_mode="floor")
-    tile_id = cam * (tx * ty) + gy * tx + gx
-    depth = proj.depths.detach().reshape(-1)[gid]
-    order = torch.argsort(depth, stable=True)
-    order = order[torch.argsort(tile_id[order], stable=True)]
-    return tile_id[order], gid[order], tx, ty
-
-
 def rasterize_gaussians(
     means: Tensor,
     scales: Tensor,
@@ -164,57 +143,26 @@ def rasterize_gaussians(
 
 
 def _rasterize_torch(means, scales, quats, opacities, colours, cams, background, cfg) -> RasterOutput:
-    bsz, h, w, n, ts = len(cams), cams.height, cams.width, means.shape[0], cfg.tile_size
+    bsz, h, w, n = len(cams), cams.height, cams.width, means.shape[0]
     proj = project_gaussians(means, scales, quats, cams, cfg)
     means2d = proj.means2d
     if means2d.requires_grad:
         means2d.retain_grad()
-    tile_id, gid, tx, ty = _tile_pairs(proj, h, w, ts)
-    n_tiles = bsz * tx * ty
-    counts = torch.bincount(tile_id, minlength=n_tiles)
-    k = int(counts.max()) if counts.numel() and tile_id.numel() else 0
-    # per-Gaussian attributes flattened over the batch
-    feats = torch.cat(
+    # per (view, Gaussian), flattened over the batch: what alpha depends on, and what is composited
+    opac = opacities[None].expand(bsz, n).reshape(-1, 1)
+    shape = torch.cat([means2d.reshape(-1, 2), proj.conics.reshape(-1, 3), opac], -1)  # [B*N, 6]
+    values = torch.cat(
         [
-            means2d.reshape(-1, 2),
-            proj.conics.reshape(-1, 3),
-            opacities[None].expand(bsz, n).reshape(-1, 1),
             colours[None].expand(bsz, n, 3).reshape(-1, 3),
+            torch.ones_like(opac),  # -> alpha
             proj.distances.reshape(-1, 1),
             proj.normals.reshape(-1, 3),
         ],
         dim=-1,
-    )  # [B*N, 13]
-    # pixel centres of each tile
-    py, px = torch.meshgrid(torch.arange(ts, device=means.device), torch.arange(ts, device=means.device), indexing="ij")
-    pix = torch.stack([px.reshape(-1), py.reshape(-1)], -1).to(means.dtype) + 0.5  # [P, 2]
-    p_count = ts * ts
-    acc = means.new_zeros(n_tiles, p_count, 8)  # rgb, alpha, depth, normal
-    weight_sum = means.new_zeros(bsz * n)
-    if k > 0:
-        start = torch.cumsum(counts, 0) - counts
-        slot = torch.arange(tile_id.numel(), device=means.device) - start[tile_id]
-        table = torch.full((n_tiles, k), -1, dtype=torch.long, device=means.device)
-        table[tile_id, slot] = gid
-        table = _truncate_saturated(feats.detach(), table, tx, ty, ts, pix, cfg)
-        # tiles with similar list lengths share a chunk, padded only to that chunk's longest list;
-        # empty tiles are skipped
-        lengths = (table >= 0).sum(1)
-        order = torch.argsort(lengths, descending=True)
-        order = order[lengths[order] > 0]
-        pieces, done = [], 0
-        while done < order.numel():
-            k_chunk = int(lengths[order[done]])
-            chunk = max(1, cfg.max_chunk_elements // (p_count * k_chunk))
-            tiles = order[done : done + chunk]
-            o, (idx, wsum) = _composite_tiles(feats, table[tiles, :k_chunk], tiles, tx, ty, ts, pix)
-            pieces.append((tiles, o))
-            weight_sum = weight_sum.index_add(0, idx, wsum)
-            done += chunk
-        if pieces:
-            acc = acc.index_put((torch.cat([t for t, _ in pieces]),), torch.cat([o for _, o in pieces]))
-    # tiles -> images
-    img = acc.reshape(bsz, ty, tx, ts, ts, 8).permute(0, 1, 3, 2, 4, 5).reshape(bsz, ty * ts, tx * ts, 8)[:, :h, :w]
+    )  # [B*N, 8]
+    pairs = _list_pairs(shape.detach(), proj.depths.detach(), proj.radii, h, w, cfg)
+    img, weight_sum = _composite(shape, values, pairs, bsz * h * w, cfg.tile_size)
+    img = img.reshape(bsz, h, w, 8)  # rgb, alpha, depth, normal
     alpha = img[..., 3:4]
     rgb = img[..., :3] + (1.0 - alpha) * background[:, None, None, :]
     depth = img[..., 4:5] / alpha.clamp_min(1e-6)
@@ -223,74 +171,172 @@ def _rasterize_torch(means, scales, quats, opacities, colours, cams, background,
     depth = torch.where(covered, depth, torch.zeros_like(depth))
     return RasterOutput(
         rgb=rgb, alpha=alpha, depth=depth, normal=normal, means2d=means2d, radii=proj.radii,
-        weights=weight_sum.reshape(bsz, n).detach(),
+        weights=weight_sum.reshape(bsz, n),
     )
 
 
+@dataclass
+class _Pairs:
+    """The (pixel, Gaussian) pairs to composite, grouped by pixel, front to back within a pixel. An
+    entry is a Gaussian listed in a tile; pair i is pixel ``flat[i] % ts^2`` (row-major in the tile)
+    of entry ``flat[i] // ts^2``."""
+
+    entry_gid: Tensor  # [E] Gaussian (b * N + n)
+    entry_origin: Tensor  # [E, 2] pixel position of the tile's corner
+    flat: Tensor  # [P]
+    gid: Tensor  # [P] Gaussian (b * N + n)
+    pixel: Tensor  # [P] b * H * W + y * W + x
+    first: Tensor  # [P] index of the first pair of the same pixel
+
+
+def _footprints(shape: Tensor, h: int, w: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Pixel boxes ``[x0, x0 + nx) x [y0, y0 + ny)`` of the pixel centres where each Gaussian's alpha
+    reaches 1/255: ``o exp(-q/2) >= 1/255`` inside the ellipse ``q <= t = 2 log(255 o)``, whose
+    half-extents are ``sqrt(t Sigma_xx)`` and ``sqrt(t Sigma_yy)`` (Sigma = conic^-1). The small
+    margin only adds pixels that the alpha test drops."""
+    u, v, a, b, c, o = shape.unbind(-1)
+    det = (a * c - b * b).clamp_min(1e-30)
+    t = 2.0 * torch.log(o.clamp_min(1e-30) / ALPHA_MIN).clamp_min(0.0)
+    ex = torch.sqrt(t * c / det) + 1e-3
+    ey = torch.sqrt(t * a / det) + 1e-3
+    x0 = torch.ceil(u - ex - 0.5).clamp(0, w)
+    x1 = torch.floor(u + ex - 0.5).clamp(-1, w - 1)
+    y0 = torch.ceil(v - ey - 0.5).clamp(0, h)
+    y1 = torch.floor(v + ey - 0.5).clamp(-1, h - 1)
+    return x0.long(), y0.long(), (x1 - x0 + 1).clamp_min(0).long(), (y1 - y0 + 1).clamp_min(0).long()
+
+
+def _tile_entries(shape: Tensor, depths: Tensor, radii: Tensor, h: int, w: int, ts: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(Gaussian, tile, tile x, tile y) for every tile that a Gaussian's footprint touches, grouped by
+    tile and front to back within a tile."""
+    n = radii.shape[1]
+    tw, th = -(-w // ts), -(-h // ts)
+    order = torch.argsort(depths.reshape(-1), stable=True)
+    x0, y0, nx, ny = _footprints(shape.index_select(0, order), h, w)
+    hit = torch.nonzero((nx > 0) & (ny > 0) & (radii.reshape(-1).index_select(0, order) > 0)).squeeze(1)
+    order, x0, y0, nx, ny = (t.index_select(0, hit) for t in (order, x0, y0, nx, ny))
+    tx0, ty0 = torch.div(x0, ts, rounding_mode="floor"), torch.div(y0, ts, rounding_mode="floor")
+    ntx = torch.div(x0 + nx - 1, ts, rounding_mode="floor") - tx0 + 1
+    nty = torch.div(y0 + ny - 1, ts, rounding_mode="floor") - ty0 + 1
+    counts = ntx * nty
+    k = torch.repeat_interleave(torch.arange(order.numel(), device=order.device), counts)
+    local = torch.arange(k.numel(), device=k.device) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+    ntx_k = ntx.index_select(0, k)
+    row = torch.div(local, ntx_k, rounding_mode="floor")
+    tx, ty, gid = tx0.index_select(0, k) + local - row * ntx_k, ty0.index_select(0, k) + row, order.index_select(0, k)
+    tile = (torch.div(gid, n, rounding_mode="floor") * th + ty) * tw + tx
+    # a stable sort by tile keeps the depth order of the enumeration
+    perm = torch.sort(tile.int(), stable=True).indices
+    return tuple(t.index_select(0, perm) for t in (gid, tile, tx, ty))
+
+
+def _tile_coefficients(shape: Tensor, gid: Tensor, origin: Tensor) -> Tensor:
+    """Per entry, the exponent ``log o - 0.5 d^T conic d`` as a quadratic polynomial in the
+    tile-local pixel position: coefficients [E, 6] of the monomials (1, x, y, x^2, xy, y^2) (local
+    coordinates keep the terms small)."""
+    u, v, a, b, c, o = shape.index_select(0, gid).unbind(-1)
+    mx, my = u - origin[:, 0], v - origin[:, 1]
+    const = torch.log(o) - 0.5 * (a * mx * mx + 2.0 * b * mx * my + c * my * my)
+    return torch.stack([const, a * mx + b * my, b * mx + c * my, -0.5 * a, -b, -0.5 * c], dim=-1)
+
+
+def _monomials(ts: int, like: Tensor) -> Tensor:
+    """(1, x, y, x^2, xy, y^2) [6, ts^2] at the pixel centres of a tile, row-major."""
+    y, x = torch.meshgrid(torch.arange(ts, device=like.device), torch.arange(ts, device=like.device), indexing="ij")
+    x, y = x.reshape(-1).to(like.dtype) + 0.5, y.reshape(-1).to(like.dtype) + 0.5
+    return torch.stack([torch.ones_like(x), x, y, x * x, x * y, y * y])
+
+
+def _alpha(power: Tensor) -> Tensor:
+    return torch.exp(power).clamp_max(ALPHA_MAX)
+
+
+def _chunks(counts: Tensor, limit: int) -> list[tuple[int, int]]:
+    """Consecutive ranges of ``counts`` summing to at most ``limit`` (or one entry each)."""
+    ends = torch.cumsum(counts, 0)
+    out, lo, done = [], 0, 0
+    while lo < counts.numel():
+        hi = max(lo + 1, int(torch.searchsorted(ends, done + limit, right=True)))
+        out.append((lo, hi))
+        done, lo = int(ends[hi - 1]), hi
+    return out
+
+
 @torch.no_grad()
-def _truncate_saturated(feats: Tensor, table: Tensor, tx: int, ty: int, ts: int, pix: Tensor, cfg: RasterConfig) -> Tensor:
-    """Early termination, batched: drop the tail of each tile's list once every pixel of the tile
-    has transmittance below 1e-4 (those Gaussians add nothing, as in the CUDA rasterisers)."""
-    n_tiles, k = table.shape
-    chunk = max(1, cfg.max_chunk_elements // (ts * ts * k))
-    needed = torch.zeros(n_tiles, dtype=torch.long, device=table.device)
-    for t0 in range(0, n_tiles, chunk):
-        tiles = torch.arange(t0, min(n_tiles, t0 + chunk), device=table.device)
-        trans = _transmittance(feats, table[tiles], tiles, tx, ty, ts, pix)  # [C, P, K] before each
-        alive = (trans > 1e-4).any(1)  # [C, K]
-        idx = torch.arange(k, device=table.device)
-        needed[tiles] = torch.where(alive, idx + 1, torch.zeros_like(idx)).amax(-1)
-    k_new = max(int(needed.max()), 1)
-    table = table[:, :k_new].clone()
-    table[torch.arange(k_new, device=table.device)[None, :] >= needed[:, None]] = -1
-    return table
+def _list_pairs(shape: Tensor, depths: Tensor, radii: Tensor, h: int, w: int, cfg: RasterConfig) -> _Pairs:
+    """Every (pixel, Gaussian) pair whose alpha reaches 1/255, grouped by pixel and front to back,
+    cut where the pixel's transmittance has fallen below 1e-4 (early termination; what is cut adds
+    less than 1e-4 to the pixel)."""
+    bsz, n = radii.shape
+    ts, tp = cfg.tile_size, cfg.tile_size * cfg.tile_size
+    tw, th = -(-w // ts), -(-h // ts)
+    dev = shape.device
+    gid, tile, tx, ty = _tile_entries(shape, depths, radii, h, w, ts)
+    origin = torch.stack([tx * ts, ty * ts], -1).to(shape.dtype)
+    counts = torch.bincount(tile, minlength=bsz * tw * th)
+    start = torch.cumsum(counts, 0) - counts
+    entry_count = counts.index_select(0, tile)  # length of the entry's tile list
+    entry_start = start.index_select(0, tile)
+    slot = torch.arange(gid.numel(), device=dev) - entry_start  # rank in the tile's list
+    qx = torch.arange(ts, device=dev).repeat(ts)  # pixel in tile, row-major
+    qy = torch.arange(ts, device=dev).repeat_interleave(ts)
+    q_offset = qy * w + qx  # pixel id offsets in a tile
+    entry_pixel = torch.div(gid, n, rounding_mode="floor") * (h * w) + origin[:, 1].long() * w + origin[:, 0].long()
+    pieces = []
+    for t0, t1 in _chunks(counts * tp, cfg.max_chunk_elements):  # bounds the [entries, ts^2] temporaries
+        e0, e1 = int(start[t0]), int(start[t1 - 1] + counts[t1 - 1])
+        if e1 == e0:
+            continue
+        alpha = _alpha(_tile_coefficients(shape, gid[e0:e1], origin[e0:e1]) @ _monomials(ts, shape))  # [E', ts^2]
+        keep = alpha >= ALPHA_MIN
+        if w % ts or h % ts:  # tiles overhang the image
+            keep &= (tx[e0:e1, None] * ts + qx < w) & (ty[e0:e1, None] * ts + qy < h)
+        cand = torch.nonzero(keep.reshape(-1)).squeeze(1)  # e * tp + q
+        e = torch.div(cand, tp, rounding_mode="floor")
+        q = cand - e * tp
+        # tile-major, pixel-major, depth-minor order without sorting: each candidate's place in that
+        # layout of all tp * (e1 - e0) candidates, inverted
+        e = e + e0
+        dest = tp * (entry_start.index_select(0, e) - e0) + q * entry_count.index_select(0, e) + slot.index_select(0, e)
+        inv = torch.full((tp * (e1 - e0),), -1, dtype=torch.long, device=dev).scatter_(0, dest, torch.arange(dest.numel(), device=dev))
+        order = inv.index_select(0, torch.nonzero(inv >= 0).squeeze(1))
+        cand, e, q = cand.index_select(0, order), e.index_select(0, order), q.index_select(0, order)
+        pixel = entry_pixel.index_select(0, e) + q_offset.index_select(0, q)
+        log_t = _exclusive_log_transmittance(alpha.reshape(-1).index_select(0, cand), _segment_first(pixel))
+        alive = torch.nonzero(log_t > math.log(1e-4)).squeeze(1)
+        pieces.append((e.index_select(0, alive) * tp + q.index_select(0, alive), e.index_select(0, alive), pixel.index_select(0, alive)))
+    if not pieces:
+        pieces = [(torch.zeros(0, dtype=torch.long, device=dev),) * 3]
+    flat, e, pixel = (torch.cat(x) for x in zip(*pieces))
+    return _Pairs(entry_gid=gid, entry_origin=origin, flat=flat, gid=gid.index_select(0, e), pixel=pixel, first=_segment_first(pixel))
 
 
-def _alphas(feats: Tensor, table: Tensor, tiles: Tensor, tx: int, ty: int, ts: int, pix: Tensor) -> tuple[Tensor, Tensor]:
-    """Alphas [C, P, K] of the listed Gaussians at the pixels of tiles ``tiles`` [C].
-
-    The exponent ``-0.5 d^T conic d + log o`` is a quadratic polynomial in the pixel position, so it
-    is one batched matrix product of per-pixel monomials [P, 6] and per-Gaussian coefficients
-    [C, 6, K] (tile-local coordinates keep the terms small)."""
-    valid = table >= 0
-    g = feats[table.clamp_min(0)]  # [C, K, 13]
-    local = tiles % (tx * ty)
-    origin = torch.stack([(local % tx) * ts, torch.div(local, tx, rounding_mode="floor") * ts], -1).to(pix)  # [C, 2]
-    mx = g[..., 0] - origin[:, None, 0]
-    my = g[..., 1] - origin[:, None, 1]
-    a, b, c = g[..., 2], g[..., 3], g[..., 4]
-    log_o = torch.log(g[..., 5].clamp_min(1e-12))
-    const = -0.5 * (a * mx * mx + 2 * b * mx * my + c * my * my) + log_o
-    const = torch.where(valid, const, torch.full_like(const, -1e4))  # padding: alpha 0
-    coef = torch.stack([const, a * mx + b * my, b * mx + c * my, -0.5 * a, -b, -0.5 * c], dim=1)  # [C, 6, K]
-    px, py = pix[:, 0], pix[:, 1]
-    mono = torch.stack([torch.ones_like(px), px, py, px * px, px * py, py * py], -1)  # [P, 6]
-    power = torch.matmul(mono, coef)  # [C, P, K]
-    alpha = torch.exp(power.clamp_max(0.0)).clamp_max(ALPHA_MAX)
-    alpha = torch.where(alpha >= ALPHA_MIN, alpha, torch.zeros_like(alpha))
-    return alpha, g
+def _segment_first(key: Tensor) -> Tensor:
+    """For pairs grouped by ``key``: the index of the first pair of each pair's group."""
+    new = torch.ones_like(key, dtype=torch.bool)
+    new[1:] = key[1:] != key[:-1]
+    return torch.nonzero(new).squeeze(1).index_select(0, torch.cumsum(new, 0) - 1)
 
 
-def _exclusive_transmittance(alpha: Tensor) -> Tensor:
-    """T_k = prod_{j<k} (1 - alpha_j) along the last axis (alphas <= 0.99, so the log is finite)."""
-    acc = torch.cumsum(torch.log1p(-alpha), dim=-1)
-    return torch.exp(torch.cat([torch.zeros_like(acc[..., :1]), acc[..., :-1]], -1))
+def _exclusive_log_transmittance(alpha: Tensor, first: Tensor) -> Tensor:
+    """``log prod (1 - alpha_j)`` over the pairs j before each pair in its pixel (pairs grouped by
+    pixel, front to back): a segmented exclusive cumsum, as one global cumsum minus its value at
+    each pixel's first pair (in float64: the global sum runs over all pixels and would lose float32's
+    precision)."""
+    la = torch.log1p(-alpha).double()  # alphas <= 0.99: finite
+    excl = torch.cumsum(la, 0) - la
+    return (excl - excl.index_select(0, first)).to(alpha.dtype)
 
 
-def _transmittance(feats, table, tiles, tx, ty, ts, pix) -> Tensor:
-    alpha, _ = _alphas(feats, table, tiles, tx, ty, ts, pix)
-    return _exclusive_transmittance(alpha)
-
-
-def _composite_tiles(feats: Tensor, table: Tensor, tiles: Tensor, tx: int, ty: int, ts: int, pix: Tensor):
-    """Front-to-back compositing of the sorted lists ``table`` [C, K] (-1 = padding) of tiles."""
-    valid = table >= 0
-    alpha, g = _alphas(feats, table, tiles, tx, ty, ts, pix)
-    wgt = alpha * _exclusive_transmittance(alpha)  # [C, P, K]
-    vals = torch.cat([g[..., 6:9], torch.ones_like(g[..., :1]), g[..., 9:13]], -1)  # [C, K, 8]
-    out = torch.einsum("cpk,ckf->cpf", wgt, vals)
-    per_gauss = wgt.detach().sum(1)  # [C, K]
-    return out, (table.clamp_min(0)[valid], per_gauss[valid])
+def _composite(shape: Tensor, values: Tensor, pairs: _Pairs, num_pixels: int, ts: int) -> tuple[Tensor, Tensor]:
+    """Front-to-back compositing (through autograd): per pixel ``sum_i alpha_i T_i values_i``
+    [num_pixels, 8], and each Gaussian's summed weight (detached) [B*N]."""
+    power = _tile_coefficients(shape, pairs.entry_gid, pairs.entry_origin) @ _monomials(ts, shape)  # [E, ts^2]
+    alpha = _alpha(power.reshape(-1).index_select(0, pairs.flat))
+    wgt = alpha * torch.exp(_exclusive_log_transmittance(alpha, pairs.first))
+    img = values.new_zeros(num_pixels, values.shape[1]).index_add(0, pairs.pixel, wgt[:, None] * values.index_select(0, pairs.gid))
+    weight_sum = values.new_zeros(values.shape[0]).index_add(0, pairs.gid, wgt.detach())
+    return img, weight_sum
 
 
 def gsplat_available() -> bool:

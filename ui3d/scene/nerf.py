@@ -2,9 +2,9 @@
 
 Density ``sigma(x) = softplus(gain * raw(x) + blob(x) + bias)`` with the Magic3D blob
 ``blob(x) = blob_density * (1 - |x| / blob_radius)`` (a soft ball at the start, so renders are not
-empty); albedo ``sigmoid(raw_rgb(x))``. Normals are ``-grad sigma / |grad sigma|``: per sample
-through autograd when the shading needs them (lambertian, textureless), otherwise by central
-differences at each ray's expected surface point (no gradient).
+empty); albedo ``sigmoid(raw_rgb(x))``. Normals are ``-grad sigma / |grad sigma|`` at each ray's
+expected surface point: through autograd (differentiable) when training shading needs them
+(lambertian, textureless), otherwise by central differences (no gradient).
 
 Rendering marches stratified samples through the scene box and skips cells the occupancy grid
 marks empty (pure torch; any device). With nerfacc importable on CUDA and ``use_nerfacc``, its
@@ -13,7 +13,6 @@ marks empty (pure torch; any device). With nerfacc importable on CUDA and ``use_
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 from dataclasses import dataclass, field
@@ -148,15 +147,7 @@ class HashGridNeRF(nn.Module):
         keep = hit[:, None] & self.occupancy.query(pts)
         idx = keep.reshape(-1).nonzero().squeeze(-1)
         flat = pts.reshape(-1, 3)[idx]
-        need_normals = shading != "albedo"
-        if need_normals:
-            flat = flat.detach().requires_grad_(True)
-        with torch.enable_grad() if need_normals else contextlib.nullcontext():
-            sig, alb = self._raw(flat) if flat.shape[0] else (flat.new_zeros(0), flat.new_zeros(0, 3))
-            nrm = None
-            if need_normals and flat.shape[0]:
-                (g,) = torch.autograd.grad(sig.sum(), flat, create_graph=torch.is_grad_enabled())
-                nrm = -F.normalize(g, dim=-1)
+        sig, alb = self._raw(flat) if flat.shape[0] else (flat.new_zeros(0), flat.new_zeros(0, 3))
         r, s = samples.t.shape
         sigmas = pts.new_zeros(r * s).index_put((idx,), sig).reshape(r, s)
         weights, _, _ = render_weights(sigmas, samples.delta)
@@ -164,18 +155,26 @@ class HashGridNeRF(nn.Module):
         opacity = accumulate(weights)
         out_albedo = accumulate(weights, albedo)
         depth = accumulate(weights, samples.t[..., None]) / opacity.clamp_min(1e-6)
-        points = origins + depth * dirs
-        normal = None
-        if nrm is not None:
-            normals = pts.new_zeros(r * s, 3).index_put((idx,), nrm).reshape(r, s, 3)
-            normal = F.normalize(accumulate(weights, normals), dim=-1)
-        return self._finish(out_albedo, opacity, depth, normal, points)
+        return self._finish(out_albedo, opacity, depth, origins + depth * dirs, shading)
 
-    def _finish(self, albedo: Tensor, opacity: Tensor, depth: Tensor, normal: Tensor | None, points: Tensor) -> dict[str, Tensor]:
-        if normal is None:  # detached normals at the expected surface points
-            normal = torch.zeros_like(points)
-            surf = (opacity[:, 0] > 1e-3).nonzero().squeeze(-1)
-            if surf.numel():
+    def surface_normals(self, points: Tensor) -> Tensor:
+        """Outward unit normals ``-grad sigma / |grad sigma|`` at points [N, 3], differentiable in the
+        field's parameters (double backward through the hash grid)."""
+        with torch.enable_grad():
+            p = points.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self._raw(p)[0].sum(), p, create_graph=True)
+        return -F.normalize(grad, dim=-1)
+
+    def _finish(self, albedo: Tensor, opacity: Tensor, depth: Tensor, points: Tensor, shading: str) -> dict[str, Tensor]:
+        """Normals at each ray's expected surface point: differentiable when shading uses them in
+        training (one field evaluation per ray, not per sample: measured several times cheaper than
+        per-sample autograd normals), central differences otherwise."""
+        normal = torch.zeros_like(points)
+        surf = (opacity[:, 0] > 1e-3).nonzero().squeeze(-1)
+        if surf.numel():
+            if shading != "albedo" and torch.is_grad_enabled():
+                normal = normal.index_put((surf,), self.surface_normals(points[surf]))
+            else:
                 normal[surf] = self.normals_fd(points[surf].detach())
         covered = opacity > 1e-6
         depth = torch.where(covered, depth, torch.zeros_like(depth))
@@ -197,21 +196,12 @@ class HashGridNeRF(nn.Module):
         n = origins.shape[0]
         t_mid = 0.5 * (t0 + t1)
         pts = origins[ray_idx] + t_mid[:, None] * dirs[ray_idx]
-        need_normals = shading != "albedo"
-        if need_normals:
-            pts = pts.detach().requires_grad_(True)
-        with torch.enable_grad() if need_normals else contextlib.nullcontext():
-            sig, alb = self._raw(pts)
-            nrm = None
-            if need_normals and pts.shape[0]:
-                (g,) = torch.autograd.grad(sig.sum(), pts, create_graph=torch.is_grad_enabled())
-                nrm = -F.normalize(g, dim=-1)
+        sig, alb = self._raw(pts)
         weights, _, _ = nerfacc.render_weight_from_density(t0, t1, sig, ray_indices=ray_idx, n_rays=n)
         acc = lambda v: nerfacc.accumulate_along_rays(weights, v, ray_indices=ray_idx, n_rays=n)  # noqa: E731
         opacity = acc(None)
         depth = acc(t_mid[:, None]) / opacity.clamp_min(1e-6)
-        normal = F.normalize(acc(nrm), dim=-1) if nrm is not None else None
-        return self._finish(acc(alb), opacity, depth, normal, origins + depth * dirs)
+        return self._finish(acc(alb), opacity, depth, origins + depth * dirs, shading)
 
     def render(
         self,
