@@ -258,6 +258,8 @@ def _split(value: str, allowed: tuple[str, ...], flag: str) -> list[str]:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    if args.suite == "t23d":
+        return _bench_t23d(args)
     from systems.bench_2d import BENCH_DIVERGENCES, bench
     from systems.distill_2d import Distill2DConfig
     from ui3d.config import load_config
@@ -271,13 +273,32 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_t23d(args: argparse.Namespace) -> int:
+    from systems.bench_t23d import BENCH_PROMPTS, METHODS, bench
+    from systems.text_to_3d import world_subject
+
+    prompts = [p.strip() for p in (args.prompts or ",".join(BENCH_PROMPTS)).split(",") if p.strip()]
+    if not_builtin := [p for p in prompts if world_subject(p) is None]:
+        raise ValueError(f"--prompts: {not_builtin[0]!r} is not a built-in world prompt (the bench needs its ground truth)")
+    methods = _split(args.methods, tuple(METHODS), "--methods")
+    if min(args.seeds, args.jobs, args.steps) <= 0:
+        raise ValueError(f"--seeds, --jobs and --steps must be positive, got {args.seeds}, {args.jobs}, {args.steps}")
+    print(bench(prompts, methods, args.seeds, args.steps, args.backend, _check_out_dir(args.out), args.jobs), end="")
+    return 0
+
+
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmarks (results as a markdown table)")
-    p.add_argument("suite", choices=["distill2d"], help="distill2d: divergences x oracles x seeds on the 2-D ring")
+    p.add_argument("suite", choices=["distill2d", "t23d"],
+                   help="distill2d: divergences x oracles x seeds on the 2-D ring; t23d: text-to-3D on built-in prompts")
     p.add_argument("--divergences", default="rkl,fkl,jeffreys,jkl,js,chi2,hellinger,softened_rkl")
     p.add_argument("--oracles", default="exact,learned")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--jobs", type=int, default=1, help="parallel processes (one torch thread each)")
+    p.add_argument("--prompts", help="t23d: comma-separated built-in prompts (default: 8 of them)")
+    p.add_argument("--methods", default="sds,vsd,ui-fkl,ui-rkl,ui-jeffreys", help="t23d: sds, vsd, ui-fkl, ui-rkl, ui-jeffreys")
+    p.add_argument("--steps", type=int, default=300, help="t23d: steps per run")
+    p.add_argument("--backend", default="nerf", choices=["nerf", "gaussians"], help="t23d")
     p.add_argument("--config", help="a YAML preset for the base settings")
     p.add_argument("--out", required=True)
     p.add_argument("overrides", nargs="*", help="key=value overrides of the base settings")
