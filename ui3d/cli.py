@@ -260,6 +260,8 @@ def _split(value: str, allowed: tuple[str, ...], flag: str) -> list[str]:
 def _bench(args: argparse.Namespace) -> int:
     if args.suite == "t23d":
         return _bench_t23d(args)
+    if args.suite == "step":
+        return _bench_step(args)
     from systems.bench_2d import BENCH_DIVERGENCES, bench
     from systems.distill_2d import Distill2DConfig
     from ui3d.config import load_config
@@ -269,8 +271,14 @@ def _bench(args: argparse.Namespace) -> int:
     if args.seeds <= 0 or args.jobs <= 0:
         raise ValueError(f"--seeds and --jobs must be positive, got {args.seeds} and {args.jobs}")
     base = load_config(Distill2DConfig, args.config, args.overrides)
-    print(bench(base, divergences, oracles, args.seeds, _check_out_dir(args.out), args.jobs), end="")
+    print(bench(base, divergences, oracles, args.seeds, _bench_out(args), args.jobs), end="")
     return 0
+
+
+def _bench_out(args: argparse.Namespace) -> Path:
+    if not args.out:
+        raise ValueError(f"bench {args.suite} needs --out DIR")
+    return _check_out_dir(args.out)
 
 
 def _bench_t23d(args: argparse.Namespace) -> int:
@@ -283,14 +291,32 @@ def _bench_t23d(args: argparse.Namespace) -> int:
     methods = _split(args.methods, tuple(METHODS), "--methods")
     if min(args.seeds, args.jobs, args.steps) <= 0:
         raise ValueError(f"--seeds, --jobs and --steps must be positive, got {args.seeds}, {args.jobs}, {args.steps}")
-    print(bench(prompts, methods, args.seeds, args.steps, args.backend, _check_out_dir(args.out), args.jobs), end="")
+    print(bench(prompts, methods, args.seeds, args.steps, args.backend, _bench_out(args), args.jobs), end="")
+    return 0
+
+
+def _bench_step(args: argparse.Namespace) -> int:
+    """Seconds per photometric training step (4 views, forward + backward + Adam) per backend and size."""
+    import torch
+
+    from systems.photometric_fit import benchmark_step
+
+    torch.set_num_threads(1)  # the documented setting: two threads on two shared cores were slower
+    sizes = [int(v) for v in _split(args.sizes, ("32", "64", "128", "256"), "--sizes")]
+    backends = _split(args.backends, ("nerf", "gaussians"), "--backends")
+    print("| backend | size | s/step (median of 5) | peak RSS MB |\n|---|---|---|---|")
+    for backend in backends:
+        for size in sizes:
+            r = benchmark_step(backend, size)
+            print(f"| {backend} | {size}² | {r['seconds_per_step']:.3f} | {r['peak_rss_mb']:.0f} |", flush=True)
     return 0
 
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmarks (results as a markdown table)")
-    p.add_argument("suite", choices=["distill2d", "t23d"],
-                   help="distill2d: divergences x oracles x seeds on the 2-D ring; t23d: text-to-3D on built-in prompts")
+    p.add_argument("suite", choices=["distill2d", "t23d", "step"],
+                   help="distill2d: divergences x oracles x seeds on the 2-D ring; t23d: text-to-3D on built-in prompts; "
+                        "step: seconds per scene training step")
     p.add_argument("--divergences", default="rkl,fkl,jeffreys,jkl,js,chi2,hellinger,softened_rkl")
     p.add_argument("--oracles", default="exact,learned")
     p.add_argument("--seeds", type=int, default=3)
@@ -299,8 +325,10 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--methods", default="sds,vsd,ui-fkl,ui-rkl,ui-jeffreys", help="t23d: sds, vsd, ui-fkl, ui-rkl, ui-jeffreys")
     p.add_argument("--steps", type=int, default=300, help="t23d: steps per run")
     p.add_argument("--backend", default="nerf", choices=["nerf", "gaussians"], help="t23d")
+    p.add_argument("--sizes", default="32,64,128", help="step: render sizes")
+    p.add_argument("--backends", default="nerf,gaussians", help="step: nerf, gaussians")
     p.add_argument("--config", help="a YAML preset for the base settings")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", help="output folder (distill2d, t23d)")
     p.add_argument("overrides", nargs="*", help="key=value overrides of the base settings")
     p.set_defaults(handler=_bench)
 
