@@ -145,7 +145,7 @@ def test_weights_sum_each_gaussians_compositing_weights():
     params = _scene(n=12, seed=1, dtype=torch.float32)
     cams = _cams(16, azimuth=(0.0, 90.0), elevation=(0.0, 10.0))
     out = rasterize_gaussians(*[p.detach() for p in params], cams, torch.zeros(2, 3))
-    # one Gaussian at a time has weight alpha everywhere: its weights sum to its alpha image's sum
+    # a pixel's alpha is the sum of its compositing weights, so the image's total is that of all Gaussians
     assert out.weights.shape == (2, 12) and (out.weights >= 0).all()
     total = out.weights.sum(1)
     torch.testing.assert_close(total, out.alpha.sum((1, 2, 3)), rtol=1e-4, atol=1e-4)

@@ -9,10 +9,12 @@ transmittance is below 1e-4. ``radii`` (culling, statistics) are ``ceil(3 sqrt(l
 Pixel centres are at ``(col + 0.5, row + 0.5)`` (the camera convention of :mod:`ui3d.cameras`,
 where the camera looks along its -z).
 
-The torch rasteriser is sparse: it lists every (pixel, Gaussian) pair where the alpha reaches 1/255
-(each Gaussian's pixel box from its opacity and 2D covariance), sorts the pairs by pixel and depth
-and composites each pixel's run with a segmented cumulative sum, so its cost grows with the pairs
-(a few dozen pixels per Gaussian at small resolutions) rather than with tiles x pixels x Gaussians.
+The torch rasteriser is sparse: each Gaussian is listed in the small tiles its footprint (the
+pixel box where its alpha can reach 1/255, from its opacity and 2D covariance) touches, the lists
+are ordered by tile and depth, and only the (pixel, Gaussian) pairs whose alpha reaches 1/255 are
+kept, grouped by pixel, and composited with a segmented cumulative sum. The cost grows with the
+pairs (a few dozen pixels per Gaussian at small resolutions), not with pixels x Gaussians, and the
+image does not depend on the tile size.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ ALPHA_MAX = 0.99
 
 @dataclass(frozen=True)
 class RasterConfig:
-    tile_size: int = 16  # unused by the torch rasteriser (no tiles); kept so saved configs load
+    tile_size: int = 4  # pixels per tile side when listing Gaussians (the image does not depend on it)
     eps2d: float = 0.3
     near: float = 0.01
     max_chunk_elements: int = 1 << 23  # (pixel, Gaussian) candidate pairs enumerated at once
