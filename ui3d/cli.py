@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from pathlib import Path
 
@@ -193,8 +194,6 @@ def _generate_many(args: argparse.Namespace) -> int:
     from ui3d.io import write_json
     from ui3d.teachers.loading import check_prompts
 
-    if args.prompt is not None and "=" in args.prompt:  # argparse took the first key=value for PROMPT
-        args.overrides, args.prompt = [args.prompt, *args.overrides], None
     if args.prompt is not None or args.resume:
         raise ValueError("--prompts runs a file of prompts; give no PROMPT and no --resume with it")
     prompts = read_prompts(args.prompts)
@@ -381,8 +380,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """argparse, with key=value overrides accepted anywhere on the line (argparse takes positionals
+    only before the first option) and never mistaken for the prompt."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if hasattr(args, "overrides"):
+        if getattr(args, "prompt", None) and OVERRIDE.match(args.prompt):
+            args.overrides, args.prompt = [args.prompt, *args.overrides], None
+        args.overrides += [e for e in extra if OVERRIDE.match(e)]
+        extra = [e for e in extra if not OVERRIDE.match(e)]
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         return args.handler(args)
     except (ValueError, FileNotFoundError) as err:  # ConfigError is a ValueError

@@ -57,3 +57,14 @@ def test_torchrun_two_processes_run_each_prompt_exactly_once(tmp_path):
     for name in folders:
         assert json.loads((out / name / "metrics.json").read_text())["steps"] == 1
         assert (out / name / "mesh.glb").is_file()
+
+
+def test_overrides_are_taken_anywhere_on_the_line_and_never_as_the_prompt():
+    from ui3d.cli import parse_args
+
+    args = parse_args(["generate", "a red cube", "--steps", "3", "nerf.samples_per_ray=8", "--seed", "2", "seed=4"])
+    assert args.prompt == "a red cube" and args.overrides == ["nerf.samples_per_ray=8", "seed=4"]
+    args = parse_args(["generate", "--resume", "runs/x", "steps=600"])
+    assert args.prompt is None and args.overrides == ["steps=600"]
+    with pytest.raises(SystemExit):
+        parse_args(["generate", "a red cube", "--out", "x", "stray"])
