@@ -10,6 +10,8 @@ serves files from its output folder only.
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import threading
 import time
 import zipfile
@@ -167,15 +169,16 @@ def _results(run: Run) -> dict:
     mesh = d / "mesh.glb" if "glb" in files else None
     splats = d / files["ply"][0] if run.cfg.backend == "gaussians" and "ply" in files else None
     obj = _obj_zip(d, files["obj"]) if "obj" in files else None
-    video = files.get("video", [""])[0]
+    video = d / files["video"][0] if "video" in files else None
+    playable = video if video and video.suffix == ".mp4" else None  # a .gif (no ffmpeg) is a download
     scores = "".join(f", {k} {m[k]:.3f}" for k in ("iou", "chamfer", "colour_mae") if k in m)
     how = "done" if run.finished else "stopped (checkpoint saved)"
     return {
         "status": f"**{how}:** {m['steps']} steps in {_duration(m['wall_seconds'])}{scores} → `{d.name}`",
         "preview": str(d / "preview.png"),
-        "video": str(d / video) if video.endswith(".mp4") else None,  # a .gif fallback is a download only
+        "video": playable and str(playable),
         "metrics": m,
-        "downloads": [str(p) for p in (mesh, obj, splats) if p is not None],
+        "downloads": [str(p) for p in (mesh, obj, splats, video if not playable else None) if p is not None],
         "viewers": {"mesh": mesh and str(mesh), "splats": splats and str(splats)},
     }
 
@@ -193,6 +196,18 @@ def _loss_frame(losses: list):
 
     return pd.DataFrame({"step": pd.Series([s for s, _ in losses], dtype="int64"),
                          "loss": pd.Series([v for _, v in losses], dtype="float64")})
+
+
+def _markdown_text(text: str) -> str:
+    """`text` shown literally in Markdown (error messages hold brackets, underscores, quotes)."""
+    return re.sub(r"([\\`*_\[\]<>#|])", r"\\\1", text)
+
+
+def _fail(err: BaseException):
+    """A user error: one line in the status and in a pop-up, as `ui3d generate` prints it."""
+    message = one_line(err)
+    yield _update(status=f"**error:** {_markdown_text(message)}")
+    raise gr.Error(message, title="ui3d generate", duration=None, print_exception=False)
 
 
 def _session(request: gr.Request | None) -> str | None:
@@ -213,7 +228,8 @@ class Demo:
         try:
             cfg = build_config(settings, self.overrides, self.device)
         except USER_ERRORS as err:
-            raise gr.Error(one_line(err), title="ui3d generate", print_exception=False) from None
+            yield from _fail(err)
+            return
         run = Run(cfg, _fresh_folder(run_folder(self.out_root, cfg.prompt, cfg.seed)), self.formats)
         self.runs[_session(request)] = run
         run.start()
@@ -234,11 +250,11 @@ class Demo:
             fresh, shown = (run.preview if run.preview != shown else None), run.preview
             yield _update(status=_status(run), losses=_loss_frame(run.losses),
                           **({"preview": str(fresh)} if fresh else {}))
+        if isinstance(run.error, USER_ERRORS):
+            yield from _fail(run.error)
         if run.error is not None:
-            if isinstance(run.error, USER_ERRORS):
-                raise gr.Error(one_line(run.error), title="ui3d generate", print_exception=False)
-            raise run.error
-        yield _update(**_results(run))
+            raise run.error  # a bug: Gradio logs the traceback and shows the page an error
+        yield _update(losses=_loss_frame(run.losses), **_results(run))
 
     def stop(self, request: gr.Request) -> str:
         run = self.runs.get(_session(request))
@@ -248,12 +264,19 @@ class Demo:
         return "**stopping:** saving a checkpoint, then exporting…"
 
 
-def _viewers(paths: dict | None):
+def _viewers(paths: dict):
     """The 3D viewers. Filled by a plain event after the run, not by the generator: Gradio's
     Model3D never starts its viewer for a value that a generator sends."""
-    paths = paths or {}
-    splats = paths.get("splats")
-    return paths.get("mesh"), gr.update(value=splats, visible=splats is not None)
+    return paths["mesh"], gr.update(value=paths["splats"], visible=paths["splats"] is not None)
+
+
+def _clear_viewers():
+    return None, gr.update(value=None, visible=False)
+
+
+def _preset_steps(preset: str) -> int:
+    """The steps a preset runs, shown in the Steps box when the preset is picked."""
+    return build_config(Settings("a ceramic owl", preset=preset)).steps
 
 
 def build_demo(out_root: str | Path = OUT_ROOT, overrides: Sequence[str] = (), formats: tuple[str, ...] = FORMATS,
@@ -277,14 +300,16 @@ def build_demo(out_root: str | Path = OUT_ROOT, overrides: Sequence[str] = (), f
                                              label="Divergence", allow_custom_value=True)
                 with gr.Row():
                     preset = gr.Radio(["fast", "quality"], value="fast", label="Preset")
-                    steps = gr.Number(label="Steps (empty: preset's)", value=None, precision=0)
+                    steps = gr.Number(label="Steps", value=_preset_steps("fast"), precision=0)
                     seed = gr.Number(label="Seed", value=0, precision=0)
                 with gr.Row():
                     run_btn = gr.Button("Run", variant="primary", elem_id="run")
                     stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
                 gr.Examples([[p] for p in EXAMPLES], inputs=[prompt], label="Built-in prompts")
             with gr.Column(scale=3):
-                status = gr.Markdown("", elem_id="status")
+                status = gr.Markdown("Ready.", elem_id="status")
+                # Gradio's own tracker lives here: the progress bar, the place in the queue, errors.
+                tracker = gr.Markdown("", elem_id="progress", min_height=56)
                 with gr.Row():
                     preview = gr.Image(label="Latest validation (RGB | normal | opacity)", type="filepath",
                                        elem_id="preview", height=320)
@@ -298,8 +323,9 @@ def build_demo(out_root: str | Path = OUT_ROOT, overrides: Sequence[str] = (), f
         viewers = gr.State()
         outputs = [status, preview, losses, video, metrics, downloads, viewers]
         inputs = [prompt, negative, teacher, backend, guidance, divergence, preset, steps, seed]
-        run_btn.click(_viewers, None, [mesh, splats], queue=False, show_progress="hidden").then(
-            demo_fns.generate, inputs, outputs, api_name="generate", show_progress_on=[status]).success(
+        preset.change(_preset_steps, preset, steps, queue=False, show_progress="hidden")
+        run_btn.click(_clear_viewers, None, [mesh, splats], queue=False, show_progress="hidden").then(
+            demo_fns.generate, inputs, outputs, api_name="generate", show_progress_on=[tracker]).success(
             _viewers, viewers, [mesh, splats], queue=False, show_progress="hidden")
         # Not limited by the one-run queue: Stop must reach the run it stops.
         stop_btn.click(demo_fns.stop, None, status, api_name="stop", concurrency_limit=None)
@@ -322,6 +348,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else None)
     p.add_argument("overrides", nargs="*", help="key=value config overrides for every run")
     args = p.parse_args(argv)
+    # Gradio's copies of served files go inside the output folder too (before any component exists).
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(Path(args.out).resolve() / ".gradio"))
     launch(build_demo(args.out, args.overrides, device=args.device), args.out, args.host, args.port)
 
 
