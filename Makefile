@@ -18,7 +18,8 @@ $(STAMP): pyproject.toml Makefile
 	else \
 		$(BIN)/python -m pip install -q $(PIP_TORCH_ARGS) torch==2.13.0; \
 	fi
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	@# The web demo (gradio) and its browser tests (Playwright drives the system's Chromium; no browser download).
+	$(BIN)/python -m pip install -q -e ".[dev,app]" "playwright>=1.40"
 	touch $(STAMP)
 
 test: $(STAMP)
