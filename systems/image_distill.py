@@ -60,6 +60,7 @@ class ImageDistillConfig:
     disc_weight: float = 1.0  # lsd
     fake_grad_clip: float = 1.0  # value clip of fake-score gradients when the GAN term is on; 0 = off
     t_max: float = 0.8  # generator σ: t ~ U[0, t_max] through the Karras map
+    generator_sigma_min: float = 0.002  # σ at t = 0 of that map (the image code's 0.002)
     fake_p_mean: float = -1.2  # fake-score σ ~ LogNormal
     fake_p_std: float = 1.2
     sigma_data: float = 0.5
@@ -78,7 +79,7 @@ class ImageDistillConfig:
         for name in ("steps", "batch", "eval_per_caption", "eval_images", "checkpoint_every", "max_bad_steps"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
-        for name in ("generator_lr", "fake_lr", "sigma_init", "sigma_data", "t_max"):
+        for name in ("generator_lr", "fake_lr", "sigma_init", "sigma_data", "t_max", "generator_sigma_min"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.warmup_images < 0 or self.gan_weight < 0 or self.ema_halflife_images < 0:
@@ -164,7 +165,7 @@ class Batches:
         self.dev = torch.device(cfg.device)
         self.shape = (teacher.channels, teacher.resolution, teacher.resolution)
         self.fake_sigma = LogNormalSigma(cfg.fake_p_mean, cfg.fake_p_std)
-        self.gen_sigma = SiDSigma(t_max=cfg.t_max)
+        self.gen_sigma = SiDSigma(t_max=cfg.t_max, sigma_min=cfg.generator_sigma_min)
 
     def draw(self, g: torch.Generator, sigma_sampler, with_real: bool) -> dict:
         b, s = self.cfg.batch, self.shard
