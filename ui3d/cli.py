@@ -53,7 +53,13 @@ def _distill(args: argparse.Namespace) -> int:
         overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + args.overrides
         cfg = load_config(ImageDistillConfig, preset, overrides)
         run_dir = _check_out_dir(args.out)
-    metrics = run(cfg, run_dir, resume=bool(args.resume))
+    from systems.base import NonFiniteError
+
+    try:
+        metrics = run(cfg, run_dir, resume=bool(args.resume))
+    except NonFiniteError as err:  # a diverged run: the checkpoint before it is kept
+        print(f"ui3d distill: stopped: {err} (checkpoint and losses.csv in {run_dir})", file=sys.stderr)
+        return 1
     if metrics is not None:
         score = (f"world-FID {metrics['init_world_fid']} -> {metrics['world_fid']}, object accuracy "
                  f"{metrics['object_accuracy']:.3f}" if "world_fid" in metrics else f"FID {metrics['fid']}")
