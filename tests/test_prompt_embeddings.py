@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from ui3d.prompt.embeddings import cache_key, encode_prompt
+from ui3d.prompt.embeddings import encode_prompt
 
 
 class CountingEncoder:
@@ -9,9 +9,11 @@ class CountingEncoder:
 
     def __init__(self):
         self.seen: list[str] = []
+        self.calls: list[list[str]] = []
 
     def __call__(self, texts):
         self.seen += list(texts)
+        self.calls.append(list(texts))
         return torch.stack([torch.randn(3, 4, generator=torch.Generator().manual_seed(sum(map(ord, t)))) for t in texts])
 
 
@@ -31,18 +33,40 @@ def test_views_and_negative_and_camera_lookup():
         torch.testing.assert_close(neg[i], emb.views[view])
 
 
+def _encoded(enc):
+    """Texts the encoder really encoded (not the fingerprint probe, the empty prompt alone)."""
+    return [t for call in enc.calls if call != [""] for t in call]
+
+
+class RetrainedEncoder(CountingEncoder):
+    """The same model name with other weights."""
+
+    def __call__(self, texts):
+        return super().__call__(texts) + 1.0
+
+
 def test_disk_cache_is_keyed_by_model_and_prompt_and_survives_corruption(tmp_path):
     enc = CountingEncoder()
     first = encode_prompt(enc, "a red cube", "model-a", cache_dir=tmp_path)
-    assert len(enc.seen) == 5
+    assert len(_encoded(enc)) == 5
     again = encode_prompt(enc, "a red cube", "model-a", cache_dir=tmp_path)
-    assert len(enc.seen) == 5  # all from the cache
+    assert len(_encoded(enc)) == 5  # all from the cache
     torch.testing.assert_close(again.views, first.views)
     encode_prompt(enc, "a red cube", "model-b", cache_dir=tmp_path)
-    assert len(enc.seen) == 10  # another model: encoded again
-    (tmp_path / f"{cache_key('model-a', 'a red cube, side view')}.safetensors").write_bytes(b"not safetensors")
+    assert len(_encoded(enc)) == 10  # another model: encoded again
+    files = sorted(tmp_path.iterdir())
+    files[0].write_bytes(b"not safetensors")
     encode_prompt(enc, "a red cube", "model-a", cache_dir=tmp_path)
-    assert enc.seen[-1] == "a red cube, side view" and len(enc.seen) == 11
+    encode_prompt(enc, "a red cube", "model-b", cache_dir=tmp_path)
+    assert len(_encoded(enc)) == 11  # only the corrupt entry was encoded again
+
+
+def test_a_retrained_encoder_under_the_same_name_never_reads_stale_embeddings(tmp_path):
+    old = encode_prompt(CountingEncoder(), "a red cube", "builtin", cache_dir=tmp_path)
+    retrained = RetrainedEncoder()
+    new = encode_prompt(retrained, "a red cube", "builtin", cache_dir=tmp_path)
+    assert len(_encoded(retrained)) == 5
+    torch.testing.assert_close(new.views, old.views + 1.0)
 
 
 def test_empty_prompt_and_view_independent():

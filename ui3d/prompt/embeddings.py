@@ -1,6 +1,10 @@
 """Prompt embeddings for guidance: one per view (front/side/back/overhead) plus the negative
 (unconditional) one, encoded once per run and cached on disk keyed by model and prompt.
 
+The model part of the key includes a fingerprint of the encoder itself (a hash of its embedding of
+the empty prompt), so retraining or replacing a teacher under the same name never reuses stale
+embeddings.
+
 The cache holds safetensors files (never pickle); a corrupt entry is re-encoded, not trusted.
 """
 
@@ -53,6 +57,8 @@ def _cached(encoder: Encoder, texts: Sequence[str], model_id: str, cache_dir: Pa
 
     rows: dict[str, Tensor] = {}
     if cache_dir is not None:
+        probe = encoder([""]).detach().float().cpu().contiguous()
+        model_id = f"{model_id}@{hashlib.sha256(probe.numpy().tobytes()).hexdigest()[:16]}"
         for text in texts:
             path = cache_dir / f"{cache_key(model_id, text)}.safetensors"
             try:
