@@ -76,9 +76,10 @@ def test_vsd_preset_is_prolificdreamer_vsd(teacher, prompts):
     torch.testing.assert_close(x.grad, expected, rtol=1e-4, atol=1e-7)
 
 
-def test_uni_instruct_generator_turn_touches_neither_teacher_nor_fake(teacher, prompts):
+@pytest.mark.parametrize("mode", ["static", "exact"])
+def test_uni_instruct_generator_turn_touches_neither_teacher_nor_fake(teacher, prompts, mode):
     fake = _perturbed_lora(teacher)
-    guidance = ScoreGuidance(guidance_preset("uni-instruct"), teacher, fake)
+    guidance = ScoreGuidance(guidance_preset("uni-instruct", mode=mode), teacher, fake)
     x = torch.randn(B, 4, 8, 8, requires_grad=True)
     out = guidance.generator_loss(x, *prompts, step=0, generator=torch.Generator().manual_seed(5), camera=_camera())
     out.loss.backward()
@@ -86,6 +87,30 @@ def test_uni_instruct_generator_turn_touches_neither_teacher_nor_fake(teacher, p
     assert all(p.grad is None for p in fake.parameters())
     assert all(p.grad is None for p in teacher.unet.parameters())
     assert fake.trainable_parameters()  # unfrozen again after the turn
+
+
+def test_uni_instruct_3d_preset_is_vsd_weighted_by_h_of_the_ratio(teacher, prompts):
+    """The 3D preset (static forward KL): per sample, h(r) times the VSD gradient, r from the
+    discriminator head (clamped logit, batch self-normalised)."""
+    from ui3d.divergence import get_divergence, ratio_from_logits
+
+    fake = _perturbed_lora(teacher)
+    with torch.no_grad():
+        fake.discriminator_head.weight.normal_(0, 1.0, generator=torch.Generator().manual_seed(8))
+    cam = _camera()
+    ui = ScoreGuidance(guidance_preset("uni-instruct"), teacher, fake)
+    vsd = ScoreGuidance(guidance_preset("vsd"), teacher, fake)
+    grads = []
+    for guidance in (ui, vsd):
+        x = torch.randn(B, 4, 8, 8, generator=torch.Generator().manual_seed(9)).requires_grad_(True)
+        guidance.generator_loss(x, *prompts, step=0, generator=torch.Generator().manual_seed(4), camera=cam).loss.backward()
+        grads.append(x.grad)
+    t, alpha, sigma, eps = ui._noise(x, 0, torch.Generator().manual_seed(4))
+    _, logit = fake(alpha * x.detach() + sigma * eps, t, prompts[0], cam)
+    r = ratio_from_logits(logit, max_abs_logit=5.0, self_normalize=True)
+    h = get_divergence("fkl").h(r).detach()
+    assert (h.max() - h.min()) > 0.1  # the ratio really weights the samples differently
+    torch.testing.assert_close(grads[0], h.reshape(B, 1, 1, 1) * grads[1], rtol=1e-4, atol=1e-8)
 
 
 def test_fake_turn_trains_lora_camera_and_discriminator_not_the_render(teacher, prompts):
