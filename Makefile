@@ -26,7 +26,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP)
-	$(BIN)/ui3d distill --teacher gmm2d --divergence fkl --out runs/demo-gmm2d
+	$(BIN)/ui3d generate "a ceramic owl" --out runs/demo-owl
 
 clean:
 	rm -rf $(VENV)
