@@ -93,10 +93,15 @@ class HashGridNeRF(nn.Module):
         sigma = F.softplus(self.cfg.density_gain * h[:, 0] + blob + self.cfg.density_bias)
         return sigma, torch.sigmoid(h[:, 1:])
 
-    def _chunked(self, fn, x: Tensor) -> Tensor:
+    def _chunked(self, fn, x: Tensor):
+        """fn(x) in chunks of cfg.chunk points when no graph is kept (bounded memory for exports and
+        videos); fn returns a tensor or a tuple of tensors."""
         if torch.is_grad_enabled() or x.shape[0] <= self.cfg.chunk:
             return fn(x)
-        return torch.cat([fn(x[i : i + self.cfg.chunk]) for i in range(0, x.shape[0], self.cfg.chunk)])
+        parts = [fn(x[i : i + self.cfg.chunk]) for i in range(0, x.shape[0], self.cfg.chunk)]
+        if isinstance(parts[0], tuple):
+            return tuple(torch.cat(p) for p in zip(*parts))
+        return torch.cat(parts)
 
     def density(self, x: Tensor) -> Tensor:
         """Density at world points [N, 3] -> [N]."""
@@ -147,7 +152,7 @@ class HashGridNeRF(nn.Module):
         keep = hit[:, None] & self.occupancy.query(pts)
         idx = keep.reshape(-1).nonzero().squeeze(-1)
         flat = pts.reshape(-1, 3)[idx]
-        sig, alb = self._raw(flat) if flat.shape[0] else (flat.new_zeros(0), flat.new_zeros(0, 3))
+        sig, alb = self._chunked(self._raw, flat) if flat.shape[0] else (flat.new_zeros(0), flat.new_zeros(0, 3))
         r, s = samples.t.shape
         sigmas = pts.new_zeros(r * s).index_put((idx,), sig).reshape(r, s)
         weights, _, _ = render_weights(sigmas, samples.delta)
