@@ -194,8 +194,9 @@ def _update(**values) -> tuple:
 def _loss_frame(losses: list):
     import pandas as pd
 
-    return pd.DataFrame({"step": pd.Series([s for s, _ in losses], dtype="int64"),
-                         "loss": pd.Series([v for _, v in losses], dtype="float64")})
+    rows = list(losses)  # a snapshot: the training thread keeps appending
+    return pd.DataFrame({"step": pd.Series([s for s, _ in rows], dtype="int64"),
+                         "loss": pd.Series([v for _, v in rows], dtype="float64")})
 
 
 def _markdown_text(text: str) -> str:
@@ -317,8 +318,9 @@ def build_demo(out_root: str | Path = OUT_ROOT, overrides: Sequence[str] = (), f
                 with gr.Row():
                     mesh = gr.Model3D(label="Mesh (.glb)", elem_id="mesh", height=360)
                     splats = gr.Model3D(label="Gaussian splats (.ply)", elem_id="splats", height=360, visible=False)
-                video = gr.Video(label="Turntable", elem_id="video")
-                metrics = gr.JSON(label="Metrics")
+                with gr.Row():
+                    video = gr.Video(label="Turntable", elem_id="video", height=320)
+                    metrics = gr.JSON(label="Metrics", height=320)
                 downloads = gr.File(label="Downloads: .glb, .obj zip, Gaussian .ply", file_count="multiple")
         viewers = gr.State()
         outputs = [status, preview, losses, video, metrics, downloads, viewers]

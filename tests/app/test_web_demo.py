@@ -177,3 +177,14 @@ def test_nerf_results_have_no_splats_and_a_gif_turntable_is_a_download(tmp_path)
     out = app._results(_finished_run(tmp_path, "nerf", files))
     assert out["viewers"]["splats"] is None and out["video"] is None
     assert [Path(p).name for p in out["downloads"]] == ["mesh.glb", "turntable.gif"]
+
+
+@pytest.mark.slow
+def test_a_gaussian_run_offers_its_splats(server, client):
+    status, *_, metrics, downloads = client.predict(*inputs(backend="gaussians"), api_name="/generate")
+    assert status.startswith("**done:**") and metrics["backend"] == "gaussians"
+    assert [Path(d).name for d in downloads] == ["mesh.glb", "mesh_obj.zip", "gaussians.ply"]
+    header = Path(downloads[2]).read_bytes().split(b"end_header")[0].decode().split("\n")
+    count = next(int(line.split()[2]) for line in header if line.startswith("element vertex"))
+    names = {line.split()[-1] for line in header if line.startswith("property")}
+    assert count > 0 and {"x", "opacity", "scale_0", "rot_0", "f_dc_0"} <= names  # the 3DGS layout
