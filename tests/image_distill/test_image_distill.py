@@ -106,7 +106,7 @@ def test_discriminator_logit_converges_to_the_exact_log_ratio(tiny_teacher):
     teacher = load_unet2d(str(tiny_teacher))
     fake = DistillFakeScore(teacher.network, teacher.schedule)
     view = fake.bind(None)
-    opt = torch.optim.Adam([p for p in fake.parameters() if p.requires_grad], lr=2e-3, betas=(0.0, 0.99))
+    opt = torch.optim.Adam([p for p in fake.parameters() if p.requires_grad], lr=3e-3, betas=(0.0, 0.99))
     g = torch.Generator().manual_seed(1)
     m, s = 0.05, 0.5
     sigma = snap_sigma(teacher.schedule, torch.tensor([0.5]))
@@ -115,8 +115,8 @@ def test_discriminator_logit_converges_to_the_exact_log_ratio(tiny_teacher):
     def draw(n, sign):
         return sign * m + s * torch.randn(n, 3, 8, 8, generator=g)
 
-    for _ in range(250):
-        n = 64
+    for _ in range(120):  # measured: correlation 0.96, mean error 0.3 of mean |log ratio|
+        n = 32
         losses = fake_turn_loss(view, draw(n, -1), draw(n, +1), sigma.expand(n), torch.randn(n, 3, 8, 8, generator=g), 0.5)
         opt.zero_grad()
         losses.total.backward()
@@ -164,36 +164,38 @@ def test_two_processes_equal_one_with_the_doubled_batch(tiny_teacher, tiny_data,
     Adam's eps is raised to 1e-4: some gradients are exactly zero in exact arithmetic (an attention
     key bias cannot change a softmax) and Adam with eps 1e-8 turns their rounding noise, which
     differs between one all-reduced sum and one local sum, into full-size steps of either sign."""
-    common = ["distill", "--teacher", str(tiny_teacher), "--data", str(tiny_data), "--divergence", "fkl",
-              "--gan-weight", "0.01", "--steps", "3", "--config", str(DEBUG), "batch=4", "eval_images=4",
-              "guidance.self_normalize_ratio=false", "checkpoint_every=1000", "adam_eps=1e-4"]
+    overrides = ["batch=4", "eval_images=4", "guidance.self_normalize_ratio=false", "checkpoint_every=1000",
+                 "adam_eps=1e-4"]
+    flags = ["--divergence", "fkl", "--gan-weight", "0.01", "--steps", "3"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    one = subprocess.run([sys.executable, "-m", "ui3d.cli", *common, "--out", str(tmp_path / "one")],
-                         capture_output=True, text=True, env=env, cwd=REPO)
-    assert one.returncode == 0, one.stderr[-2000:]
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          "-m", "ui3d.cli", *common, "--out", str(tmp_path / "two")],
+                          "-m", "ui3d.cli", "distill", "--teacher", str(tiny_teacher), "--data", str(tiny_data), *flags,
+                          "--config", str(DEBUG), "--out", str(tmp_path / "two"), *overrides],
                          capture_output=True, text=True, env=env, cwd=REPO)
     assert two.returncode == 0, two.stderr[-2000:]
-    a, b = _read_losses(tmp_path / "one" / "losses.csv"), _read_losses(tmp_path / "two" / "losses.csv")
-    assert len(a) == len(b) == 4
-    for ra, rb in zip(a, b):
-        for key in ("fake_total", "generator_total"):
-            if ra.get(key):
-                assert float(ra[key]) == pytest.approx(float(rb[key]), rel=1e-4, abs=1e-6), (key, ra, rb)
-    ca = torch.load(tmp_path / "one" / "checkpoint.pt", weights_only=True)
-    cb = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=True)
-    start = {"network." + k: v for k, v in load_unet2d(str(tiny_teacher)).network.state_dict().items()}
-    for name in ("generator", "fake"):
-        keys = [k for k in ca[name] if k in start]
-        moved = torch.cat([(ca[name][k] - start[k]).flatten() for k in keys])
-        apart = torch.cat([(ca[name][k] - cb[name][k]).flatten() for k in keys])
-        # Δ = D_p − D_q is a small difference of two near-equal network outputs, so float rounding
-        # (batch 4 vs 2 + 2) is not bit-exact; the updates must agree to 1 %.
-        assert moved.norm() > 0 and apart.norm() < 0.01 * moved.norm(), (name, float(apart.norm() / moved.norm()))
     import json
 
     assert json.loads((tmp_path / "two" / "metrics.json").read_text())["processes"] == 2
+    cfg = load_config(ImageDistillConfig, DEBUG, [f"teacher={tiny_teacher}", f"data={tiny_data}", "guidance.divergence=fkl",
+                                                  "gan_weight=0.01", "steps=3", *overrides])
+    teacher = load_unet2d(str(tiny_teacher))
+    one, state = train(cfg, teacher, ImageFolderData(tiny_data, teacher), progress=False)
+    rows = _read_losses(tmp_path / "two" / "losses.csv")
+    assert len(rows) == len(state.log) == 4
+    for ra, rb in zip(state.log, rows):
+        for key in ("fake_total", "generator_total"):
+            if key in ra:
+                assert ra[key] == pytest.approx(float(rb[key]), rel=1e-4, abs=1e-6), (key, ra, rb)
+    cb = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=True)
+    start = {"network." + k: v for k, v in teacher.network.state_dict().items()}
+    for name in ("generator", "fake"):
+        mine = getattr(one, name).state_dict()
+        keys = [k for k in mine if k in start]
+        moved = torch.cat([(mine[k] - start[k]).flatten() for k in keys])
+        apart = torch.cat([(mine[k] - cb[name][k]).flatten() for k in keys])
+        # Δ = D_p − D_q is a small difference of two near-equal network outputs, so float rounding
+        # (batch 4 vs 2 + 2) is not bit-exact; the updates must agree to 1 %.
+        assert moved.norm() > 0 and apart.norm() < 0.01 * moved.norm(), (name, float(apart.norm() / moved.norm()))
 
 
 # --- the command line: outputs and bad input ----------------------------------------------------------
