@@ -85,29 +85,47 @@ class BenchRun:
 
 
 def run_one(run: BenchRun) -> dict:
-    """One generate run plus the extra metrics (in a worker process: one torch thread)."""
+    """One generate run plus the extra metrics (in a worker process: one torch thread). Resumable:
+    a run folder with bench.json is read back; one with a finished export is scored again."""
     torch.set_num_threads(1)
     from systems.text_to_3d import TextTo3DConfig, finish, prepare, timed_train, world_subject
     from ui3d.config import from_dict, load_config, merge, to_dict
     from ui3d.guidance.score import guidance_preset
+    from ui3d.io import read_json, write_json
     from ui3d.metrics.judge import Judge
+    from ui3d.scene.base import load_scene
 
-    preset, divergence = METHODS[run.method]
-    guidance = to_dict(guidance_preset(preset, **({"divergence": divergence} if divergence else {})))
-    base = to_dict(load_config(TextTo3DConfig, Path(__file__).resolve().parent.parent / "configs/text_to_3d/fast.yaml"))
-    cfg = from_dict(TextTo3DConfig, merge(base, {"prompt": run.prompt, "seed": run.seed, "steps": run.steps,
-                                                 "backend": run.backend, "guidance": guidance, "teacher": "builtin"}))
     run_dir = run.out / "runs" / f"{run.prompt.replace(' ', '-')}_{run.method}_s{run.seed}"
-    job = prepare(cfg, run_dir, resume=False, cache_dir=run.out / "prompt-cache")
-    _, wall = timed_train(job, run_dir, progress=False)
-    metrics = finish(job, run_dir, wall, formats=("glb",))
+    if (run_dir / "bench.json").is_file():
+        return read_json(run_dir / "bench.json")
+    if (run_dir / "metrics.json").is_file():
+        metrics, log = read_json(run_dir / "metrics.json"), _read_log(run_dir / "losses.csv")
+        scene = load_scene(run_dir / "scene")
+    else:
+        preset, divergence = METHODS[run.method]
+        guidance = to_dict(guidance_preset(preset, **({"divergence": divergence} if divergence else {})))
+        base = to_dict(load_config(TextTo3DConfig, Path(__file__).resolve().parent.parent / "configs/text_to_3d/fast.yaml"))
+        cfg = from_dict(TextTo3DConfig, merge(base, {"prompt": run.prompt, "seed": run.seed, "steps": run.steps,
+                                                     "backend": run.backend, "guidance": guidance, "teacher": "builtin"}))
+        job = prepare(cfg, run_dir, resume=False, cache_dir=run.out / "prompt-cache")
+        _, wall = timed_train(job, run_dir, progress=False)
+        metrics, log, scene = finish(job, run_dir, wall, formats=("glb",)), job.log, job.scene
     subject = world_subject(run.prompt)
-    job.scene.eval()
-    metrics["iou_best"], metrics["best_threshold"] = best_threshold_iou(job.scene, subject)
-    metrics["silhouette_iou"], metrics["r_precision"] = silhouette_iou_and_r_precision(job.scene, subject, Judge.load())
-    split = {k: statistics.median(r[k] for r in job.log if k in r) for k in ("t_render", "t_guidance", "t_backward", "t_fake")
-             if any(k in r for r in job.log)}
-    return {"prompt": run.prompt, "method": run.method, "seed": run.seed, "run_dir": run_dir.name, **metrics, **split}
+    scene.eval()
+    metrics["iou_best"], metrics["best_threshold"] = best_threshold_iou(scene, subject)
+    metrics["silhouette_iou"], metrics["r_precision"] = silhouette_iou_and_r_precision(scene, subject, Judge.load())
+    split = {k: statistics.median(float(r[k]) for r in log if r.get(k) not in (None, ""))
+             for k in ("t_render", "t_guidance", "t_backward", "t_fake") if any(r.get(k) not in (None, "") for r in log)}
+    result = {"prompt": run.prompt, "method": run.method, "seed": run.seed, "run_dir": run_dir.name, **metrics, **split}
+    write_json(run_dir / "bench.json", result)
+    return result
+
+
+def _read_log(path: Path) -> list[dict]:
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def _mean(rows: list[dict], key: str) -> float:
