@@ -442,6 +442,8 @@ def sample(run_dir: Path, n: int, seed: int, prompt: str | None, out: Path | Non
     if n <= 0:
         raise ValueError(f"--n must be positive, got {n}")
     cfg, gen, teacher = load_generator(run_dir)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
     cond = None
     if teacher.conditional:
         if prompt:

@@ -198,6 +198,27 @@ def test_two_processes_equal_one_with_the_doubled_batch(tiny_teacher, tiny_data,
         assert moved.norm() > 0 and apart.norm() < 0.01 * moved.norm(), (name, float(apart.norm() / moved.norm()))
 
 
+def test_non_finite_losses_skip_the_step_then_stop_the_run(tiny_teacher, tiny_data, tmp_path, monkeypatch):
+    import systems.image_distill as system
+    from systems.base import NonFiniteError
+
+    cfg = _tiny_cfg(tiny_teacher, tiny_data, max_bad_steps=2)
+    teacher = load_unet2d(str(tiny_teacher))
+    real_turn = system.fake_turn
+
+    def nan_turn(*args):
+        loss, row = real_turn(*args)
+        return loss * float("nan"), row
+
+    monkeypatch.setattr(system, "fake_turn", nan_turn)
+    before = _params(build(cfg, teacher).fake)
+    with pytest.raises(NonFiniteError, match="2 non-finite fake-score losses in a row"):
+        train(cfg, teacher, ImageFolderData(tiny_data, teacher), tmp_path, progress=False)
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)  # kept on the way out
+    assert saved["iteration"] == 1 and saved["bad_steps"] == 1
+    assert all(torch.equal(saved["fake"][k], v) for k, v in before.items())  # the bad step was skipped
+
+
 # --- the command line: outputs and bad input ----------------------------------------------------------
 
 def _main(capsys, *args):
