@@ -10,6 +10,7 @@ serves files from its output folder only.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import threading
@@ -97,7 +98,7 @@ class Run:
     stop: threading.Event = field(default_factory=threading.Event)
     stage: str = "loading the teacher"
     step: int = 0
-    losses: list = field(default_factory=list)  # (step, loss)
+    losses: list = field(default_factory=list)  # (step, loss, divergence estimate)
     preview: Path | None = None
     train_start: float | None = None
     next_preview: float = 0.0
@@ -122,7 +123,7 @@ class Run:
 
     def _on_step(self, job, row: dict) -> None:
         self.step = job.step
-        self.losses.append((row["step"], row["loss"]))
+        self.losses.append((row["step"], row["loss"], row.get("divergence", math.nan)))
         now = time.perf_counter()
         if now >= self.next_preview:  # the first step, then every few seconds
             path = validation_grid(job, self.run_dir / "live.png")
@@ -148,7 +149,7 @@ def _status(run: Run) -> str:
         return f"**{run.stage}…**"
     text = f"**step {run.step}/{run.cfg.steps}**"
     if run.losses:
-        text += f" · loss {run.losses[-1][1]:.4g}"
+        text += " · loss {1:.4g} · divergence {2:.4g}".format(*run.losses[-1])
     eta = run.eta()
     return text + (f" · about {_duration(eta)} left" if eta is not None else "")
 
@@ -192,11 +193,14 @@ def _update(**values) -> tuple:
 
 
 def _loss_frame(losses: list):
+    """Long format for the plot: the loss and the divergence estimate (the loss of a stop-gradient
+    surrogate, as in SDS, is a constant whose gradient alone matters)."""
     import pandas as pd
 
     rows = list(losses)  # a snapshot: the training thread keeps appending
-    return pd.DataFrame({"step": pd.Series([s for s, _ in rows], dtype="int64"),
-                         "loss": pd.Series([v for _, v in rows], dtype="float64")})
+    return pd.DataFrame({"step": pd.Series([r[0] for r in rows] * 2, dtype="int64"),
+                         "value": pd.Series([r[1] for r in rows] + [r[2] for r in rows], dtype="float64"),
+                         "series": pd.Series(["loss"] * len(rows) + ["divergence"] * len(rows), dtype="string")})
 
 
 def _markdown_text(text: str) -> str:
@@ -242,14 +246,14 @@ class Demo:
             self.runs.pop(_session(request), None)
 
     def _follow(self, run: Run, progress):
-        yield _update(status=_status(run), preview=None, losses=_loss_frame([]), video=None, metrics=None,
-                      downloads=None)
+        # (the plot is cleared with None: an empty frame would fix its colours before any data came)
+        yield _update(status=_status(run), preview=None, losses=None, video=None, metrics=None, downloads=None)
         shown = None
         while run.thread.is_alive():
             run.thread.join(POLL_SECONDS)
             progress((run.step, run.cfg.steps), desc=run.stage, unit="steps")
             fresh, shown = (run.preview if run.preview != shown else None), run.preview
-            yield _update(status=_status(run), losses=_loss_frame(run.losses),
+            yield _update(status=_status(run), **({"losses": _loss_frame(run.losses)} if run.losses else {}),
                           **({"preview": str(fresh)} if fresh else {}))
         if isinstance(run.error, USER_ERRORS):
             yield from _fail(run.error)
@@ -314,7 +318,7 @@ def build_demo(out_root: str | Path = OUT_ROOT, overrides: Sequence[str] = (), f
                 with gr.Row():
                     preview = gr.Image(label="Latest validation (RGB | normal | opacity)", type="filepath",
                                        elem_id="preview", height=320)
-                    losses = gr.LinePlot(x="step", y="loss", label="Loss", height=320)
+                    losses = gr.LinePlot(x="step", y="value", color="series", label="Loss", height=320)
                 with gr.Row():
                     mesh = gr.Model3D(label="Mesh (.glb)", elem_id="mesh", height=360)
                     splats = gr.Model3D(label="Gaussian splats (.ply)", elem_id="splats", height=360, visible=False)
