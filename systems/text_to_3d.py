@@ -43,6 +43,8 @@ class TextTo3DConfig:
     steps: int = 400
     seed: int = 0
     device: str = "cpu"
+    cpu_threads: int = 1  # torch intra-op threads on a CPU (0: torch's default). On 2 cores two threads
+    # were 10-50x slower whenever another process was busy (ui3d/world/threads.py); one is predictable.
     resolution: int = 32  # render size per view
     views_per_step: int = 4
     scene_lr: float = 1e-2  # NeRF; Gaussians use gaussians.lr_*
@@ -296,6 +298,8 @@ def train(job: Job, run_dir: Path, progress: bool = True, on_step: Callable[[Job
 def prepare(cfg: TextTo3DConfig, run_dir: Path, resume: bool, cache_dir: Path | None = None) -> Job:
     from ui3d.teachers.loading import load_teacher
 
+    if cfg.device == "cpu" and cfg.cpu_threads > 0:
+        torch.set_num_threads(cfg.cpu_threads)
     teacher = load_teacher(cfg.teacher, cfg.device, [cfg.prompt, cfg.negative_prompt, *view_prompts(cfg.prompt)])
     job = build_job(cfg, teacher, cache_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
