@@ -28,12 +28,15 @@ def test_build_demo_constructs_offline(tmp_path, monkeypatch):
     import app
     from ui3d.world.captions import parse_prompt
 
-    def no_network(*args, **kwargs):
+    attempts = []
+
+    def no_network(sock, address, *args):
+        attempts.append(address)  # recorded: a library may swallow the error
         raise OSError("network disabled in this test")
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
     demo = app.build_demo(tmp_path)
-    assert isinstance(demo, gr.Blocks)
+    assert isinstance(demo, gr.Blocks) and attempts == []
     assert {"generate", "stop"} <= {fn.api_name for fn in demo.fns.values()}
     examples = next(b for b in demo.blocks.values() if isinstance(b, gr.Dataset))
     assert examples.samples[0] == ["a ceramic owl"]
@@ -48,8 +51,8 @@ def test_main_binds_localhost_and_serves_only_its_folder(tmp_path, monkeypatch):
 
     calls = []
     monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kwargs: calls.append(kwargs))
-    monkeypatch.setenv("GRADIO_TEMP_DIR", "unset-below")
-    monkeypatch.delenv("GRADIO_TEMP_DIR")  # restored (unset) after the test
+    monkeypatch.setenv("GRADIO_TEMP_DIR", "placeholder")  # so that teardown undoes what main() sets
+    monkeypatch.delenv("GRADIO_TEMP_DIR")
     app.main(["--out", str(tmp_path / "out")])
     app.main(["--out", str(tmp_path / "out"), "--host", "0.0.0.0", "--port", "8123"])
     out = str((tmp_path / "out").resolve())
