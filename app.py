@@ -25,7 +25,7 @@ import torch
 
 from systems.base import run_folder
 from systems.text_to_3d import finish, prepare, timed_train, validation_grid
-from ui3d.cli import _generate_config
+from ui3d.cli import _generate_config, one_line
 from ui3d.divergence import DIVERGENCES
 from ui3d.export.cli import FORMATS
 from ui3d.guidance.score import GUIDANCE_PRESETS
@@ -72,11 +72,6 @@ def _integer(value: float | None, name: str) -> int | None:
     if value != int(value):
         raise ValueError(f"{name} must be a whole number, got {value}")
     return int(value)
-
-
-def one_line(err: BaseException) -> str:
-    """The first line of an error's message, as the CLI prints it."""
-    return str(err).splitlines()[0] if str(err) else type(err).__name__
 
 
 def _fresh_folder(path: Path) -> Path:

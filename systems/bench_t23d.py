@@ -88,6 +88,7 @@ def run_one(run: BenchRun) -> dict:
     """One generate run plus the extra metrics (in a worker process: one torch thread). Resumable:
     a run folder with bench.json is read back; one with a finished export is scored again."""
     torch.set_num_threads(1)
+    from systems.base import slug
     from systems.text_to_3d import TextTo3DConfig, finish, prepare, timed_train, world_subject
     from ui3d.config import from_dict, load_config, merge, to_dict
     from ui3d.guidance.score import guidance_preset
@@ -95,7 +96,7 @@ def run_one(run: BenchRun) -> dict:
     from ui3d.metrics.judge import Judge
     from ui3d.scene.base import load_scene
 
-    run_dir = run.out / "runs" / f"{run.prompt.replace(' ', '-')}_{run.method}_s{run.seed}"
+    run_dir = run.out / "runs" / f"{slug(run.prompt)}_{run.method}_s{run.seed}"
     if (run_dir / "bench.json").is_file():
         return read_json(run_dir / "bench.json")
     if (run_dir / "metrics.json").is_file():

@@ -205,10 +205,8 @@ def _generate_many(args: argparse.Namespace) -> int:
     prompts = read_prompts(args.prompts)
     root = _check_out_dir(args.out or "runs")
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    configs = []
-    for prompt in prompts:  # validate every prompt before any run starts
-        args.prompt = prompt
-        configs.append(_generate_config(args))
+    # validate every prompt before any run starts
+    configs = [_generate_config(argparse.Namespace(**{**vars(args), "prompt": prompt})) for prompt in prompts]
     for spec in {cfg.teacher for cfg in configs}:
         check_prompts(spec, [p for cfg in configs if cfg.teacher == spec for p in (cfg.prompt, cfg.negative_prompt)])
     if world > 1:
@@ -386,6 +384,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(err: BaseException) -> str:
+    """The first line of an error's message: what a user error prints (here and in the web demo)."""
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
+
+
 OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
 
 
@@ -409,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except (ValueError, FileNotFoundError) as err:  # ConfigError is a ValueError
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        message = one_line(err)
         print(f"ui3d {args.command}: error: {message}", file=sys.stderr)
         return USER_ERROR
     except KeyboardInterrupt:
