@@ -33,7 +33,7 @@ __all__ = [
     "BuiltinTeacherModel",
     "BuiltinTeacher",
     "save_teacher",
-    "load_teacher",
+    "load_teacher_model",
     "read_safetensors",
     "sample_images",
 ]
