@@ -9,7 +9,8 @@ A run folder holds::
 
 The loss is the ε-prediction MSE at uniform integer timesteps with min-SNR-γ weighting (Hang et
 al. 2023: w = min(SNR, γ)/SNR, which speeds up convergence a lot at this size), captions dropped to
-the empty prompt with probability ``cond_dropout`` (classifier-free guidance). bf16 autocast on CPU.
+the empty prompt with probability ``cond_dropout`` (classifier-free guidance). bf16 autocast on CPUs
+with native bf16 (``autocast: auto``); fp32 elsewhere.
 Checkpoints are atomic and written every ``checkpoint_minutes``, on Ctrl+C and at the end;
 ``resume=True`` continues from the run folder's checkpoint, with the same data order.
 """
@@ -22,12 +23,12 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Literal
 
 import torch
 from torch import Tensor
 
-from ui3d.teachers.builtin import BuiltinTeacherConfig, BuiltinTeacherModel, read_safetensors, save_teacher
+from ui3d.teachers.builtin import BuiltinTeacherConfig, BuiltinTeacherModel, bf16_is_fast, read_safetensors, save_teacher
 from ui3d.diffusion import VPSchedule
 
 __all__ = ["TeacherDataConfig", "TeacherTrainConfig", "render_dataset", "train_teacher", "denoising_loss"]
@@ -58,7 +59,7 @@ class TeacherTrainConfig:
     cond_dropout: float = 0.12
     min_snr_gamma: float = 5.0
     grad_clip: float = 1.0
-    autocast: bool = True
+    autocast: Literal["auto", "on", "off"] = "auto"  # bf16; auto = where the CPU has native bf16
     checkpoint_minutes: float = 3.0
     seed: int = 0
     threads: int = 1
@@ -213,6 +214,7 @@ def _train(cfg, out: Path, ckpt: Path, resume: bool, progress: bool, on_checkpoi
         bar = tqdm(total=cfg.steps, initial=step, desc="training teacher", unit="step")
     last_ckpt = time.time()
     t_start = time.time() - elapsed
+    use_bf16 = cfg.autocast == "on" or (cfg.autocast == "auto" and bf16_is_fast("cpu"))
     loss_avg = None
     try:
         while step < cfg.steps and (time.time() - t_start) < cfg.max_minutes * 60:
@@ -223,7 +225,7 @@ def _train(cfg, out: Path, ckpt: Path, resume: bool, progress: bool, on_checkpoi
             ids[drop] = empty
             for g in opt.param_groups:
                 g["lr"] = _lr_at(cfg, step)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.autocast):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
                 hidden = model.text_encoder(ids)
                 loss = denoising_loss(model, schedule, x0, hidden, gen, cfg.min_snr_gamma)
             opt.zero_grad(set_to_none=True)
