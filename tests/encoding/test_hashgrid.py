@@ -51,24 +51,53 @@ def test_layout_is_tinycudanns():
     assert layout.offsets[1] == 16**3
 
 
-def test_table_gradient_is_scatter_of_output_gradient():
-    cfg = HashGridConfig(levels=3, log2_table_size=8, base_resolution=4, max_resolution=40)
-    grid = HashGrid(cfg, backend="torch", generator=torch.Generator().manual_seed(0))
-    x = torch.rand(50, 3, generator=torch.Generator().manual_seed(2))
-    w = torch.randn(50, cfg.output_dim, generator=torch.Generator().manual_seed(3))
-    (grid(x) * w).sum().backward()
-    # the same with plain autograd indexing
-    table = grid.table.detach().clone().requires_grad_(True)
-    from ui3d.encoding.hashgrid import _GatherColumns
+def _encode_with_plain_autograd(x, table, cfg):
+    """The encoding through autograd's own indexing (the fused node's reference)."""
+    from ui3d.encoding.hashgrid import _corner_rows, _trilinear_weights
 
-    orig = _GatherColumns.apply
-    try:
-        _GatherColumns.apply = lambda t, idx: t[:, idx]  # type: ignore[assignment]
-        (hash_grid_encode(x, table, cfg) * w).sum().backward()
-    finally:
-        _GatherColumns.apply = orig  # type: ignore[assignment]
-    torch.testing.assert_close(grid.table.grad, table.grad)
-    assert grid.table.grad.abs().sum() > 0
+    layout = level_layout(cfg)
+    pos = x.t()[None] * torch.tensor(layout.scales, dtype=x.dtype)[:, None, None] + 0.5
+    base = torch.floor(pos)
+    rows = torch.stack([_corner_rows(layout, lv, base.to(torch.int32)[lv]) for lv in range(cfg.levels)])  # [L, 8, N]
+    feats = table[rows.long()]  # [L, 8, N, F]
+    out = (feats * _trilinear_weights(pos - base)[..., None]).sum(1)  # [L, N, F]
+    return out.permute(1, 0, 2).reshape(x.shape[0], -1)
+
+
+def test_fused_gather_gradients_match_plain_autograd():
+    """Table gradient, point gradient and the double backward (training normals differentiate the
+    point gradient in the table) of the fused node against autograd's indexing, in float64."""
+    cfg = HashGridConfig(levels=3, log2_table_size=8, base_resolution=4, max_resolution=40)
+    table = torch.randn(level_layout(cfg).total, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    x = torch.rand(50, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    w = torch.randn(50, cfg.output_dim, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    results = []
+    for encode in (hash_grid_encode, _encode_with_plain_autograd):
+        t = table.clone().requires_grad_(True)
+        p = x.clone().requires_grad_(True)
+        out = encode(p, t, cfg)
+        (grad_t,) = torch.autograd.grad((out * w).sum(), t, retain_graph=True)
+        (grad_x,) = torch.autograd.grad((out * w).sum(), p, create_graph=True)
+        (grad_x_t,) = torch.autograd.grad(grad_x.square().sum(), t)
+        results.append((out.detach(), grad_x.detach(), grad_t, grad_x_t))
+    for ours, ref in zip(*results):
+        torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
+    assert results[0][2].abs().sum() > 0 and results[0][3].abs().sum() > 0
+
+
+def test_point_gradient_matches_finite_differences():
+    cfg = HashGridConfig(levels=3, log2_table_size=8, base_resolution=4, max_resolution=40)
+    table = torch.randn(level_layout(cfg).total, 2, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    x = torch.tensor([[0.31, 0.47, 0.62]], dtype=torch.float64, requires_grad=True)
+    w = torch.randn(1, cfg.output_dim, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    (grad,) = torch.autograd.grad((hash_grid_encode(x, table, cfg) * w).sum(), x)
+    eps = 1e-6
+    for k in range(3):
+        step = torch.zeros(1, 3, dtype=torch.float64)
+        step[0, k] = eps
+        f = lambda p: (hash_grid_encode(p, table, cfg) * w).sum().item()  # noqa: E731
+        fd = (f(x.detach() + step) - f(x.detach() - step)) / (2 * eps)
+        assert grad[0, k].item() == pytest.approx(fd, rel=1e-6, abs=1e-9)
 
 
 def test_bad_config_is_rejected():
