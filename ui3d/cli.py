@@ -248,7 +248,7 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=["cpu", "cuda"])
     p.add_argument("--out", help="run folder (default: runs/<prompt>-s<seed>-<time>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run folder from its last checkpoint")
-    p.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. nerf.samples_per_ray=32")
+    p.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. nerf.samples_per_ray=64")
     p.set_defaults(handler=_generate)
 
 
