@@ -164,6 +164,10 @@ def _run_generate(cfg, run_dir: Path, resume: bool = False) -> tuple[bool, dict]
     from systems.text_to_3d import finish, prepare, timed_train
 
     job = prepare(cfg, run_dir, resume=resume, cache_dir=Path(".cache") / "prompts")
+    if job.teacher_recognition is not None and job.teacher_recognition < 0.5:
+        print(f"warning: the built-in teacher draws '{cfg.prompt}' poorly (the judge recognises "
+              f"{job.teacher_recognition:.0%} of its samples), so expect a poor shape; a colour it knows "
+              "well often helps, e.g. 'a brown owl' for 'a ceramic owl'")
     finished, wall = timed_train(job, run_dir)
     metrics = finish(job, run_dir, wall)
     scores = "".join(f", {k} {metrics[k]:.3f}" for k in ("iou", "chamfer", "colour_mae") if k in metrics)

@@ -134,3 +134,24 @@ def test_regularisers_have_the_documented_values():
     # top row: normals along the ray (cos = 1) with alphas 0.5 and 1.0; bottom row faces the camera
     assert float(terms["orient"]) == pytest.approx(3.0 * (0.5 + 1.0) / 1.75, rel=1e-5)
     assert regularisers(render, cams, TextTo3DConfig()) == {}
+
+
+def test_teacher_recognition_flags_prompts_the_teacher_cannot_draw():
+    """Measured on the shipped teacher: its samples of "a ceramic owl" are noise, of "a brown owl"
+    owls; the warning's number must tell them apart. Other teachers and prompts give None."""
+    from systems.text_to_3d import teacher_recognition
+    from ui3d.teachers.builtin import BuiltinTeacher
+
+    teacher = BuiltinTeacher.load()
+    assert teacher_recognition(teacher, "a ceramic owl", seed=0) <= 0.25
+    assert teacher_recognition(teacher, "a brown owl", seed=0) >= 0.75
+    assert teacher_recognition(object(), "a brown owl", seed=0) is None
+
+
+def test_generate_warns_about_a_prompt_the_teacher_draws_poorly(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["generate", "a ceramic owl", "--config", DEBUG, "--out", str(out), "--steps", "1", "check_teacher=true"])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert [line for line in lines if line.startswith("warning: the built-in teacher draws 'a ceramic owl' poorly")]
+    assert json.loads((out / "metrics.json").read_text())["teacher_recognition"] <= 0.25
