@@ -24,7 +24,7 @@ import gradio as gr
 import torch
 
 from systems.base import run_folder
-from systems.text_to_3d import finish, prepare, timed_train, validation_grid
+from systems.text_to_3d import finish, prepare, teacher_warning, timed_train, validation_grid
 from ui3d.cli import _generate_config, one_line
 from ui3d.divergence import DIVERGENCES
 from ui3d.export.cli import FORMATS
@@ -100,6 +100,7 @@ class Run:
     metrics: dict | None = None
     finished: bool = False
     error: BaseException | None = None
+    warning: str | None = None  # shown under the status (systems.text_to_3d.teacher_warning)
     thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -109,6 +110,7 @@ class Run:
     def _work(self) -> None:
         try:
             job = prepare(self.cfg, self.run_dir, resume=False, cache_dir=PROMPT_CACHE)
+            self.warning = teacher_warning(job)
             self.stage, self.train_start = "training", time.perf_counter()
             self.finished, wall = timed_train(job, self.run_dir, progress=False, on_step=self._on_step, stop=self.stop)
             self.stage = "exporting the mesh, the video and the metrics"
@@ -141,12 +143,16 @@ def _duration(seconds: float) -> str:
 
 def _status(run: Run) -> str:
     if run.stage != "training":
-        return f"**{run.stage}…**"
+        return f"**{run.stage}…**" + _warning(run)
     text = f"**step {run.step}/{run.cfg.steps}**"
     if run.losses:
         text += " · loss {1:.4g} · divergence {2:.4g}".format(*run.losses[-1])
     eta = run.eta()
-    return text + (f" · about {_duration(eta)} left" if eta is not None else "")
+    return text + (f" · about {_duration(eta)} left" if eta is not None else "") + _warning(run)
+
+
+def _warning(run: Run) -> str:
+    return f"\n\n**warning:** {_markdown_text(run.warning)}" if run.warning else ""
 
 
 def _obj_zip(run_dir: Path, names: list[str]) -> Path:
@@ -170,7 +176,7 @@ def _results(run: Run) -> dict:
     scores = "".join(f", {k} {m[k]:.3f}" for k in ("iou", "chamfer", "colour_mae") if k in m)
     how = "done" if run.finished else "stopped (checkpoint saved)"
     return {
-        "status": f"**{how}:** {m['steps']} steps in {_duration(m['wall_seconds'])}{scores} → `{d.name}`",
+        "status": f"**{how}:** {m['steps']} steps in {_duration(m['wall_seconds'])}{scores} → `{d.name}`" + _warning(run),
         "preview": str(d / "preview.png"),
         "video": playable and str(playable),
         "metrics": m,

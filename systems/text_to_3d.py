@@ -129,6 +129,15 @@ def teacher_recognition(teacher, prompt: str, seed: int) -> float | None:
     return sum(n == subject.name for n in names) / len(names)
 
 
+def teacher_warning(job: "Job") -> str | None:
+    """One line for the user when the built-in teacher draws the prompt poorly (CLI and web demo)."""
+    if job.teacher_recognition is None or job.teacher_recognition >= 0.5:
+        return None
+    return (f"the built-in teacher draws '{job.cfg.prompt}' poorly (the judge recognises "
+            f"{job.teacher_recognition:.0%} of its samples), so expect a poor shape; a colour it knows "
+            "well often helps, e.g. 'a brown owl' for 'a ceramic owl'")
+
+
 def build_job(cfg: TextTo3DConfig, teacher, cache_dir: Path | None) -> Job:
     torch.manual_seed(cfg.seed)  # module initialisation; all sampling uses the job's generator
     g = torch.Generator().manual_seed(cfg.seed)

@@ -161,13 +161,11 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _run_generate(cfg, run_dir: Path, resume: bool = False) -> tuple[bool, dict]:
     """One text-to-3D run into run_dir, with its one-line summary."""
-    from systems.text_to_3d import finish, prepare, timed_train
+    from systems.text_to_3d import finish, prepare, teacher_warning, timed_train
 
     job = prepare(cfg, run_dir, resume=resume, cache_dir=Path(".cache") / "prompts")
-    if job.teacher_recognition is not None and job.teacher_recognition < 0.5:
-        print(f"warning: the built-in teacher draws '{cfg.prompt}' poorly (the judge recognises "
-              f"{job.teacher_recognition:.0%} of its samples), so expect a poor shape; a colour it knows "
-              "well often helps, e.g. 'a brown owl' for 'a ceramic owl'")
+    if (warning := teacher_warning(job)) is not None:
+        print(f"warning: {warning}")
     finished, wall = timed_train(job, run_dir)
     metrics = finish(job, run_dir, wall)
     scores = "".join(f", {k} {metrics[k]:.3f}" for k in ("iou", "chamfer", "colour_mae") if k in metrics)
