@@ -1,3 +1,4 @@
+import pytest
 import numpy as np
 import torch
 
@@ -68,3 +69,28 @@ def test_fast_photometric_fit_learns_shape_and_colour():
     # colour error ~0.3 against blue; 60 steps carve and colour it
     assert res.metrics["iou"] > 0.58, res.metrics
     assert res.metrics["colour_mae"] < 0.1, res.metrics
+
+
+def test_export_density_is_the_summed_opacity_and_zero_out_of_reach():
+    """density(x) = sum_i o_i exp(-d^T Sigma_i^-1 d / 2), checked by hand for two Gaussians; points
+    beyond 4 of the largest standard deviations from every centre are 0 without a neighbour query."""
+    import math
+
+    scene = GaussianScene(GaussianConfig(num_init=2))
+    with torch.no_grad():
+        scene.means.copy_(torch.tensor([[0.0, 0.0, 0.0], [0.3, 0.0, 0.0]]))
+        scene.log_scales.copy_(torch.log(torch.tensor([[0.1, 0.1, 0.1], [0.05, 0.2, 0.05]])))
+        scene.quats.copy_(torch.tensor([[1.0, 0.0, 0.0, 0.0]] * 2))
+        scene.opacity_logits.copy_(torch.logit(torch.tensor([0.8, 0.5])))
+    x = torch.tensor([[0.1, 0.0, 0.0], [0.3, 0.1, 0.0], [1.2, 0.0, 0.0], [0.0, 0.0, 0.39]])
+
+    def by_hand(p):
+        a = 0.8 * math.exp(-0.5 * sum((c / 0.1) ** 2 for c in p))
+        q = (p[0] - 0.3, p[1], p[2])
+        b = 0.5 * math.exp(-0.5 * ((q[0] / 0.05) ** 2 + (q[1] / 0.2) ** 2 + (q[2] / 0.05) ** 2))
+        return a + b
+
+    got = scene.density(x)
+    for i in (0, 1, 3):  # within reach (4 x 0.2 of a centre)
+        assert got[i].item() == pytest.approx(by_hand(x[i].tolist()), rel=1e-5)
+    assert got[2].item() == 0.0 and by_hand(x[2].tolist()) < 1e-3  # 0.9 from the nearest centre
