@@ -152,6 +152,25 @@ def markdown_table(results: list[dict], spheres: dict[str, float]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def summary_table(results: list[dict], spheres: dict[str, float]) -> str:
+    """Per method, over prompts (each prompt's mean over seeds): mean IoU, mean best-threshold IoU,
+    mean R-precision, and on how many prompts the IoU beats the sphere line and SDS's IoU."""
+    def per_prompt(method: str, key: str) -> dict[str, float]:
+        return {p: _mean([r for r in results if r["prompt"] == p and r["method"] == method], key) for p in spheres}
+
+    methods = list(dict.fromkeys(r["method"] for r in results))
+    sds = per_prompt("sds", "iou") if "sds" in methods else {}
+    lines = ["| method | mean iou | mean iou_best | mean r_precision | iou > sphere | iou > sds |", "|---|---|---|---|---|---|"]
+    for m in methods:
+        iou = per_prompt(m, "iou")
+        done = [p for p in spheres if iou[p] == iou[p]]  # prompts with runs (NaN != NaN)
+        above = sum(iou[p] > spheres[p] for p in done)
+        beats = f"{sum(iou[p] > sds[p] for p in done)}/{len(done)}" if sds and m != "sds" else "–"
+        means = [statistics.mean(per_prompt(m, k)[p] for p in done) for k in ("iou", "iou_best", "r_precision")]
+        lines.append(f"| {m} | " + " | ".join(f"{v:.3f}" for v in means) + f" | {above}/{len(done)} | {beats} |")
+    return "\n".join(lines) + "\n"
+
+
 def bench(prompts: list[str], methods: list[str], seeds: int, steps: int, backend: str, out: Path, jobs: int) -> str:
     """Run prompts × methods × seeds (``jobs`` processes); write results.json and table.md in out."""
     from ui3d.io import atomic_write_text, write_json
@@ -164,11 +183,11 @@ def bench(prompts: list[str], methods: list[str], seeds: int, steps: int, backen
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         results = list(pool.map(run_one, runs))
     write_json(out / "results.json", {"spheres": spheres, "runs": results})
-    table = markdown_table(results, spheres)
+    table = markdown_table(results, spheres) + "\n" + summary_table(results, spheres)
     atomic_write_text(out / "table.md", table)
     return table
 
 
 def load_table(out: Path) -> str:
     data = json.loads((out / "results.json").read_text())
-    return markdown_table(data["runs"], data["spheres"])
+    return markdown_table(data["runs"], data["spheres"]) + "\n" + summary_table(data["runs"], data["spheres"])

@@ -60,3 +60,20 @@ def test_bench_runs_and_writes_the_table(tmp_path, capsys):
 
 def test_bench_rejects_prompts_without_ground_truth(tmp_path, capsys):
     assert main(["bench", "t23d", "--prompts", "a red dragon", "--out", str(tmp_path)]) == 2
+
+
+def test_summary_counts_wins_over_the_sphere_and_sds():
+    from systems.bench_t23d import summary_table
+
+    spheres = {"a red cube": 0.7, "a blue torus": 0.3}
+    runs = [
+        {"prompt": "a red cube", "method": "sds", "iou": 0.6, "iou_best": 0.6, "r_precision": 1.0},
+        {"prompt": "a blue torus", "method": "sds", "iou": 0.4, "iou_best": 0.4, "r_precision": 0.5},
+        {"prompt": "a red cube", "method": "ui-fkl", "iou": 0.8, "iou_best": 0.9, "r_precision": 1.0},
+        {"prompt": "a red cube", "method": "ui-fkl", "iou": 0.6, "iou_best": 0.7, "r_precision": 0.0},  # seed 2
+        {"prompt": "a blue torus", "method": "ui-fkl", "iou": 0.2, "iou_best": 0.3, "r_precision": 1.0},
+    ]
+    lines = summary_table(runs, spheres).splitlines()
+    assert lines[2] == "| sds | 0.500 | 0.500 | 0.750 | 1/2 | – |"
+    # cube: mean 0.7 over seeds, not above the sphere's 0.7 but above SDS's 0.6; torus below both
+    assert lines[3] == "| ui-fkl | 0.450 | 0.550 | 0.750 | 0/2 | 1/2 |"
