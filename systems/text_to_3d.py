@@ -114,7 +114,7 @@ def teacher_recognition(teacher, prompt: str, seed: int) -> float | None:
     """The fraction of the built-in teacher's own samples for ``prompt`` (DDIM 20 steps, CFG 4) in
     which the judge recognises the prompt's object; None for other teachers or prompts outside the
     built-in world. Guidance cannot draw what the teacher cannot: its samples of "a ceramic owl"
-    were noise (judge: 0/8) while "a brown owl" was recognised, so a low value warns the user early."""
+    were noise (the judge recognised 1 of 8) while "a brown owl" gave owls (8 of 8): a low value warns early."""
     if not hasattr(teacher, "resolution"):
         return None
     from ui3d.metrics.judge import Judge
