@@ -162,7 +162,7 @@ def _finished_run(tmp_path, backend: str, files: dict) -> SimpleNamespace:
     for name in [n for names in files.values() for n in names] + ["preview.png"]:
         (tmp_path / name).write_bytes(b"x")
     metrics = {"steps": 5, "wall_seconds": 12.3, "files": files, "iou": 0.5}
-    return SimpleNamespace(metrics=metrics, run_dir=tmp_path, finished=True, cfg=SimpleNamespace(backend=backend))
+    return SimpleNamespace(metrics=metrics, run_dir=tmp_path, finished=True, warning=None, cfg=SimpleNamespace(backend=backend))
 
 
 def test_gaussian_results_fill_the_splat_viewer_and_offer_the_ply(tmp_path):
