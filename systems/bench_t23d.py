@@ -147,7 +147,8 @@ def markdown_table(results: list[dict], spheres: dict[str, float]) -> str:
             if not rows:
                 continue
             cells = [f"{_mean(rows, c):.3f}" if c != "wall_seconds" else f"{_mean(rows, c):.0f}" for c in cols]
-            split = ", ".join(f"{_mean(rows, k):.2f}" for k in ("t_render", "t_guidance", "t_backward", "t_fake"))
+            split = ", ".join(f"{v:.2f}" if v == v else "–"  # NaN: no such part (SDS has no fake turn)
+                              for v in (_mean(rows, k) for k in ("t_render", "t_guidance", "t_backward", "t_fake")))
             lines.append(f"| {prompt} | {method} | {spheres[prompt]:.3f} | " + " | ".join(cells) + f" | {split} |")
     return "\n".join(lines) + "\n"
 
