@@ -10,7 +10,7 @@ A run folder holds::
 The loss is the ε-prediction MSE at uniform integer timesteps with min-SNR-γ weighting (Hang et
 al. 2023: w = min(SNR, γ)/SNR, which speeds up convergence a lot at this size), captions dropped to
 the empty prompt with probability ``cond_dropout`` (classifier-free guidance). bf16 autocast on CPUs
-with native bf16 (``autocast: auto``); fp32 elsewhere.
+with native bf16 (``autocast: null``, the default); fp32 elsewhere.
 Checkpoints are atomic and written every ``checkpoint_minutes``, on Ctrl+C and at the end;
 ``resume=True`` continues from the run folder's checkpoint, with the same data order.
 """
@@ -23,7 +23,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable
 
 import torch
 from torch import Tensor
@@ -59,7 +59,7 @@ class TeacherTrainConfig:
     cond_dropout: float = 0.12
     min_snr_gamma: float = 5.0
     grad_clip: float = 1.0
-    autocast: Literal["auto", "on", "off"] = "auto"  # bf16; auto = where the CPU has native bf16
+    autocast: bool | None = None  # bf16 autocast; None = where the CPU has native bf16
     checkpoint_minutes: float = 3.0
     seed: int = 0
     threads: int = 1
@@ -214,7 +214,7 @@ def _train(cfg, out: Path, ckpt: Path, resume: bool, progress: bool, on_checkpoi
         bar = tqdm(total=cfg.steps, initial=step, desc="training teacher", unit="step")
     last_ckpt = time.time()
     t_start = time.time() - elapsed
-    use_bf16 = cfg.autocast == "on" or (cfg.autocast == "auto" and bf16_is_fast("cpu"))
+    use_bf16 = bf16_is_fast("cpu") if cfg.autocast is None else cfg.autocast
     loss_avg = None
     try:
         while step < cfg.steps and (time.time() - t_start) < cfg.max_minutes * 60:
