@@ -15,6 +15,7 @@ learned nothing), and optionally a photometric fit to true renders (the represen
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -147,8 +148,8 @@ def markdown_table(results: list[dict], spheres: dict[str, float]) -> str:
             if not rows:
                 continue
             cells = [f"{_mean(rows, c):.3f}" if c != "wall_seconds" else f"{_mean(rows, c):.0f}" for c in cols]
-            split = ", ".join(f"{v:.2f}" if v == v else "–"  # NaN: no such part (SDS has no fake turn)
-                              for v in (_mean(rows, k) for k in ("t_render", "t_guidance", "t_backward", "t_fake")))
+            parts = (_mean(rows, k) for k in ("t_render", "t_guidance", "t_backward", "t_fake"))
+            split = ", ".join("–" if math.isnan(v) else f"{v:.2f}" for v in parts)  # NaN: SDS has no fake turn
             lines.append(f"| {prompt} | {method} | {spheres[prompt]:.3f} | " + " | ".join(cells) + f" | {split} |")
     return "\n".join(lines) + "\n"
 
@@ -164,7 +165,7 @@ def summary_table(results: list[dict], spheres: dict[str, float]) -> str:
     lines = ["| method | mean iou | mean iou_best | mean r_precision | iou > sphere | iou > sds |", "|---|---|---|---|---|---|"]
     for m in methods:
         iou = per_prompt(m, "iou")
-        done = [p for p in spheres if iou[p] == iou[p]]  # prompts with runs (NaN != NaN)
+        done = [p for p in spheres if not math.isnan(iou[p])]  # prompts with runs
         above = sum(iou[p] > spheres[p] for p in done)
         beats = f"{sum(iou[p] > sds[p] for p in done)}/{len(done)}" if sds and m != "sds" else "–"
         means = [statistics.mean(per_prompt(m, k)[p] for p in done) for k in ("iou", "iou_best", "r_precision")]

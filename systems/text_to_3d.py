@@ -129,7 +129,7 @@ def teacher_recognition(teacher, prompt: str, seed: int) -> float | None:
     return sum(n == subject.name for n in names) / len(names)
 
 
-def teacher_warning(job: "Job") -> str | None:
+def teacher_warning(job: Job) -> str | None:
     """One line for the user when the built-in teacher draws the prompt poorly (CLI and web demo)."""
     if job.teacher_recognition is None or job.teacher_recognition >= 0.5:
         return None
