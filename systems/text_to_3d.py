@@ -57,7 +57,7 @@ class TextTo3DConfig:
     validate_every: int = 100
     checkpoint_every: int = 100
     max_bad_steps: int = 20
-    check_teacher: bool = True  # built-in teacher: judge its samples of the prompt first (warns; ~4 s)
+    check_teacher: bool = True  # built-in teacher: judge its samples of the prompt first (warns; ~5 s)
     occupancy_every: int = 16  # NeRF: refresh the occupancy grid (empty space is not sampled)
     densify_every: int = 50  # Gaussians: densify and prune every N steps ...
     densify_until: int = 250  # ... before this step
