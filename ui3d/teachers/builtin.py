@@ -190,15 +190,15 @@ class BuiltinTeacher:
 
     ``encode`` maps renders in [0, 1] (any size; resized to the model's resolution with
     antialiasing) to pixels in [-1, 1]; ``decode`` is its inverse. ``autocast``: bf16 autocast
-    (the precision the model was trained in); ``None`` = where the hardware has fast bf16 (see
-    :func:`bf16_is_fast`).
+    (the precision the model was trained in); ``None`` = decided at each forward for the input's
+    device: only where it has fast bf16 (see :func:`bf16_is_fast`).
     """
 
     def __init__(self, model: BuiltinTeacherModel, autocast: bool | None = None, info: dict | None = None):
         self.model = model.eval().requires_grad_(False)
         self.config = model.config
         self.schedule = VPSchedule.scaled_linear(model.config.num_train_timesteps)
-        self.autocast = bf16_is_fast("cpu") if autocast is None else autocast
+        self.autocast = autocast
         self.info = info or {}
 
     @staticmethod
@@ -240,7 +240,8 @@ class BuiltinTeacher:
 
     def predict_eps(self, x_t: Tensor, t: Tensor, embeddings: Tensor) -> Tensor:
         dev = x_t.device
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.autocast):
+        use_bf16 = bf16_is_fast(dev.type) if self.autocast is None else self.autocast
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
             eps = self.model(x_t, t, embeddings.to(dev))
         return eps.float()
 
