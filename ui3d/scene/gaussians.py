@@ -216,13 +216,17 @@ class GaussianScene(nn.Module):
         inv_s2 = torch.exp(-2.0 * self.log_scales)
         return rot @ torch.diag_embed(inv_s2) @ rot.transpose(1, 2)
 
-    @torch.no_grad()
-    def _contributions(self, x: Tensor, k: int = 32) -> tuple[Tensor, Tensor]:
-        """Weights o_i g_i(x) [N, k] of the k nearest Gaussians (by centre) and their indices."""
+    def _centre_tree(self):
         from scipy.spatial import cKDTree
 
+        return cKDTree(self.means.detach().cpu().numpy())
+
+    @torch.no_grad()
+    def _contributions(self, x: Tensor, k: int = 32, tree=None) -> tuple[Tensor, Tensor]:
+        """Weights o_i g_i(x) [N, k] of the k nearest Gaussians (by centre) and their indices
+        (``tree``: a :meth:`_centre_tree` already built)."""
         k = min(k, self.num)
-        tree = cKDTree(self.means.detach().cpu().numpy())
+        tree = tree if tree is not None else self._centre_tree()
         _, idx = tree.query(x.detach().cpu().numpy(), k=k)
         idx = torch.from_numpy(np.asarray(idx).reshape(x.shape[0], k)).to(x.device)
         d = x[:, None, :] - self.means[idx]
@@ -236,14 +240,13 @@ class GaussianScene(nn.Module):
         than 4 of the largest standard deviations from every centre get 0 (each Gaussian's share
         there is below exp(-8) = 3e-4) without the 32-neighbour query: most of an export grid is such
         empty space, and the query took most of a Gaussian export's time."""
-        from scipy.spatial import cKDTree
-
         reach = 4.0 * float(self.log_scales.max().exp()) if self.num else 0.0
-        dist, _ = cKDTree(self.means.detach().cpu().numpy()).query(x.detach().cpu().numpy(), k=1, distance_upper_bound=reach)
+        tree = self._centre_tree()
+        dist, _ = tree.query(x.detach().cpu().numpy(), k=1, distance_upper_bound=reach)
         near = torch.from_numpy(np.isfinite(dist)).to(x.device)
         out = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
         if bool(near.any()):
-            w, _ = self._contributions(x[near])
+            w, _ = self._contributions(x[near], tree=tree)
             out[near] = w.sum(-1).to(x.dtype)
         return out
 
