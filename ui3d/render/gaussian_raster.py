@@ -336,9 +336,38 @@ def _composite(shape: Tensor, values: Tensor, pairs: _Pairs, num_pixels: int, ts
     power = _tile_coefficients(shape, pairs.entry_gid, pairs.entry_origin) @ _monomials(ts, shape)  # [E, ts^2]
     alpha = _alpha(power.reshape(-1).index_select(0, pairs.flat))
     wgt = alpha * torch.exp(_exclusive_log_transmittance(alpha, pairs.first))
-    img = values.new_zeros(num_pixels, values.shape[1]).index_add(0, pairs.pixel, wgt[:, None] * values.index_select(0, pairs.gid))
+    img = _WeightedSplat.apply(wgt, values, pairs.gid, pairs.pixel, num_pixels)
     weight_sum = values.new_zeros(values.shape[0]).index_add(0, pairs.gid, wgt.detach())
     return img, weight_sum
+
+
+class _WeightedSplat(torch.autograd.Function):
+    """``img[pixel[i]] += wgt[i] * values[gid[i]]`` over the pairs i: [num_pixels, C].
+
+    One node instead of autograd's gather, multiply and scatter, so no [pairs, C] temporaries are
+    kept for the backward, and the backward works only on the channels whose image gradient is
+    not all zero (an albedo render leaves depth and normals without a gradient: half the channels).
+    """
+
+    @staticmethod
+    def forward(ctx, wgt: Tensor, values: Tensor, gid: Tensor, pixel: Tensor, num_pixels: int) -> Tensor:
+        ctx.save_for_backward(wgt, values, gid, pixel)
+        return values.new_zeros(num_pixels, values.shape[1]).index_add_(0, pixel, values.index_select(0, gid) * wgt[:, None])
+
+    @staticmethod
+    def backward(ctx, grad_img: Tensor):
+        wgt, values, gid, pixel = ctx.saved_tensors
+        live = torch.nonzero(grad_img.abs().amax(0) > 0).squeeze(1)
+        grad_wgt = grad_values = None
+        if live.numel() == 0:
+            return torch.zeros_like(wgt), torch.zeros_like(values), None, None, None
+        g = grad_img.index_select(1, live).index_select(0, pixel)  # [P, live]
+        if ctx.needs_input_grad[0]:
+            grad_wgt = (g * values.index_select(1, live).index_select(0, gid)).sum(-1)
+        if ctx.needs_input_grad[1]:
+            grad_values = torch.zeros_like(values)
+            grad_values[:, live] = values.new_zeros(values.shape[0], live.numel()).index_add_(0, gid, g * wgt[:, None])
+        return grad_wgt, grad_values, None, None, None
 
 
 def gsplat_available() -> bool:
