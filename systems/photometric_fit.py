@@ -43,7 +43,7 @@ class FitConfig:
     colour: str | None = None
     views: int = 32
     size: int = 96  # of the target views; one ray per pixel centre, no anti-aliasing
-    steps: int = 400
+    steps: int | None = None  # None: 400 for the NeRF (4096 rays a step), 800 for Gaussians (one view a step)
     rays_per_step: int = 4096  # NeRF: random rays over all views
     views_per_step: int = 1  # Gaussians: whole views
     seed: int = 0
@@ -54,7 +54,11 @@ class FitConfig:
     cameras: CameraRanges = field(default_factory=lambda: CameraRanges(elevation_deg=(-30.0, 70.0)))
     gaussians: int = 2000
     densify_every: int = 100
-    densify_until: int = 300
+    densify_until: int = 600
+
+    @property
+    def num_steps(self) -> int:
+        return self.steps if self.steps is not None else (800 if self.backend == "gaussians" else 400)
 
 
 @dataclass
@@ -110,7 +114,7 @@ def fit(cfg: FitConfig) -> FitResult:
     start = time.perf_counter()
     origins, dirs = (t.reshape(-1, 3) for t in camera_rays(cams))
     flat_pm, flat_alpha = target_pm.reshape(-1, 3), target_alpha.reshape(-1, 1)
-    for step in range(cfg.steps):
+    for step in range(cfg.num_steps):
         if cfg.backend == "nerf":
             if step % cfg.occupancy_every == 0:
                 scene.update_occupancy(gen)
@@ -131,7 +135,7 @@ def fit(cfg: FitConfig) -> FitResult:
         losses.append(float(loss.detach()))
         if cfg.backend == "gaussians" and scene.after_step(step, cfg.densify_every, cfg.densify_until):
             opt = _optimiser(scene, cfg)
-    seconds = (time.perf_counter() - start) / max(cfg.steps, 1)
+    seconds = (time.perf_counter() - start) / max(cfg.num_steps, 1)
     scene.eval()
     mesh = extract_mesh(scene, ExtractConfig(resolution=cfg.extract_resolution))
     metrics = evaluate_mesh(mesh.vertices, mesh.faces, mesh.colours, obj, cfg.eval_resolution).as_dict()
@@ -189,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--backend", default="nerf", choices=["nerf", "gaussians"])
     p.add_argument("--object", default="cube")
-    p.add_argument("--steps", type=int, default=FitConfig.steps)
+    p.add_argument("--steps", type=int, default=None, help="default: 400 (nerf), 800 (gaussians)")
     p.add_argument("--size", type=int, default=FitConfig.size)
     p.add_argument("--views-per-step", type=int, default=FitConfig.views_per_step)
     p.add_argument("--rays-per-step", type=int, default=FitConfig.rays_per_step)
@@ -211,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         _save_outputs(res, cfg, args.out)
     print(json.dumps({
-        "backend": cfg.backend, "object": cfg.object, "steps": cfg.steps, "size": cfg.size,
+        "backend": cfg.backend, "object": cfg.object, "steps": cfg.num_steps, "size": cfg.size,
         "seconds_per_step": round(res.seconds_per_step, 4), "peak_rss_mb": round(res.peak_rss_mb, 1),
         "final_loss": res.final_loss, "faces": int(len(res.mesh.faces)), "threshold": res.mesh.threshold,
         **{k: round(v, 4) for k, v in res.metrics.items()},

@@ -62,12 +62,13 @@ def test_save_and_load_after_densification(tmp_path):
 def test_fast_photometric_fit_learns_shape_and_colour():
     from systems.photometric_fit import FitConfig, fit
 
-    cfg = FitConfig(backend="gaussians", object="sphere", colour="blue", size=32, steps=60, views=16,
+    cfg = FitConfig(backend="gaussians", object="sphere", colour="blue", size=32, steps=80, views=16,
                     gaussians=800, extract_resolution=48, eval_resolution=48, densify_every=30, densify_until=50)
     res = fit(cfg)
     # the initial ball (radius 0.5, grey) scores IoU ~0.51 against the sphere (radius 0.4) and a
-    # colour error ~0.3 against blue; 60 steps carve and colour it
-    assert res.metrics["iou"] > 0.58, res.metrics
+    # colour error ~0.3 against blue; 80 steps shape and colour it (measured: IoU 0.81, colour
+    # 0.085; the density alone, without the silhouette carving, gives IoU 0.66)
+    assert res.metrics["iou"] > 0.7, res.metrics
     assert res.metrics["colour_mae"] < 0.1, res.metrics
 
 

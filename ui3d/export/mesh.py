@@ -4,17 +4,21 @@ Any scene with ``density(points [N, 3]) -> [N]``, ``albedo(points) -> [N, 3]`` a
 ``surface_threshold(voxel_size) -> float`` can be exported (both ui3d scenes have them).
 
 - The **automatic threshold** is the scene's own notion of "solid" at the grid's voxel size
-  (NeRF: the density at which one voxel of matter is half opaque, ``ln 2 / voxel``; Gaussians:
-  half of the summed opacity of a Gaussian's centre), so it does not depend on the scene's scale.
+  (NeRF: the density at which a slab of matter is half opaque, ``ln 2 / thickness``; Gaussians:
+  a summed opacity of 0.2, inside the hull below), so it does not depend on the scene's scale.
 - **Clean-up** on the thresholded grid: connected components smaller than
   ``min_component_fraction`` of the largest are dropped (floaters), enclosed cavities are filled
   (Gaussians and NeRFs often model only a shell), then marching cubes runs on the density with
   those changes applied, padded so the mesh is closed at the grid's border.
+- **Carving** (scenes that can ``render``): the dense region is intersected with the scene's
+  visual hull from ``carve_views`` renders all around (:mod:`ui3d.export.carve`), so the mesh's
+  outline is what the scene's renders show, not where its density happens to cross a level.
 - Optional **decimation** to ``max_faces`` (quadric, ``fast_simplification`` through trimesh).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -64,10 +68,16 @@ class ExtractConfig:
     min_component_fraction: float = 0.05
     fill_cavities: bool = True
     max_faces: int | None = 20000
+    carve_views: int = 64  # renders for the visual hull (0: the density alone decides)
+    carve_size: int = 64  # pixels per side of each carving render (framed tightly on the content)
 
     def __post_init__(self) -> None:
         if self.resolution < 8:
             raise ValueError(f"resolution: expected >= 8 cells per side, got {self.resolution}")
+        if self.carve_views < 0:
+            raise ValueError(f"carve_views: expected >= 0 renders (0 = no carving), got {self.carve_views}")
+        if self.carve_size < 8:
+            raise ValueError(f"carve_size: expected >= 8 pixels per side, got {self.carve_size}")
         if self.threshold is not None and not self.threshold > 0:
             raise ValueError(f"threshold: expected a positive density or None (automatic), got {self.threshold}")
 
@@ -109,18 +119,27 @@ def extract_mesh(scene: DensityField, cfg: ExtractConfig = ExtractConfig()) -> M
     h = 2.0 * cfg.bound / cfg.resolution
     grid = density_grid(scene, cfg.resolution, cfg.bound).numpy().astype(np.float64)
     tau = float(cfg.threshold if cfg.threshold is not None else scene.surface_threshold(h))
-    occ = grid > tau
-    if not occ.any():
+    if not (grid > tau).any():
         raise EmptySceneError(
             f"export: nothing in the scene is above the density threshold {tau:.4g} (the largest "
             f"density on the {cfg.resolution}^3 grid is {grid.max():.4g}); the scene is empty or "
             "transparent — train longer, or pass a lower threshold"
         )
+    solid = grid / tau  # solid above 1
+    if cfg.carve_views and hasattr(scene, "render"):
+        solid = np.minimum(solid, _hull_grid(scene, grid > tau, cfg) / 0.5)
+        if not (solid > 1.0).any():
+            raise EmptySceneError(
+                f"export: nothing above the density threshold {tau:.4g} is half opaque in all "
+                f"{cfg.carve_views} carving renders; the scene is transparent — train longer, or "
+                "export without carving"
+            )
+    occ = solid > 1.0
     kept = clean_occupancy(occ, cfg.min_component_fraction, cfg.fill_cavities)
-    field = np.where(kept, np.maximum(grid, 2.0 * tau), np.minimum(grid, 0.5 * tau))
-    field[kept & occ] = grid[kept & occ]
+    field = np.where(kept, np.maximum(solid, 2.0), np.minimum(solid, 0.5))
+    field[kept & occ] = solid[kept & occ]
     field = np.pad(field, 1, constant_values=0.0)
-    verts, faces, _, _ = marching_cubes(field, level=tau, spacing=(h, h, h))
+    verts, faces, _, _ = marching_cubes(field, level=1.0, spacing=(h, h, h))
     verts = verts - cfg.bound + 0.5 * h - h  # padding shifts indices by one cell
     faces = faces[:, ::-1].copy()  # skimage orients faces towards lower values; flip to outward
     mesh = _finish(verts.astype(np.float64), faces.astype(np.int64), cfg.max_faces)
@@ -133,6 +152,23 @@ def extract_mesh(scene: DensityField, cfg: ExtractConfig = ExtractConfig()) -> M
         colours=colours.clamp(0, 1).numpy().astype(np.float32),
         threshold=tau,
     )
+
+
+def _hull_grid(scene, dense: np.ndarray, cfg: ExtractConfig) -> np.ndarray:
+    """The visual hull (:func:`ui3d.export.carve.rendered_hull`) on the grid, evaluated at the
+    dense cells and their neighbours (all that marching cubes reads there; elsewhere 1). The
+    carving cameras frame the ball around the origin that holds every dense cell."""
+    from ui3d.export.carve import rendered_hull
+
+    near = ndimage.binary_dilation(dense)
+    pts = _cell_centres(cfg.resolution, cfg.bound)[torch.from_numpy(near.reshape(-1))]
+    h = 2.0 * cfg.bound / cfg.resolution
+    radius = float(pts.norm(dim=-1).max()) + h
+    dev = next(iter(scene.parameters())).device
+    hull = np.ones(dense.shape)
+    hull[near] = rendered_hull(scene, pts.to(dev), cfg.carve_views, cfg.carve_size, radius,
+                               distance=4.0 * cfg.bound * math.sqrt(3.0)).cpu().numpy()
+    return hull
 
 
 def _finish(verts: np.ndarray, faces: np.ndarray, max_faces: int | None) -> tuple[np.ndarray, np.ndarray]:
