@@ -138,3 +138,13 @@ def test_carving_options_are_checked():
         ExtractConfig(carve_views=-1)
     with pytest.raises(ValueError, match="carve_size"):
         ExtractConfig(carve_size=4)
+
+
+def test_export_command_takes_the_carving_views(tmp_path, capsys):
+    from ui3d.cli import main
+    from ui3d.scene import GaussianConfig, GaussianScene, save_scene
+
+    save_scene(GaussianScene(GaussianConfig(num_init=50)), tmp_path / "run" / "scene")
+    assert main(["export", str(tmp_path / "run"), "--format", "glb", "--carve-views", "-1"]) == 2
+    assert "carve_views: expected >= 0" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "export" / "mesh.glb").exists()

@@ -93,6 +93,8 @@ def add_export_command(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--resolution", type=int, default=ExtractConfig.resolution, help="density grid cells per side")
     p.add_argument("--threshold", type=float, default=None, help="density threshold (default: automatic)")
     p.add_argument("--max-faces", type=int, default=ExtractConfig.max_faces, help="decimate above this many faces")
+    p.add_argument("--carve-views", type=int, default=ExtractConfig.carve_views,
+                   help="renders whose silhouettes carve the mesh (0: the density alone)")
     p.add_argument("--texture-size", type=int, default=ExportOptions.texture_size)
     p.add_argument("--video-frames", type=int, default=ExportOptions.video_frames)
     p.add_argument("--video-size", type=int, default=ExportOptions.video_size)
@@ -112,7 +114,8 @@ def run_export(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.run_dir) / "export"
     options = ExportOptions(
         formats=formats,
-        extract=ExtractConfig(resolution=args.resolution, threshold=args.threshold, max_faces=args.max_faces),
+        extract=ExtractConfig(resolution=args.resolution, threshold=args.threshold, max_faces=args.max_faces,
+                              carve_views=args.carve_views),
         texture_size=args.texture_size,
         video_frames=args.video_frames,
         video_size=args.video_size,
