@@ -5,7 +5,7 @@ Any scene with ``density(points [N, 3]) -> [N]``, ``albedo(points) -> [N, 3]`` a
 
 - The **automatic threshold** is the scene's own notion of "solid" at the grid's voxel size
   (NeRF: the density at which a slab of matter is half opaque, ``ln 2 / thickness``; Gaussians:
-  a summed opacity of 0.2, inside the hull below), so it does not depend on the scene's scale.
+  a summed opacity of 0.1, inside the hull below), so it does not depend on the scene's scale.
 - **Clean-up** on the thresholded grid: connected components smaller than
   ``min_component_fraction`` of the largest are dropped (floaters), enclosed cavities are filled
   (Gaussians and NeRFs often model only a shell), then marching cubes runs on the density with
