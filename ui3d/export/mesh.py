@@ -19,6 +19,7 @@ Any scene with ``density(points [N, 3]) -> [N]``, ``albedo(points) -> [N, 3]`` a
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -127,12 +128,14 @@ def extract_mesh(scene: DensityField, cfg: ExtractConfig = ExtractConfig()) -> M
         )
     solid = grid / tau  # solid above 1
     if cfg.carve_views and hasattr(scene, "render"):
-        solid = np.minimum(solid, _hull_grid(scene, grid > tau, cfg) / 0.5)
-        if not (solid > 1.0).any():
-            raise EmptySceneError(
+        carved = np.minimum(solid, _hull_grid(scene, grid > tau, cfg) / 0.5)
+        if (carved > 1.0).any():
+            solid = carved
+        else:  # a foggy scene: a mesh of its density beats no file at all
+            warnings.warn(
                 f"export: nothing above the density threshold {tau:.4g} is half opaque in all "
-                f"{cfg.carve_views} carving renders; the scene is transparent — train longer, or "
-                "export without carving"
+                f"{cfg.carve_views} carving renders (the scene is mostly transparent); the mesh "
+                "follows the density alone", stacklevel=2,
             )
     occ = solid > 1.0
     kept = clean_occupancy(occ, cfg.min_component_fraction, cfg.fill_cavities)
