@@ -62,7 +62,12 @@ def test_main_binds_localhost_and_serves_only_its_folder(tmp_path, monkeypatch):
     assert gr.utils.get_upload_folder().startswith(out)  # Gradio's copies stay in the folder too
 
 
-def test_a_short_run_streams_progress_and_returns_a_glb(server, client):
+def test_a_short_run_streams_progress_and_returns_a_glb(server, client, monkeypatch):
+    import app
+
+    # three tiny steps take about a second once the teacher is warm: poll faster than that, or
+    # the page may go from "loading" straight to "exporting" between two polls
+    monkeypatch.setattr(app, "POLL_SECONDS", 0.1)
     job = client.submit(*inputs(), api_name="/generate")
     status, preview, losses, video, metrics, downloads = job.result(timeout=240)
     updates = job.outputs()[:-1]
