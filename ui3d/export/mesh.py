@@ -88,11 +88,15 @@ def _cell_centres(resolution: int, bound: float) -> Tensor:
     return torch.stack(torch.meshgrid(c, c, c, indexing="ij"), -1).reshape(-1, 3)
 
 
+def _device(scene) -> torch.device:
+    return next(iter(scene.parameters())).device if hasattr(scene, "parameters") else torch.device("cpu")
+
+
 @torch.no_grad()
 def density_grid(scene: DensityField, resolution: int = 128, bound: float = 1.0, chunk: int = 1 << 16) -> Tensor:
     """Densities at the cell centres of [-bound, bound]^3, [R, R, R] indexed [x, y, z] (CPU)."""
     pts = _cell_centres(resolution, bound)
-    dev = next(iter(scene.parameters())).device if hasattr(scene, "parameters") else torch.device("cpu")
+    dev = _device(scene)
     out = [scene.density(pts[i : i + chunk].to(dev)).float().cpu() for i in range(0, pts.shape[0], chunk)]
     return torch.cat(out).reshape(resolution, resolution, resolution)
 
@@ -120,7 +124,8 @@ def extract_mesh(scene: DensityField, cfg: ExtractConfig = ExtractConfig()) -> M
     h = 2.0 * cfg.bound / cfg.resolution
     grid = density_grid(scene, cfg.resolution, cfg.bound).numpy().astype(np.float64)
     tau = float(cfg.threshold if cfg.threshold is not None else scene.surface_threshold(h))
-    if not (grid > tau).any():
+    dense = grid > tau
+    if not dense.any():
         raise EmptySceneError(
             f"export: nothing in the scene is above the density threshold {tau:.4g} (the largest "
             f"density on the {cfg.resolution}^3 grid is {grid.max():.4g}); the scene is empty or "
@@ -128,7 +133,7 @@ def extract_mesh(scene: DensityField, cfg: ExtractConfig = ExtractConfig()) -> M
         )
     solid = grid / tau  # solid above 1
     if cfg.carve_views and hasattr(scene, "render"):
-        carved = np.minimum(solid, _hull_grid(scene, grid > tau, cfg) / 0.5)
+        carved = np.minimum(solid, _hull_grid(scene, dense, cfg) / 0.5)
         if (carved > 1.0).any():
             solid = carved
         else:  # a foggy scene: a mesh of its density beats no file at all
@@ -146,7 +151,7 @@ def extract_mesh(scene: DensityField, cfg: ExtractConfig = ExtractConfig()) -> M
     verts = verts - cfg.bound + 0.5 * h - h  # padding shifts indices by one cell
     faces = faces[:, ::-1].copy()  # skimage orients faces towards lower values; flip to outward
     mesh = _finish(verts.astype(np.float64), faces.astype(np.int64), cfg.max_faces)
-    dev = next(iter(scene.parameters())).device if hasattr(scene, "parameters") else torch.device("cpu")
+    dev = _device(scene)
     pts = torch.from_numpy(mesh[0]).float().to(dev)
     colours = torch.cat([scene.albedo(pts[i : i + 65536]).float().cpu() for i in range(0, len(pts), 65536)])
     return Mesh(
@@ -167,9 +172,8 @@ def _hull_grid(scene, dense: np.ndarray, cfg: ExtractConfig) -> np.ndarray:
     pts = _cell_centres(cfg.resolution, cfg.bound)[torch.from_numpy(near.reshape(-1))]
     h = 2.0 * cfg.bound / cfg.resolution
     radius = float(pts.norm(dim=-1).max()) + h
-    dev = next(iter(scene.parameters())).device
     hull = np.ones(dense.shape)
-    hull[near] = rendered_hull(scene, pts.to(dev), cfg.carve_views, cfg.carve_size, radius,
+    hull[near] = rendered_hull(scene, pts.to(_device(scene)), cfg.carve_views, cfg.carve_size, radius,
                                distance=4.0 * cfg.bound * math.sqrt(3.0)).cpu().numpy()
     return hull
 

@@ -359,8 +359,8 @@ class _WeightedSplat(torch.autograd.Function):
         wgt, values, gid, pixel = ctx.saved_tensors
         live = torch.nonzero(grad_img.abs().amax(0) > 0).squeeze(1)
         grad_wgt = grad_values = None
-        if live.numel() == 0:
-            return torch.zeros_like(wgt), torch.zeros_like(values), None, None, None
+        if live.numel() == 0:  # None: autograd's zero
+            return None, None, None, None, None
         g = grad_img.index_select(1, live).index_select(0, pixel)  # [P, live]
         if ctx.needs_input_grad[0]:
             grad_wgt = (g * values.index_select(1, live).index_select(0, gid)).sum(-1)
