@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from tqdm import tqdm
 
-from systems.base import NonFiniteWatch, load_checkpoint, save_checkpoint, write_csv
+from systems.base import NonFiniteWatch, format_postfix, load_checkpoint, run_loop, save_checkpoint, write_csv
 from ui3d.cameras import CameraRanges, camera_rays, orbit_cameras, sample_random_cameras
 from ui3d.config import dump_yaml, to_dict
 from ui3d.guidance.lora import LoRAFakeScore, camera_condition
@@ -293,39 +292,28 @@ def validation_grid(job: Job, path: Path, views: int = 4) -> Path:
 
 def train(job: Job, run_dir: Path, progress: bool = True, on_step: Callable[[Job, dict], None] | None = None,
           stop: threading.Event | None = None) -> bool:
-    """Run to cfg.steps; returns False if interrupted by Ctrl+C or `stop` (after a checkpoint).
+    """Run to cfg.steps on the shared loop shell; returns False when stopped (Ctrl+C, SIGTERM or
+    `stop`, each at a step boundary, after a checkpoint).
 
-    `on_step(job, row)` is called after every step and after each validation image (the web demo's
+    `on_step(job, row)` is called after every step and its validation image (the web demo's
     progress); `stop` is checked before every step (its Stop button).
     """
     cfg = job.cfg
     watch = NonFiniteWatch(cfg.max_bad_steps)
-    bar = tqdm(total=cfg.steps, initial=job.step, desc="generate", unit="step", disable=not progress)
-    try:
-        while job.step < cfg.steps:
-            if stop is not None and stop.is_set():
-                raise KeyboardInterrupt
-            row = train_step(job, watch)
-            job.log.append(row)
-            job.step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{row['loss']:.3g}")
-            if job.step % cfg.validate_every == 0 or job.step == cfg.steps:
-                validation_grid(job, run_dir / "validation" / f"step_{job.step:05d}.png")
-            if on_step is not None:
-                on_step(job, row)
-            if job.step % cfg.checkpoint_every == 0:
-                checkpoint(job, run_dir)
-                write_csv(run_dir / "losses.csv", job.log)
-    except KeyboardInterrupt:
+
+    def after_step(row: dict) -> None:
+        if job.step % cfg.validate_every == 0 or job.step == cfg.steps:
+            validation_grid(job, run_dir / "validation" / f"step_{job.step:05d}.png")
+        if on_step is not None:
+            on_step(job, row)
+
+    def save() -> None:
         checkpoint(job, run_dir)
         write_csv(run_dir / "losses.csv", job.log)
-        return False
-    finally:
-        bar.close()
-    checkpoint(job, run_dir)
-    write_csv(run_dir / "losses.csv", job.log)
-    return True
+
+    return run_loop(job, cfg.steps, lambda: train_step(job, watch), save, checkpoint_every=cfg.checkpoint_every,
+                    after_step=after_step, stop=stop, progress=progress, desc="generate",
+                    postfix=lambda row: format_postfix(row, ("loss",)))
 
 
 def prepare(cfg: TextTo3DConfig, run_dir: Path, resume: bool, cache_dir: Path | None = None) -> Job:
