@@ -90,3 +90,32 @@ def test_only_reverse_kl_needs_no_density_ratio():
     assert not depends_on_ratio(DIVERGENCES["rkl"])
     assert all(depends_on_ratio(d) for n, d in DIVERGENCES.items() if n != "rkl")
     assert depends_on_ratio(alpha_divergence(0.5))
+
+
+PRODUCTS = {
+    "k": lambda div, r: div.h(r) - r * div.dh(r),
+    "r_dk": lambda div, r: -(r * r) * div.d2h(r),
+    "two_r_dh": lambda div, r: 2.0 * r * div.dh(r),
+}
+
+
+@pytest.mark.parametrize("name", ["alpha:0.5", "alpha:-1", "alpha:1.5", "alpha:3", "hellinger"])
+@pytest.mark.parametrize("dtype,tiny", [(torch.float32, 1e-40), (torch.float64, 1e-250)])
+def test_derived_columns_are_never_nan_for_a_tiny_ratio(name, dtype, tiny):
+    """The derived columns agree with their defining products where those are finite, and are never NaN
+    at a tiny r, where a product can be 0·∞."""
+    div = get_divergence(name)
+    ordinary = torch.tensor([0.3, 1.0, 2.5], dtype=torch.float64)
+    r = torch.tensor([tiny], dtype=dtype)
+    for column, product in PRODUCTS.items():
+        torch.testing.assert_close(getattr(div, column)(ordinary), product(div, ordinary))
+        assert not torch.isnan(getattr(div, column)(r)).any(), column
+
+
+@pytest.mark.parametrize("name,dtype,tiny", [("hellinger", torch.float32, 1e-30), ("alpha:0.5", torch.float64, 1e-250)])
+def test_the_products_would_be_nan_there(name, dtype, tiny):
+    """The case the closed forms exist for: −r²·h'' is 0·∞ = NaN, the closed form is ≈ 0."""
+    div = get_divergence(name)
+    r = torch.tensor([tiny], dtype=dtype)
+    assert torch.isnan(PRODUCTS["r_dk"](div, r)).all()
+    assert 0.0 <= abs(float(div.r_dk(r))) < 1e-10

@@ -8,6 +8,10 @@ everything the losses need is derived from those:
     r·k' = −r²·h''          (since k' = h' − h' − r·h'' = −r·h'')
     2r·h'                   (the term the released code drops, §1.3)
 
+Rows whose h' or h'' blow up at r → 0 (α-divergences, squared Hellinger) also give these columns in
+closed form: the products above would be 0·∞ = NaN for a tiny r (below ~1e-26 in float32 for
+Hellinger's r²·h'', ~1e-180 in float64 for α < 2).
+
 Tests check h against autograd of f and every derived column against the closed forms of §2.
 """
 
@@ -33,18 +37,21 @@ class Divergence:
     h: TensorFn
     dh: TensorFn
     d2h: TensorFn
+    k_form: TensorFn | None = None  # closed forms of the derived columns, where the products overflow
+    r_dk_form: TensorFn | None = None
+    two_r_dh_form: TensorFn | None = None
 
     def k(self, r: Tensor) -> Tensor:
         """Fisher weight k = h − r·h'."""
-        return self.h(r) - r * self.dh(r)
+        return self.k_form(r) if self.k_form is not None else self.h(r) - r * self.dh(r)
 
     def r_dk(self, r: Tensor) -> Tensor:
         """r·k'(r) = −r²·h''(r): the DI coefficient on ‖y‖²."""
-        return -(r * r) * self.d2h(r)
+        return self.r_dk_form(r) if self.r_dk_form is not None else -(r * r) * self.d2h(r)
 
     def two_r_dh(self, r: Tensor) -> Tensor:
         """2r·h'(r): the DI coefficient on ⟨y, c⟩."""
-        return 2.0 * r * self.dh(r)
+        return self.two_r_dh_form(r) if self.two_r_dh_form is not None else 2.0 * r * self.dh(r)
 
 
 def _jeffreys(name: str, w_fkl: float, w_rkl: float) -> Divergence:
@@ -75,6 +82,9 @@ def alpha_divergence(alpha: float) -> Divergence:
         h=lambda r: r**a,
         dh=lambda r: a * r ** (a - 1),
         d2h=lambda r: a * (a - 1) * r ** (a - 2),
+        k_form=lambda r: (1 - a) * r**a,
+        r_dk_form=lambda r: -a * (a - 1) * r**a,
+        two_r_dh_form=lambda r: 2 * a * r**a,
     )
 
 
@@ -101,7 +111,9 @@ DIVERGENCES: dict[str, Divergence] = {
                    dh=lambda r: 4 * r, d2h=lambda r: 4 + 0 * r),
         # Squared Hellinger.
         Divergence("hellinger", f=lambda r: (r.sqrt() - 1) ** 2, h=lambda r: r.sqrt() / 2,
-                   dh=lambda r: r.rsqrt() / 4, d2h=lambda r: -(r ** -1.5) / 8),
+                   dh=lambda r: r.rsqrt() / 4, d2h=lambda r: -(r ** -1.5) / 8,
+                   k_form=lambda r: r.sqrt() / 4, r_dk_form=lambda r: r.sqrt() / 8,
+                   two_r_dh_form=lambda r: r.sqrt() / 2),
         # Softened reverse KL (f-distill).
         Divergence("softened_rkl",
                    f=lambda r: (r + 1) * ((r + 1) / (2 * r)).log(),
