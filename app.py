@@ -2,7 +2,8 @@
 
 `python app.py` serves the page on 127.0.0.1:7860 (`--host`, `--port` to change). The run happens in
 this process, on the same code as `ui3d generate`: the page's inputs become the CLI's flags, the
-config is built by the CLI's own function, and `systems.text_to_3d` prepares, trains and exports.
+config is resolved and the run checked by `systems.resolve` as the CLI's are, and `systems.text_to_3d`
+prepares, trains and exports.
 One run at a time; later visitors wait in Gradio's queue and see their place in it. The server
 serves files from its output folder only.
 """
@@ -24,21 +25,23 @@ import gradio as gr
 import torch
 
 from systems.base import run_folder
+from systems.resolve import GenerateRequest, check_generate_run, text_to_3d_config
 from systems.text_to_3d import finish, prepare, teacher_warning, timed_train, validation_grid
-from ui3d.cli import _generate_config, one_line
+from ui3d.cli import CACHE_HELP, one_line, user_caused
 from ui3d.divergence import DIVERGENCES
-from ui3d.export.cli import FORMATS
-from ui3d.guidance.score import GUIDANCE_PRESETS
+from ui3d.export.scene import FORMATS
+from ui3d.guidance import GUIDANCE_PRESETS
+from ui3d.errors import UserError
+from ui3d.io import atomic_path, remove_stale_temp_files, removed_on_failure
+from ui3d.prompt.embeddings import prompt_cache_dir
 from ui3d.teachers.loading import default_teacher_spec
 
 OUT_ROOT = Path("runs") / "app"
-PROMPT_CACHE = Path(".cache") / "prompts"  # shared with `ui3d generate`
 # Prompts of the built-in world: its teacher knows them and the metrics can score them.
 EXAMPLES = ["a ceramic owl", "a red cube", "a glossy blue torus", "a snowman", "a red mushroom", "a green tree"]
 PREVIEW_SECONDS = 3.0  # a fresh preview at most this often...
 PREVIEW_SHARE = 0.2  # ...and at most this share of the run's time (rendering it pauses training)
 POLL_SECONDS = 1.0  # how often the page is updated while a run trains
-USER_ERRORS = (ValueError, FileNotFoundError)  # what `ui3d generate` reports as one line, exit code 2
 
 
 @dataclass(frozen=True)
@@ -58,20 +61,25 @@ class Settings:
 
 def build_config(s: Settings, overrides: Sequence[str] = (), device: str | None = None):
     """The CLI's config for these settings: preset < guidance preset < settings < overrides."""
-    args = argparse.Namespace(
+    request = GenerateRequest(
         prompt=s.prompt or "", negative_prompt=s.negative_prompt or None, teacher=s.teacher or None,
-        backend=s.backend or None, guidance=s.guidance, divergence=s.divergence or None, preset=s.preset,
-        config=None, steps=_integer(s.steps, "steps"), seed=_integer(s.seed, "seed"), device=device,
-        overrides=list(overrides))
-    return _generate_config(args)
+        backend=s.backend or None, guidance=s.guidance or None, divergence=s.divergence or None,
+        preset=s.preset or "fast", steps=_integer(s.steps, "steps"), seed=_integer(s.seed, "seed"), device=device,
+        overrides=tuple(overrides))
+    return text_to_3d_config(request)
 
 
 def _integer(value: float | None, name: str) -> int | None:
     if value is None:
         return None
-    if value != int(value):
-        raise ValueError(f"{name} must be a whole number, got {value}")
+    if not math.isfinite(value) or value != int(value):
+        raise UserError(f"{name} must be a whole number, got {value}")
     return int(value)
+
+
+def is_user_error(err: BaseException) -> bool:
+    """What `ui3d generate` reports as one line with exit code 2 (the page shows it the same way)."""
+    return isinstance(err, UserError) or (isinstance(err, OSError) and user_caused(err))
 
 
 def _fresh_folder(path: Path) -> Path:
@@ -90,6 +98,7 @@ class Run:
     cfg: object
     run_dir: Path
     formats: tuple[str, ...]
+    cache_dir: Path | None = None  # prompt embeddings (ui3d.prompt.embeddings.prompt_cache_dir)
     stop: threading.Event = field(default_factory=threading.Event)
     stage: str = "loading the teacher"
     step: int = 0
@@ -109,12 +118,13 @@ class Run:
 
     def _work(self) -> None:
         try:
-            job = prepare(self.cfg, self.run_dir, resume=False, cache_dir=PROMPT_CACHE)
-            self.warning = teacher_warning(job)
-            self.stage, self.train_start = "training", time.perf_counter()
-            self.finished, wall = timed_train(job, self.run_dir, progress=False, on_step=self._on_step, stop=self.stop)
-            self.stage = "exporting the mesh, the video and the metrics"
-            self.metrics = finish(job, self.run_dir, wall, self.formats)
+            with removed_on_failure(self.run_dir, keep_if=lambda d: (d / "checkpoint.pt").is_file()):
+                job = prepare(self.cfg, self.run_dir, resume=False, cache_dir=self.cache_dir)
+                self.warning = teacher_warning(job)
+                self.stage, self.train_start = "training", time.perf_counter()
+                self.finished, wall = timed_train(job, self.run_dir, progress=False, on_step=self._on_step, stop=self.stop)
+                self.stage = "exporting the mesh, the video and the metrics"
+                self.metrics = finish(job, self.run_dir, wall, self.formats)
         except BaseException as err:  # reported on the page by the polling side
             self.error = err
 
@@ -158,7 +168,7 @@ def _warning(run: Run) -> str:
 def _obj_zip(run_dir: Path, names: list[str]) -> Path:
     """mesh.obj + mesh.mtl + its texture in one zip, as one download."""
     path = run_dir / "mesh_obj.zip"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
         for name in names:
             z.write(run_dir / name, name)
     return path
@@ -169,7 +179,8 @@ def _results(run: Run) -> dict:
     m, d = run.metrics, run.run_dir
     files = m["files"]
     mesh = d / "mesh.glb" if "glb" in files else None
-    splats = d / files["ply"][0] if run.cfg.backend == "gaussians" and "ply" in files else None
+    splats = d / files["ply"][0] if "ply" in files else None  # finish writes a .ply only of splats
+    splats_glb = d / "splats.glb" if "splats.glb" in files.get("glb", []) else None  # KHR_gaussian_splatting
     obj = _obj_zip(d, files["obj"]) if "obj" in files else None
     video = d / files["video"][0] if "video" in files else None
     playable = video if video and video.suffix == ".mp4" else None  # a .gif (no ffmpeg) is a download
@@ -180,7 +191,7 @@ def _results(run: Run) -> dict:
         "preview": str(d / "preview.png"),
         "video": playable and str(playable),
         "metrics": m,
-        "downloads": [str(p) for p in (mesh, obj, splats, video if not playable else None) if p is not None],
+        "downloads": [str(p) for p in (mesh, obj, splats, splats_glb, video if not playable else None) if p is not None],
         "viewers": {"mesh": mesh and str(mesh), "splats": splats and str(splats)},
     }
 
@@ -223,8 +234,10 @@ def _session(request: gr.Request | None) -> str | None:
 class Demo:
     """The page's callbacks, bound to an output folder and the server's fixed settings."""
 
-    def __init__(self, out_root: Path, overrides: Sequence[str], formats: tuple[str, ...], device: str | None):
+    def __init__(self, out_root: Path, overrides: Sequence[str], formats: tuple[str, ...], device: str | None,
+                 cache_dir: Path | None = None):
         self.out_root, self.overrides, self.formats, self.device = out_root, tuple(overrides), formats, device
+        self.cache_dir = cache_dir
         self.runs: dict[str | None, Run] = {}  # session -> its current run, for its Stop button
 
     def generate(self, prompt, negative_prompt, teacher, backend, guidance, divergence, preset, steps, seed,
@@ -233,10 +246,14 @@ class Demo:
         settings = Settings(prompt, negative_prompt, teacher, backend, guidance, divergence, preset, steps, seed)
         try:
             cfg = build_config(settings, self.overrides, self.device)
-        except USER_ERRORS as err:
+            run_dir = _fresh_folder(run_folder(self.out_root, cfg.prompt, cfg.seed))
+            check_generate_run(cfg, run_dir, resume=False)
+        except (UserError, OSError) as err:
+            if not is_user_error(err):
+                raise
             yield from _fail(err)
             return
-        run = Run(cfg, _fresh_folder(run_folder(self.out_root, cfg.prompt, cfg.seed)), self.formats)
+        run = Run(cfg, run_dir, self.formats, self.cache_dir)
         self.runs[_session(request)] = run
         run.start()
         try:
@@ -256,7 +273,7 @@ class Demo:
             fresh, shown = (run.preview if run.preview != shown else None), run.preview
             yield _update(status=_status(run), **({"losses": _loss_frame(run.losses)} if run.losses else {}),
                           **({"preview": str(fresh)} if fresh else {}))
-        if isinstance(run.error, USER_ERRORS):
+        if run.error is not None and is_user_error(run.error):
             yield from _fail(run.error)
         if run.error is not None:
             raise run.error  # a bug: Gradio logs the traceback and shows the page an error
@@ -286,10 +303,11 @@ def _preset_steps(preset: str) -> int:
 
 
 def build_demo(out_root: str | Path = OUT_ROOT, overrides: Sequence[str] = (), formats: tuple[str, ...] = FORMATS,
-               device: str | None = None) -> gr.Blocks:
+               device: str | None = None, cache_dir: str | Path | None = None) -> gr.Blocks:
     """The page, not launched. `overrides` (key=value) apply to every run after the page's settings;
-    `formats` are the exports (the tests leave out the slow video)."""
-    demo_fns = Demo(Path(out_root), overrides, formats, device)
+    `formats` are the exports (the tests leave out the slow video); `cache_dir`: ui3d's cache folder
+    (default: the user's, see ui3d.prompt.embeddings.cache_root)."""
+    demo_fns = Demo(Path(out_root), overrides, formats, device, prompt_cache_dir(cache_dir))
     with gr.Blocks(title="ui3d: text to 3D") as demo:
         gr.Markdown("# ui3d: text to 3D\nType a prompt, press **Run**, watch the object form, download it.")
         with gr.Row():
@@ -353,11 +371,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--out", default=str(OUT_ROOT), help="run folders go here; the only folder served")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else None)
+    p.add_argument("--cache-dir", help=CACHE_HELP)
     p.add_argument("overrides", nargs="*", help="key=value config overrides for every run")
     args = p.parse_args(argv)
     # Gradio's copies of served files go inside the output folder too (before any component exists).
     os.environ.setdefault("GRADIO_TEMP_DIR", str(Path(args.out).resolve() / ".gradio"))
-    launch(build_demo(args.out, args.overrides, device=args.device), args.out, args.host, args.port)
+    remove_stale_temp_files(args.out)  # left by a demo killed while it wrote
+    launch(build_demo(args.out, args.overrides, device=args.device, cache_dir=args.cache_dir), args.out, args.host, args.port)
 
 
 if __name__ == "__main__":

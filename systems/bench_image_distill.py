@@ -59,7 +59,8 @@ def throughput(run_dir: Path, steps: list[int], n: int = 64, repeats: int = 3) -
 
     from systems.image_distill import load_generator
     from ui3d.generator.evaluate import generate
-    from ui3d.teachers.builtin import BuiltinTeacher, sample_images
+    from ui3d.teachers.builtin import BuiltinTeacher
+    from ui3d.teachers.sampling import sample_images
 
     teacher = BuiltinTeacher.load()
     _, gen, source = load_generator(run_dir)

@@ -18,10 +18,12 @@ import json
 import math
 import statistics
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+
+from systems.resolve import GenerateRequest, text_to_3d_config
 
 # Prompts the built-in teacher draws recognisably. White and off-white objects are left out: its
 # samples of "a ceramic owl" or "a white owl" are noise (assets/BUILTIN_TEACHER.md), so no guidance
@@ -83,9 +85,14 @@ class BenchRun:
     prompt: str
     method: str
     seed: int
-    steps: int
-    backend: str
+    request: GenerateRequest  # the bench's settings (backend, steps, preset, overrides); prompt and method set here
     out: Path
+
+    def config(self):
+        """The run's config, resolved like `ui3d generate` resolves its flags, on the built-in teacher."""
+        guidance, divergence = METHODS[self.method]
+        return text_to_3d_config(replace(self.request, prompt=self.prompt, seed=self.seed, teacher="builtin",
+                                          guidance=guidance, divergence=divergence))
 
 
 def run_one(run: BenchRun) -> dict:
@@ -93,9 +100,7 @@ def run_one(run: BenchRun) -> dict:
     a run folder with bench.json is read back; one with a finished export is scored again."""
     torch.set_num_threads(1)
     from systems.base import slug
-    from systems.text_to_3d import TextTo3DConfig, finish, prepare, timed_train, world_subject
-    from ui3d.config import from_dict, load_config, merge, to_dict
-    from ui3d.guidance.score import guidance_preset
+    from systems.text_to_3d import finish, prepare, timed_train, world_subject
     from ui3d.io import read_json, write_json
     from ui3d.metrics.judge import Judge
     from ui3d.scene.base import load_scene
@@ -107,12 +112,7 @@ def run_one(run: BenchRun) -> dict:
         metrics, log = read_json(run_dir / "metrics.json"), _read_log(run_dir / "losses.csv")
         scene = load_scene(run_dir / "scene")
     else:
-        preset, divergence = METHODS[run.method]
-        guidance = to_dict(guidance_preset(preset, **({"divergence": divergence} if divergence else {})))
-        base = to_dict(load_config(TextTo3DConfig, Path(__file__).resolve().parent.parent / "configs/text_to_3d/fast.yaml"))
-        cfg = from_dict(TextTo3DConfig, merge(base, {"prompt": run.prompt, "seed": run.seed, "steps": run.steps,
-                                                     "backend": run.backend, "guidance": guidance, "teacher": "builtin"}))
-        job = prepare(cfg, run_dir, resume=False, cache_dir=run.out / "prompt-cache")
+        job = prepare(run.config(), run_dir, resume=False, cache_dir=run.out / "prompt-cache")
         _, wall = timed_train(job, run_dir, progress=False)
         metrics, log, scene = finish(job, run_dir, wall, formats=("glb",)), job.log, job.scene
     subject = world_subject(run.prompt)
@@ -173,15 +173,18 @@ def summary_table(results: list[dict], spheres: dict[str, float]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def bench(prompts: list[str], methods: list[str], seeds: int, steps: int, backend: str, out: Path, jobs: int) -> str:
-    """Run prompts × methods × seeds (``jobs`` processes); write results.json and table.md in out."""
+def bench(prompts: list[str], methods: list[str], seeds: int, request: GenerateRequest, out: Path, jobs: int) -> str:
+    """Run prompts × methods × seeds (``jobs`` processes) with the settings of ``request``; write
+    results.json and table.md in out. Every run's config is checked before the first one starts."""
     from ui3d.io import atomic_write_text, write_json
     from systems.text_to_3d import world_subject
 
+    # seed outermost: an interrupted bench has whole tables of the first seeds (and resumes the rest)
+    runs = [BenchRun(p, m, s, request, out) for s in range(seeds) for p in prompts for m in methods]
+    for run in runs:
+        run.config()
     out.mkdir(parents=True, exist_ok=True)
     spheres = {p: sphere_baseline_iou(world_subject(p)) for p in prompts}
-    # seed outermost: an interrupted bench has whole tables of the first seeds (and resumes the rest)
-    runs = [BenchRun(p, m, s, steps, backend, out) for s in range(seeds) for p in prompts for m in methods]
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         results = list(pool.map(run_one, runs))
     write_json(out / "results.json", {"spheres": spheres, "runs": results})

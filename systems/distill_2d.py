@@ -1,7 +1,9 @@
 """2-D mixture distillation (UNI_INSTRUCT.md §6.3): a one-step MLP generator against an exact
 Gaussian-mixture teacher, with a learned fake score + discriminator or with exact oracles.
 
-A thin orchestrator: the losses live in ui3d.divergence / ui3d.guidance.
+A thin orchestrator: the losses are the two turns of :class:`ui3d.guidance.Guidance` (the object
+text-to-3D and image distillation call), at EDM noise levels; the teacher is the mixture's closed
+form (:class:`ui3d.teachers.guided.MixtureTeacher`).
 """
 
 from __future__ import annotations
@@ -16,20 +18,21 @@ from tqdm import tqdm
 
 from systems.base import NonFiniteWatch, write_csv
 from ui3d.config import dump_yaml
-from ui3d.diffusion import LogUniformSigma
-from ui3d.divergence.table import depends_on_ratio, get_divergence
+from ui3d.diffusion import LogUniformSigma, Noise
 from ui3d.generator import MLPGenerator
-from ui3d.guidance.denoiser import GuidanceConfig, fake_turn_loss, generator_turn_loss
-from ui3d.guidance.mlp import MLPFakeScore
+from ui3d.guidance import EDMDenoisingWeight, Guidance, GuidanceConfig
+from ui3d.guidance.config import check_text_to_3d_fields_unset
+from ui3d.guidance.fake import EmpiricalFakeScore, MLPFakeScore
 from ui3d.io import write_json
 from ui3d.metrics import energy_distance, mode_stats
 from ui3d.metrics.plot2d import density_scatter_png
-from ui3d.teachers.exact import EmpiricalFakeScore, GaussianMixture
+from ui3d.teachers.exact import GaussianMixture
+from ui3d.teachers.guided import MixtureTeacher
 
 
 @dataclass(frozen=True)
 class Distill2DConfig:
-    guidance: GuidanceConfig = field(default_factory=GuidanceConfig)
+    guidance: GuidanceConfig = field(default_factory=GuidanceConfig)  # its shared fields; text-to-3D's are refused
     oracle: Literal["exact", "learned"] = "learned"
     mixture: str = ""  # JSON file; empty = the 8-mode ring of §6.3
     steps: int = 2000
@@ -55,6 +58,13 @@ class Distill2DConfig:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if not 0 < self.sigma_min < self.sigma_max:
             raise ValueError(f"need 0 < sigma_min < sigma_max, got {self.sigma_min}, {self.sigma_max}")
+        check_text_to_3d_fields_unset(self.guidance, "2-D distillation", {"t_min": "sigma_min", "t_max": "sigma_max"})
+        from ui3d.config import check_ranges
+
+        # upper bounds: memory grows with the batches, the evaluation's time with eval_samples²
+        check_ranges(self, batch=(1, 1 << 16), oracle_samples=(1, 1 << 16), eval_samples=(1, 100_000),
+                     latent_dim=(1, 1024), hidden=(1, 4096), fake_steps=(1, 100), warmup_steps=(0, None),
+                     generator_lr=(0, None), fake_lr=(0, None), adam_beta1=(0, 1), grad_clip=(0, None))
 
 
 def _step(opt: torch.optim.Optimizer, loss: torch.Tensor, clip: float = 0.0) -> None:
@@ -78,7 +88,8 @@ def train(cfg: Distill2DConfig, teacher: GaussianMixture, progress: bool = True)
     # Cosine decay sharpens the modes at the end; the fake score decays with the generator it tracks.
     schedules = [torch.optim.lr_scheduler.CosineAnnealingLR(o, cfg.steps, eta_min=0.05 * o.param_groups[0]["lr"])
                  for o in (opt_g, opt_f) if o is not None]
-    needs_ratio = depends_on_ratio(get_divergence(cfg.guidance.divergence))
+    teacher_score, denoising_weight = MixtureTeacher(teacher), EDMDenoisingWeight(sigma_data)
+    guidance = Guidance(cfg.guidance, teacher_score, fake, denoising_weight) if learned else None
     sigmas = LogUniformSigma(cfg.sigma_min, cfg.sigma_max)
     watch, log = NonFiniteWatch(cfg.max_bad_steps), []
     warmup = cfg.warmup_steps if learned else 0
@@ -87,8 +98,9 @@ def train(cfg: Distill2DConfig, teacher: GaussianMixture, progress: bool = True)
         for _ in range(cfg.fake_steps if learned else 0):
             with torch.no_grad():
                 x_g = gen(gen.sample_latent(cfg.batch, g))
-            x_real = teacher.sample(cfg.batch, g) if needs_ratio else None
-            losses = fake_turn_loss(fake, x_g, x_real, sigmas.sample(cfg.batch, g), torch.randn(x_g.shape, generator=g), sigma_data)
+            x_real = teacher.sample(cfg.batch, g) if cfg.guidance.uses_ratio else None
+            noise = Noise.edm(sigmas.sample(cfg.batch, g), torch.randn(x_g.shape, generator=g))
+            losses = guidance.fake_score_loss(x_g, noise, x_real=x_real)
             if watch.ok(losses.total, step, "fake-score"):
                 _step(opt_f, losses.total)
             row["fake_loss"] = float(losses.denoising.loss.detach())
@@ -100,8 +112,9 @@ def train(cfg: Distill2DConfig, teacher: GaussianMixture, progress: bool = True)
         if not learned:  # q_t of the finite-sample measure: this batch plus more generator samples
             with torch.no_grad():
                 extra = gen(gen.sample_latent(cfg.oracle_samples, g))
-            fake = EmpiricalFakeScore(teacher, torch.cat([x_g.detach(), extra]))
-        out = generator_turn_loss(cfg.guidance, teacher, fake, x_g, sigmas.sample(cfg.batch, g), torch.randn(x_g.shape, generator=g))
+            guidance = Guidance(cfg.guidance, teacher_score, EmpiricalFakeScore(teacher, torch.cat([x_g.detach(), extra])),
+                                denoising_weight)
+        out = guidance.generator_loss(x_g, Noise.edm(sigmas.sample(cfg.batch, g), torch.randn(x_g.shape, generator=g)))
         if watch.ok(out.loss, step, "generator"):
             _step(opt_g, out.loss, cfg.grad_clip)
         row.update(generator_loss=float(out.loss.detach()), divergence=float(out.divergence.mean()), nonfinite=out.nonfinite)

@@ -1,10 +1,12 @@
 """One-step image distillation (UNI_INSTRUCT.md §3): a generator initialised from the teacher's
 network, a fake score (a full copy of the teacher) with its discriminator, and the divergence core.
 
-A thin orchestrator: the losses are ``ui3d.guidance.denoiser``'s two turns over the core; the
-networks are ``ui3d.generator.onestep``'s. Each iteration is one fake-score + discriminator turn
-(generator detached) and, after the warm-up, one generator turn (teacher and fake-score parameters
-frozen), then the EMA of the generator.
+A thin orchestrator: the losses are the two turns of :class:`ui3d.guidance.Guidance`, the same
+object text-to-3D calls (here at EDM noise levels, α = 1); only the producer of x differs, the
+one-step generator of ``ui3d.generator.onestep`` instead of a render. Each iteration is one
+fake-score + discriminator turn (generator detached) and, after the warm-up, one generator turn
+(teacher and fake-score parameters frozen) with SiDA's adversarial term, then the EMA of the
+generator.
 
 Data parallel: under ``torchrun`` (WORLD_SIZE > 1) every process draws the same global batch of
 random numbers and keeps its shard, and gradients are averaged over processes with one all-reduce
@@ -29,12 +31,19 @@ from tqdm import tqdm
 
 from systems.base import NonFiniteWatch, load_checkpoint, save_checkpoint, write_csv
 from ui3d.config import dump_yaml
-from ui3d.diffusion import LogNormalSigma, SiDSigma
+from ui3d.diffusion import LogNormalSigma, Noise, SiDSigma, snap_sigma
+from ui3d.errors import UserError, user_input
 from ui3d.divergence import generator_adversarial_loss
-from ui3d.divergence.table import depends_on_ratio, get_divergence
-from ui3d.generator.onestep import DistillFakeScore, OneStepGenerator, TeacherDenoiser, snap_sigma
-from ui3d.generator.sources import ImageFolderData, ImageTeacher, world_renders
-from ui3d.guidance.denoiser import GuidanceConfig, fake_turn_loss, frozen, generator_turn_loss
+from ui3d.divergence.weighting import adversarial_weight
+from ui3d.generator.onestep import OneStepGenerator
+from ui3d.generator.sources import ImageFolderData
+from ui3d.guidance import EDMDenoisingWeight, Guidance, GuidanceConfig
+from ui3d.guidance.config import check_text_to_3d_fields_unset
+from ui3d.guidance.fake import DistillFakeScore
+from ui3d.teachers.guided import GuidedNetwork
+from ui3d.teachers.image import ImageTeacher
+from ui3d.teachers.protocol import Conditioning
+from ui3d.world.dataset import render_captions
 
 
 @dataclass(frozen=True)
@@ -43,7 +52,7 @@ class ImageDistillConfig:
 
     teacher: str = "builtin"  # builtin | a UNet2DModel hub id or folder | a built-in teacher .safetensors
     data: str = ""  # image folder of real data (UNet2DModel teachers); builtin uses world renders
-    guidance: GuidanceConfig = field(default_factory=GuidanceConfig)
+    guidance: GuidanceConfig = field(default_factory=GuidanceConfig)  # its shared fields; text-to-3D's are refused
     guidance_scale: float = 4.0  # teacher CFG (conditional teachers); 4 = the built-in teacher's eval protocol
     sigma_init: float = 2.5  # EDM units
     steps: int = 1000  # generator updates
@@ -84,6 +93,15 @@ class ImageDistillConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.warmup_images < 0 or self.gan_weight < 0 or self.ema_halflife_images < 0:
             raise ValueError("warmup_images, gan_weight and ema_halflife_images must be >= 0")
+        check_text_to_3d_fields_unset(self.guidance, "image distillation",
+                                      {"guidance_scale": "the top-level guidance_scale", "t_max": "the top-level t_max"})
+        from ui3d.config import check_ranges
+
+        # upper bounds: a typo must not exhaust the memory (batch) or run evaluation for hours
+        check_ranges(self, batch=(1, 8192), eval_per_caption=(1, 100), eval_images=(1, 100_000), threads=(0, 1024),
+                     guidance_scale=(0, None), divergence_weight=(0, None), dsm_weight=(0, None), disc_weight=(0, None),
+                     fake_grad_clip=(0, None), fake_p_std=(0, None), ema_rampup=(0, None), adam_beta1=(0, 1),
+                     adam_beta2=(0, 1), adam_eps=(0, None), t_max=(0, 1))
 
     @property
     def warmup_iterations(self) -> int:
@@ -130,12 +148,19 @@ def _reduce_gradients(params: list[nn.Parameter], loss: Tensor) -> tuple[Tensor,
 
 @dataclass
 class Nets:
-    teacher: TeacherDenoiser
+    guidance: Guidance  # holds the teacher (GuidedNetwork, CFG) and the fake score (DistillFakeScore)
     generator: OneStepGenerator
     ema: OneStepGenerator
-    fake: DistillFakeScore
     opt_g: torch.optim.Optimizer
     opt_f: torch.optim.Optimizer
+
+    @property
+    def teacher(self) -> GuidedNetwork:
+        return self.guidance.teacher
+
+    @property
+    def fake(self) -> DistillFakeScore:
+        return self.guidance.fake
 
 
 def build(cfg: ImageDistillConfig, teacher: ImageTeacher) -> Nets:
@@ -149,7 +174,9 @@ def build(cfg: ImageDistillConfig, teacher: ImageTeacher) -> Nets:
     betas = (cfg.adam_beta1, cfg.adam_beta2)
     opt_g = torch.optim.Adam(gen.trainable_parameters(), lr=cfg.generator_lr, betas=betas, eps=cfg.adam_eps)
     opt_f = torch.optim.Adam([p for p in fake.parameters() if p.requires_grad], lr=cfg.fake_lr, betas=betas, eps=cfg.adam_eps)
-    return Nets(TeacherDenoiser(teacher.network.to(dev), teacher.schedule, teacher.prediction), gen, ema, fake, opt_g, opt_f)
+    teacher_score = GuidedNetwork(teacher.network.to(dev), teacher.schedule, teacher.prediction, cfg.guidance_scale)
+    guidance = Guidance(cfg.guidance, teacher_score, fake, EDMDenoisingWeight(cfg.sigma_data))
+    return Nets(guidance, gen, ema, opt_g, opt_f)
 
 
 class Batches:
@@ -158,7 +185,7 @@ class Batches:
     def __init__(self, cfg: ImageDistillConfig, teacher: ImageTeacher, data: ImageFolderData | None):
         rank, size = world()
         if cfg.batch % size:
-            raise ValueError(f"batch {cfg.batch} is not divisible by the {size} processes")
+            raise UserError(f"batch {cfg.batch} is not divisible by the {size} processes")
         per = cfg.batch // size
         self.shard = slice(rank * per, (rank + 1) * per)
         self.cfg, self.teacher, self.data = cfg, teacher, data
@@ -180,7 +207,7 @@ class Batches:
         if with_real:
             if self.teacher.conditional:  # world renders of the same captions (built-in teacher)
                 caps = [self.teacher.captions[i] for i in idx.tolist()]
-                out["real"] = world_renders(caps, camera_seed, s, self.teacher.resolution)
+                out["real"] = render_captions(caps, camera_seed, self.teacher.resolution, shard=s)
             else:
                 out["real"] = self.data.sample(idx[s])
         return {k: (v.to(self.dev) if isinstance(v, Tensor) else v) for k, v in out.items()}
@@ -204,8 +231,8 @@ def fake_turn(cfg: ImageDistillConfig, nets: Nets, batch: dict, uses_disc: bool)
     """§3 A: DSM on detached generator samples + the real-vs-fake BCE; loss for the fake only."""
     with torch.no_grad():
         x_g = nets.generator(batch["z"], batch["cond"])
-    view = nets.fake.bind(batch["cond"])
-    losses = fake_turn_loss(view, x_g, batch["real"] if uses_disc else None, batch["sigma"], batch["noise"], cfg.sigma_data)
+    noise = Noise.edm(batch["sigma"], batch["noise"])
+    losses = nets.guidance.fake_score_loss(x_g, noise, Conditioning(batch["cond"]), batch["real"] if uses_disc else None)
     loss = cfg.dsm_weight * losses.denoising.loss
     row = {"fake_loss": float(losses.denoising.loss.detach())}
     if losses.discriminator is not None:
@@ -217,15 +244,12 @@ def fake_turn(cfg: ImageDistillConfig, nets: Nets, batch: dict, uses_disc: bool)
 def generator_turn(cfg: ImageDistillConfig, nets: Nets, batch: dict, uncond: Tensor | None) -> tuple[Tensor, dict]:
     """§3 B: the divergence loss (+ the adversarial term) at x_t = x_g + σ·n; gradients reach θ only."""
     x_g = nets.generator(batch["z"], batch["cond"])
-    teacher = nets.teacher.bind(batch["cond"], uncond, cfg.guidance_scale)
-    fake = nets.fake.bind(batch["cond"])
-    out = generator_turn_loss(cfg.guidance, teacher, fake, x_g, batch["sigma"], batch["noise"])
+    noise = Noise.edm(batch["sigma"], batch["noise"])
+    out = nets.guidance.generator_loss(x_g, noise, Conditioning(batch["cond"], uncond), adversarial=cfg.gan_weight > 0)
     loss = cfg.divergence_weight * out.loss
     row = {"generator_loss": float(out.loss.detach()), "divergence": float(out.divergence.mean())}
-    if cfg.gan_weight > 0:
-        # SiDA: BCE(logit(x_t^g), 1), divided by the per-sample mean|x_g − D_p| and multiplied by C·H·W (§1.5)
-        omega = 1.0 / (x_g - teacher.last_denoised).detach().abs().flatten(1).mean(1).clamp_min(1e-8)
-        adv = generator_adversarial_loss(fake.last_logit, omega * x_g[0].numel())
+    if cfg.gan_weight > 0:  # SiDA: BCE(logit(x_t^g), 1) on the turn's logit, with its graph (§1.5)
+        adv = generator_adversarial_loss(out.logit, adversarial_weight(x_g, out.teacher_x0))
         loss = loss + cfg.gan_weight * adv.loss
         row["adversarial_loss"] = float(adv.loss.detach())
     return loss, row
@@ -253,13 +277,13 @@ def _load_state(module: nn.Module, state: dict, what: str, path: Path, teacher: 
     own = module.state_dict()
     for key, value in state.items():
         if key in own and own[key].shape != value.shape:
-            raise ValueError(f"checkpoint '{path}' ({what}) does not fit {teacher.describe()}: '{key}' is "
-                             f"{list(value.shape)} in the checkpoint but {list(own[key].shape)} for the teacher")
+            raise UserError(f"checkpoint '{path}' ({what}) does not fit {teacher.describe()}: '{key}' is "
+                            f"{list(value.shape)} in the checkpoint but {list(own[key].shape)} for the teacher")
     missing, unexpected = set(own) - set(state), set(state) - set(own)
     if missing or unexpected:
         key = sorted(missing or unexpected)[0]
         side = "missing from the checkpoint" if missing else "not in the teacher's network"
-        raise ValueError(f"checkpoint '{path}' ({what}) does not fit {teacher.describe()}: '{key}' is {side}")
+        raise UserError(f"checkpoint '{path}' ({what}) does not fit {teacher.describe()}: '{key}' is {side}")
     module.load_state_dict(state)
 
 
@@ -293,7 +317,7 @@ def train(cfg: ImageDistillConfig, teacher: ImageTeacher, data: ImageFolderData 
     g = torch.Generator().manual_seed(cfg.seed)
     state = resume_into(out_dir / "checkpoint.pt", nets, g, teacher) if resume else TrainState()
     batches = Batches(cfg, teacher, data)
-    uses_disc = cfg.gan_weight > 0 or depends_on_ratio(get_divergence(cfg.guidance.divergence))
+    uses_disc = cfg.gan_weight > 0 or cfg.guidance.uses_ratio
     uncond = teacher.uncond.to(cfg.device) if teacher.uncond is not None else None
     gen_params, fake_params = nets.generator.trainable_parameters(), [p for p in nets.fake.parameters() if p.requires_grad]
     clip = cfg.fake_grad_clip if cfg.gan_weight > 0 else 0.0
@@ -308,8 +332,7 @@ def train(cfg: ImageDistillConfig, teacher: ImageTeacher, data: ImageFolderData 
             loss, info = fake_turn(cfg, nets, batches.draw(g, batches.fake_sigma, uses_disc), uses_disc)
             row.update(info, fake_total=float(_step(nets.opt_f, fake_params, loss, watch, it, "fake-score", clip)))
             if it >= cfg.warmup_iterations:
-                with frozen(nets.fake):
-                    loss, info = generator_turn(cfg, nets, batches.draw(g, batches.gen_sigma, cfg.gan_weight > 0), uncond)
+                loss, info = generator_turn(cfg, nets, batches.draw(g, batches.gen_sigma, cfg.gan_weight > 0), uncond)
                 row.update(info, generator_total=float(_step(nets.opt_g, gen_params, loss, watch, it, "generator")))
                 images = (it - cfg.warmup_iterations + 1) * cfg.batch
                 _update_ema(nets.ema, nets.generator, _ema_beta(cfg, images))
@@ -331,7 +354,7 @@ def train(cfg: ImageDistillConfig, teacher: ImageTeacher, data: ImageFolderData 
 def prepare_run(cfg: ImageDistillConfig, teacher: ImageTeacher, out_dir: Path, resume: bool) -> None:
     """Check the run folder; write the resolved config (rank 0)."""
     if resume and not (out_dir / "checkpoint.pt").is_file():
-        raise ValueError(f"--resume: '{out_dir}' has no checkpoint.pt")
+        raise UserError(f"--resume: '{out_dir}' has no checkpoint.pt")
     if world()[0] == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
         dump_yaml(cfg, out_dir / "config.yaml")
@@ -341,15 +364,15 @@ def prepare_run(cfg: ImageDistillConfig, teacher: ImageTeacher, out_dir: Path, r
 
 def load_sources(cfg: ImageDistillConfig) -> tuple[ImageTeacher, ImageFolderData | None]:
     """The teacher and its real data, checked against each other before any training."""
-    from ui3d.generator.sources import load_image_teacher
+    from ui3d.teachers.image import load_image_teacher
 
     teacher = load_image_teacher(cfg.teacher)
     if teacher.conditional:
         if cfg.data:
-            raise ValueError(f"--data: {teacher.describe()} uses world renders as real data; drop --data")
+            raise UserError(f"--data: {teacher.describe()} uses world renders as real data; drop --data")
         return teacher, None
     if not cfg.data:
-        raise ValueError(f"{teacher.describe()} needs --data DIR: a folder of real images for the discriminator")
+        raise UserError(f"{teacher.describe()} needs --data DIR: a folder of real images for the discriminator")
     return teacher, ImageFolderData(cfg.data, teacher)
 
 
@@ -372,7 +395,7 @@ def evaluate(cfg: ImageDistillConfig, generator: OneStepGenerator, teacher: Imag
 
 
 def _grid(samples: Tensor, path: Path, n: int = 64) -> None:
-    from ui3d.teachers.builtin import save_grid
+    from ui3d.images import save_grid
 
     pick = torch.linspace(0, len(samples) - 1, min(n, len(samples))).round().long()
     images = (samples[pick] + 1) / 2
@@ -419,17 +442,17 @@ def run(cfg: ImageDistillConfig, out_dir: Path, resume: bool = False, progress: 
 def load_generator(run_dir: Path) -> tuple[ImageDistillConfig, OneStepGenerator, ImageTeacher]:
     """The EMA generator of a run folder (config.yaml + checkpoint.pt), rebuilt on its teacher."""
     from ui3d.config import load_config
-    from ui3d.generator.sources import load_image_teacher
+    from ui3d.teachers.image import load_image_teacher
 
     if not (run_dir / "config.yaml").is_file() or not (run_dir / "checkpoint.pt").is_file():
-        raise ValueError(f"'{run_dir}' is not a distillation run folder (needs config.yaml and checkpoint.pt)")
+        raise UserError(f"'{run_dir}' is not a distillation run folder (needs config.yaml and checkpoint.pt)")
     cfg = load_config(ImageDistillConfig, run_dir / "config.yaml")
     teacher = load_image_teacher(cfg.teacher)
     gen = OneStepGenerator(teacher.network, teacher.schedule, teacher.prediction, cfg.sigma_init, teacher.channels,
                            teacher.resolution).eval().requires_grad_(False)
     ck = load_checkpoint(run_dir / "checkpoint.pt")
     if "ema" not in ck:
-        raise ValueError(f"checkpoint '{run_dir / 'checkpoint.pt'}' holds no generator (no 'ema' entry)")
+        raise UserError(f"checkpoint '{run_dir / 'checkpoint.pt'}' holds no generator (no 'ema' entry)")
     _load_state(gen, ck["ema"], "generator EMA", run_dir / "checkpoint.pt", teacher)
     return cfg, gen, teacher
 
@@ -437,10 +460,10 @@ def load_generator(run_dir: Path) -> tuple[ImageDistillConfig, OneStepGenerator,
 def sample(run_dir: Path, n: int, seed: int, prompt: str | None, out: Path | None) -> tuple[Path, float]:
     """A grid of n one-step samples; (PNG path, samples per second)."""
     from ui3d.generator.evaluate import generate
-    from ui3d.teachers.builtin import save_grid
+    from ui3d.images import save_grid
 
     if n <= 0:
-        raise ValueError(f"--n must be positive, got {n}")
+        raise UserError(f"--n must be positive, got {n}")
     cfg, gen, teacher = load_generator(run_dir)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
@@ -449,13 +472,14 @@ def sample(run_dir: Path, n: int, seed: int, prompt: str | None, out: Path | Non
         if prompt:
             from ui3d.teachers.builtin import BuiltinTeacher
 
-            BuiltinTeacher(teacher.network).check_prompts([prompt])
+            with user_input():  # a prompt outside the teacher's vocabulary is the user's to fix
+                BuiltinTeacher(teacher.network).check_prompts([prompt])
             with torch.no_grad():
                 cond = teacher.network.encode_text([prompt] * n).float()
         else:
             cond = teacher.embeddings[torch.arange(n) % len(teacher.captions)]
     elif prompt:
-        raise ValueError(f"--prompt: {teacher.describe()} is unconditional")
+        raise UserError(f"--prompt: {teacher.describe()} is unconditional")
     samples, seconds = generate(gen, n, cond, seed)
     path = out or run_dir / f"samples_n{n}_s{seed}.png"
     images = (samples + 1) / 2

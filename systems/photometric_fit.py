@@ -29,6 +29,7 @@ from torch import Tensor
 from ui3d.cameras import CameraRanges, Cameras, camera_rays, sample_random_cameras
 from ui3d.export.mesh import ExtractConfig, Mesh, extract_mesh
 from ui3d.metrics.geometry import evaluate_mesh
+from ui3d.scene.base import Scene, SceneTraining, build_optimiser, build_scene
 from ui3d.world import make_object, render_world
 from ui3d.world.objects import WorldObject
 from ui3d.world.palette import material as get_material
@@ -60,10 +61,16 @@ class FitConfig:
     def num_steps(self) -> int:
         return self.steps if self.steps is not None else (800 if self.backend == "gaussians" else 400)
 
+    @property
+    def training(self) -> SceneTraining:
+        """Adam with torch's default betas (this fit's numbers in docs/backends.md were measured so)."""
+        return SceneTraining(lr=self.lr, betas=(0.9, 0.999), occupancy_every=self.occupancy_every,
+                             densify_every=self.densify_every, densify_until=self.densify_until)
+
 
 @dataclass
 class FitResult:
-    scene: torch.nn.Module
+    scene: Scene
     mesh: Mesh
     metrics: dict[str, float]
     seconds_per_step: float
@@ -85,22 +92,10 @@ def albedo_targets(obj: WorldObject, cams: Cameras, ss: int = 1) -> tuple[Tensor
     return albedo.clamp(0, 1) * out.alpha, out.alpha
 
 
-def make_scene(cfg: FitConfig, generator: torch.Generator) -> torch.nn.Module:
-    if cfg.backend == "nerf":
-        from ui3d.scene.nerf import HashGridNeRF, NeRFConfig
-
-        return HashGridNeRF(NeRFConfig(), generator=generator)
-    if cfg.backend == "gaussians":
-        from ui3d.scene.gaussians import GaussianConfig, GaussianScene
-
-        return GaussianScene(GaussianConfig(num_init=cfg.gaussians), generator=generator)
-    raise ValueError(f"backend: expected 'nerf' or 'gaussians', got {cfg.backend!r}")
-
-
-def _optimiser(scene: torch.nn.Module, cfg: FitConfig) -> torch.optim.Optimizer:
-    if hasattr(scene, "param_groups"):
-        return torch.optim.Adam(scene.param_groups(), eps=1e-15)
-    return torch.optim.Adam(scene.parameters(), lr=cfg.lr, eps=1e-15)
+def make_scene(cfg: FitConfig, generator: torch.Generator) -> Scene:
+    """The backend's default scene; Gaussians start with ``cfg.gaussians`` of them."""
+    overrides = {"gaussians": {"num_init": cfg.gaussians}}  # of each backend's defaults
+    return build_scene(cfg.backend, overrides.get(cfg.backend), generator)
 
 
 def fit(cfg: FitConfig) -> FitResult:
@@ -109,15 +104,13 @@ def fit(cfg: FitConfig) -> FitResult:
     cams = sample_random_cameras(cfg.views, cfg.size, cfg.cameras, generator=gen)
     target_pm, target_alpha = albedo_targets(obj, cams)
     scene = make_scene(cfg, gen)
-    opt = _optimiser(scene, cfg)
+    opt = build_optimiser(scene, cfg.training)
     losses: list[float] = []
     start = time.perf_counter()
     origins, dirs = (t.reshape(-1, 3) for t in camera_rays(cams))
     flat_pm, flat_alpha = target_pm.reshape(-1, 3), target_alpha.reshape(-1, 1)
     for step in range(cfg.num_steps):
-        if cfg.backend == "nerf":
-            if step % cfg.occupancy_every == 0:
-                scene.update_occupancy(gen)
+        if cfg.backend == "nerf":  # random rays of all views; Gaussians render whole views
             idx = torch.randint(0, origins.shape[0], (cfg.rays_per_step,), generator=gen)
             bg = torch.rand(len(idx), 3, generator=gen)
             out = scene.render_rays(origins[idx], dirs[idx], generator=gen)
@@ -133,8 +126,8 @@ def fit(cfg: FitConfig) -> FitResult:
         loss.backward()
         opt.step()
         losses.append(float(loss.detach()))
-        if cfg.backend == "gaussians" and scene.after_step(step, cfg.densify_every, cfg.densify_until):
-            opt = _optimiser(scene, cfg)
+        if scene.maintain(step, cfg.training, gen):
+            opt = build_optimiser(scene, cfg.training)
     seconds = (time.perf_counter() - start) / max(cfg.num_steps, 1)
     scene.eval()
     mesh = extract_mesh(scene, ExtractConfig(resolution=cfg.extract_resolution))
@@ -149,9 +142,8 @@ def benchmark_step(backend: str, size: int, views: int = 4, repeats: int = 5, se
     gen = torch.Generator().manual_seed(seed)
     cfg = FitConfig(backend=backend)
     scene = make_scene(cfg, gen)
-    if backend == "nerf":
-        scene.update_occupancy(gen)
-    opt = _optimiser(scene, cfg)
+    scene.maintain(0, cfg.training, gen)  # the NeRF's first occupancy grid
+    opt = build_optimiser(scene, cfg.training)
     cams = sample_random_cameras(views, size, cfg.cameras, generator=gen)
     target = torch.rand(views, size, size, 3, generator=gen)
     times = []
@@ -174,8 +166,9 @@ def _save_outputs(res: FitResult, cfg: FitConfig, out: str) -> None:
     from pathlib import Path
 
     from ui3d.cameras import orbit_cameras
-    from ui3d.export import ExportOptions, export_scene
-    from ui3d.export.preview import render_mesh, save_grid_png
+    from ui3d.export.preview import render_mesh
+    from ui3d.export.scene import ExportOptions, export_scene
+    from ui3d.images import save_grid
     from ui3d.scene import save_scene
 
     out_dir = Path(out)
@@ -183,10 +176,11 @@ def _save_outputs(res: FitResult, cfg: FitConfig, out: str) -> None:
     export_scene(res.scene, out_dir / "export", ExportOptions(formats=("obj", "glb", "ply")))
     cams = orbit_cameras(4, 96, elevation_deg=25.0)
     with torch.no_grad():
-        scene_rgb = res.scene.render(cams, background=torch.ones(3)).rgb.numpy()
-    truth = render_world(make_object(cfg.object, cfg.colour), cams).rgb.numpy()
-    mesh = render_mesh(res.mesh.vertices, res.mesh.faces, res.mesh.colours, cams)
-    save_grid_png([scene_rgb, truth, mesh], out_dir / "preview.png")
+        scene_rgb = res.scene.render(cams, background=torch.ones(3)).rgb
+    truth = render_world(make_object(cfg.object, cfg.colour), cams).rgb
+    mesh = torch.from_numpy(render_mesh(res.mesh.vertices, res.mesh.faces, res.mesh.colours, cams))
+    rows = torch.cat([scene_rgb, truth, mesh])  # rows: scene, truth, mesh; a view a column
+    save_grid(rows.permute(0, 3, 1, 2), out_dir / "preview.png", columns=len(cams), scale=1)
 
 
 def main(argv: list[str] | None = None) -> int:

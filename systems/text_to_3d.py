@@ -1,8 +1,9 @@
 """`ui3d generate`: text-to-3D with Uni-Instruct guidance; SDS and VSD are guidance presets.
 
-A thin orchestrator: random cameras → scene.render → teacher.encode → ScoreGuidance → step on the
-scene; then a fake-score (LoRA + discriminator) step. Checkpoints are written atomically every
-`checkpoint_every` steps and on Ctrl+C; `resume` continues a run folder from its last checkpoint.
+A thin orchestrator: random cameras → scene.render → teacher.encode → Guidance (the object image
+distillation calls too) → step on the scene; then a fake-score (LoRA + discriminator) step.
+Checkpoints are written atomically every `checkpoint_every` steps and on Ctrl+C; `resume` continues
+a run folder from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -20,14 +21,16 @@ import torch
 from systems.base import NonFiniteWatch, format_postfix, load_checkpoint, run_loop, save_checkpoint, write_csv
 from ui3d.cameras import CameraRanges, camera_rays, orbit_cameras, sample_random_cameras
 from ui3d.config import dump_yaml, to_dict
-from ui3d.guidance.lora import LoRAFakeScore, camera_condition
-from ui3d.guidance.score import GUIDANCE_PRESETS, ScoreGuidance, ScoreGuidanceConfig
+from ui3d.diffusion import ALL_TIMESTEPS, sample_vp_noise
+from ui3d.guidance import GUIDANCE_PRESETS, Guidance, GuidanceConfig
+from ui3d.guidance.fake import LoRAFakeScore, camera_condition
 from ui3d.prompt.embeddings import PromptEmbeddings, encode_prompt
 from ui3d.prompt.views import VIEWS, view_ids, view_prompts
 from ui3d.render.shading import pick_shading
-from ui3d.scene.base import build_scene
+from ui3d.scene.base import Scene, SceneTraining, build_optimiser, build_scene
 from ui3d.scene.gaussians import GaussianConfig
 from ui3d.scene.nerf import NeRFConfig
+from ui3d.teachers.protocol import Conditioning
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -38,7 +41,7 @@ class TextTo3DConfig:
     negative_prompt: str = ""
     teacher: str = "builtin"  # builtin | sd | a hub id | a local folder
     backend: Literal["nerf", "gaussians"] = "nerf"
-    guidance: ScoreGuidanceConfig = field(default_factory=lambda: GUIDANCE_PRESETS["uni-instruct"])
+    guidance: GuidanceConfig = field(default_factory=lambda: GUIDANCE_PRESETS["uni-instruct"])
     steps: int = 400
     seed: int = 0
     device: str = "cpu"
@@ -74,6 +77,25 @@ class TextTo3DConfig:
                      "occupancy_every", "densify_every"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        from ui3d.config import FieldValueError, check_ranges
+
+        # Upper bounds: a typo must not hang the machine or exhaust its memory.
+        check_ranges(self, resolution=(1, 1024), views_per_step=(1, 64), real_samples_per_view=(1, 64),
+                     real_sample_steps=(1, 1000), cpu_threads=(0, 1024), scene_lr=(0, None), fake_lr=(0, None),
+                     grad_clip=(0, None), textureless_prob=(0, 1), albedo_warmup=(0, None), densify_until=(0, None),
+                     lambda_sparsity=(0, None), lambda_opacity=(0, None), lambda_orient=(0, None))
+        rays = self.views_per_step * self.resolution**2
+        if rays > 1 << 20:
+            raise FieldValueError("views_per_step", f"{self.views_per_step} views of {self.resolution}² pixels are {rays} rays "
+                                  f"a step; at most {1 << 20} (e.g. 4 views of 512²)")
+        for name in ("prompt", "negative_prompt"):
+            if len(getattr(self, name)) > 1000:
+                raise FieldValueError(name, f"{len(getattr(self, name))} characters; at most 1000 (a text encoder reads "
+                                      "the first 77 tokens)")
+        if self.guidance.fake_score == "noise" and self.guidance.divergence != "rkl":
+            raise FieldValueError("guidance.divergence", f"'{self.guidance.divergence}' has no effect with fake_score "
+                                  "'noise' (the sds guidance): its fake score is the noise itself, so every divergence "
+                                  "is SDS scaled by h(1); use --guidance vsd or uni-instruct to choose a divergence")
 
 
 @dataclass
@@ -84,7 +106,7 @@ class Job:
     teacher: object
     embeddings: PromptEmbeddings
     scene: torch.nn.Module
-    guidance: ScoreGuidance
+    guidance: Guidance
     opt_scene: torch.optim.Optimizer
     opt_fake: torch.optim.Optimizer | None
     x_real: torch.Tensor | None  # [len(VIEWS), n, ...] teacher samples per view, or None
@@ -98,7 +120,7 @@ def _teacher_samples(teacher, cfg: TextTo3DConfig, g: torch.Generator) -> torch.
     """The discriminator's real data: the teacher's own samples for each view prompt, drawn once."""
     if not hasattr(teacher, "resolution"):
         return None  # latent (SD) teachers have no sampler here yet: the ratio falls back to r = 1
-    from ui3d.teachers.builtin import sample_images
+    from ui3d.teachers.sampling import sample_images
 
     prompts = [p for p in view_prompts(cfg.prompt) for _ in range(cfg.real_samples_per_view)]
     images = sample_images(teacher, prompts, steps=cfg.real_sample_steps, cfg=cfg.guidance.guidance_scale, generator=g)
@@ -117,7 +139,7 @@ def teacher_recognition(teacher, prompt: str, seed: int) -> float | None:
     if not hasattr(teacher, "resolution"):
         return None
     from ui3d.metrics.judge import Judge
-    from ui3d.teachers.builtin import sample_images
+    from ui3d.teachers.sampling import sample_images
 
     subject = world_subject(prompt)
     if subject is None:
@@ -144,29 +166,30 @@ def build_job(cfg: TextTo3DConfig, teacher, cache_dir: Path | None) -> Job:
     scene_cfg = cfg.nerf if cfg.backend == "nerf" else cfg.gaussians
     scene = build_scene(cfg.backend, to_dict(scene_cfg), generator=g)
     fake = LoRAFakeScore(teacher.eps_network(), rank=cfg.guidance.lora_rank) if cfg.guidance.fake_score == "lora" else None
-    guidance = ScoreGuidance(cfg.guidance, teacher, fake)
+    guidance = Guidance.from_teacher(cfg.guidance, teacher, fake)
     opt_scene = scene_optimiser(scene, cfg)
     opt_fake = torch.optim.AdamW(fake.trainable_parameters(), lr=cfg.fake_lr) if fake is not None else None
-    x_real = _teacher_samples(teacher, cfg, g) if guidance.uses_ratio else None
+    x_real = _teacher_samples(teacher, cfg, g) if cfg.guidance.uses_ratio else None
     return Job(cfg, teacher, embeddings, scene, guidance, opt_scene, opt_fake, x_real, g)
 
 
-def scene_optimiser(scene: torch.nn.Module, cfg: TextTo3DConfig) -> torch.optim.Optimizer:
+def scene_training(cfg: TextTo3DConfig) -> SceneTraining:
+    """The run's settings for stepping its scene (fields of TextTo3DConfig, so presets and saved run
+    configs keep their keys)."""
+    return SceneTraining(lr=cfg.scene_lr, occupancy_every=cfg.occupancy_every, densify_every=cfg.densify_every,
+                         densify_until=cfg.densify_until)
+
+
+def scene_optimiser(scene: Scene, cfg: TextTo3DConfig) -> torch.optim.Optimizer:
     """Adam: the NeRF at scene_lr; Gaussians at their per-attribute rates (gaussians.lr_*)."""
-    if hasattr(scene, "param_groups"):
-        return torch.optim.Adam(scene.param_groups(), betas=(0.9, 0.99), eps=1e-15)
-    return torch.optim.Adam(scene.parameters(), lr=cfg.scene_lr, betas=(0.9, 0.99), eps=1e-15)
+    return build_optimiser(scene, scene_training(cfg))
 
 
 def maintain_scene(job: Job) -> None:
-    """After a scene step (job.step not yet advanced): refresh the NeRF's occupancy grid, or densify
-    and prune the Gaussians (and then rebuild their optimiser: the parameter set changed)."""
-    cfg, scene = job.cfg, job.scene
-    if hasattr(scene, "update_occupancy"):
-        if job.step % cfg.occupancy_every == 0:
-            scene.update_occupancy(job.generator)
-    elif scene.after_step(job.step, cfg.densify_every, cfg.densify_until, job.generator):
-        job.opt_scene = scene_optimiser(scene, cfg)
+    """After a scene step (job.step not yet advanced): the scene's upkeep (the NeRF's occupancy grid,
+    the Gaussians' densification), then a new optimiser when its parameter set changed."""
+    if job.scene.maintain(job.step, scene_training(job.cfg), job.generator):
+        job.opt_scene = scene_optimiser(job.scene, job.cfg)
 
 
 def regularisers(render, cams, cfg: TextTo3DConfig) -> dict[str, torch.Tensor]:
@@ -234,7 +257,9 @@ def train_step(job: Job, watch: NonFiniteWatch) -> dict:
         x = job.teacher.encode(render.rgb.permute(0, 3, 1, 2))
         cond, uncond = job.embeddings.for_cameras(cams.azimuth_deg, cams.elevation_deg)
         negative = job.embeddings.perp_negatives(cams.azimuth_deg, cams.elevation_deg) if cfg.guidance.perp_neg else None
-        out = job.guidance.generator_loss(x, cond, uncond, step, g, camera=camera_condition(cams.c2w), negative=negative)
+        noise = sample_vp_noise(job.teacher.schedule, cfg.guidance.timesteps(), x, g, step)
+        conditioning = Conditioning(cond, uncond, negative, camera_condition(cams.c2w))
+        out = job.guidance.generator_loss(x, noise, conditioning)
     row.update(loss=float(out.loss.detach()), divergence=float(out.divergence.mean()), shading=shading)
     terms = regularisers(render, cams, cfg)
     row.update({k: float(v.detach()) for k, v in terms.items()})
@@ -263,7 +288,8 @@ def _fake_turn(job: Job, x: torch.Tensor, cond: torch.Tensor, cams, row: dict, w
         pick = torch.randint(0, job.x_real.shape[1], (len(views),), generator=g)
         x_real = job.x_real[views, pick]
     dropped = camera_condition(cams.c2w, cfg.guidance.camera_dropout, g)
-    fake_losses = job.guidance.fake_score_loss(x, cond, g, camera=dropped, x_real=x_real)
+    noise = sample_vp_noise(job.teacher.schedule, ALL_TIMESTEPS, x, g)
+    fake_losses = job.guidance.fake_score_loss(x, noise, Conditioning(cond, camera=dropped), x_real)
     row["fake_loss"] = float(fake_losses.denoising.loss.detach())
     if fake_losses.discriminator is not None:
         row["disc_loss"] = float(fake_losses.discriminator.loss.detach())
@@ -276,18 +302,13 @@ def _fake_turn(job: Job, x: torch.Tensor, cond: torch.Tensor, cams, row: dict, w
 @torch.no_grad()
 def validation_grid(job: Job, path: Path, views: int = 4) -> Path:
     """RGB | normal | opacity for `views` orbit cameras, one row each."""
-    from PIL import Image
-
-    from ui3d.io import atomic_path
+    from ui3d.images import save_grid
 
     cams = orbit_cameras(views, 64, elevation_deg=15.0)
     r = job.scene.render(cams, shading="albedo")
     normal = (r.normal * 0.5 + 0.5) * r.alpha
-    rows = torch.cat([r.rgb, normal, r.alpha.expand_as(r.rgb)], dim=2)  # [V, H, 3W, 3]
-    image = (rows.reshape(-1, rows.shape[2], 3).clamp(0, 1) * 255).round().byte().numpy()
-    with atomic_path(path) as tmp:
-        Image.fromarray(image).save(tmp)
-    return path
+    tiles = torch.stack([r.rgb, normal, r.alpha.expand_as(r.rgb)], dim=1).flatten(0, 1)  # [3V, H, W, 3]
+    return save_grid(tiles.permute(0, 3, 1, 2), path, columns=3, scale=1)
 
 
 def train(job: Job, run_dir: Path, progress: bool = True, on_step: Callable[[Job, dict], None] | None = None,
@@ -351,25 +372,26 @@ def world_subject(prompt: str):
 
 
 def finish(job: Job, run_dir: Path, wall_seconds: float, formats: tuple[str, ...] = ("obj", "glb", "ply", "video")) -> dict:
-    """Save the scene, export meshes / video, write preview.png and metrics.json; returns the metrics."""
+    """Save the scene, export meshes / video, write preview.png and metrics.json; returns the metrics.
+    A .ply is written only for a scene that is splats (``metrics["files"]["ply"]``: its file)."""
     import math
-    import shutil
 
-    from ui3d.export.cli import ExportOptions, export_scene
     from ui3d.export.mesh import extract_mesh
-    from ui3d.io import write_json
+    from ui3d.export.scene import ExportOptions, export_scene
+    from ui3d.io import atomic_write_bytes, write_json
     from ui3d.metrics.geometry import evaluate_mesh
     from ui3d.scene.base import save_scene
 
     cfg = job.cfg
     save_scene(job.scene, run_dir / "scene")
-    if job.scene.kind != "gaussians":
+    if not job.scene.has_splats:  # a NeRF's .ply would only repeat its mesh
         formats = tuple(f for f in formats if f != "ply")
     options = ExportOptions(formats=formats)
     needs_mesh = any(f in formats for f in ("obj", "glb"))
     mesh = extract_mesh(job.scene, options.extract) if needs_mesh else None  # once: export and metrics
     written = export_scene(job.scene, run_dir, options, mesh=mesh)
-    shutil.copyfile(validation_grid(job, run_dir / "validation" / f"step_{job.step:05d}.png"), run_dir / "preview.png")
+    grid = validation_grid(job, run_dir / "validation" / f"step_{job.step:05d}.png")
+    atomic_write_bytes(run_dir / "preview.png", grid.read_bytes())
     metrics = {
         "prompt": cfg.prompt, "teacher": cfg.teacher, "backend": cfg.backend, "divergence": cfg.guidance.divergence,
         "mode": cfg.guidance.mode, "fake_score": cfg.guidance.fake_score, "steps": job.step,

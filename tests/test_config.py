@@ -1,5 +1,6 @@
 from __future__ import annotations  # string annotations must still resolve
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
@@ -8,6 +9,8 @@ import pytest
 
 from ui3d.config import (
     ConfigError,
+    allow_nonfinite,
+    check_ranges,
     dump_yaml,
     from_dict,
     load_config,
@@ -259,3 +262,74 @@ def test_lookup_returns_entry_or_suggests():
     assert str(err.value) == "unknown divergence 'fkll'; did you mean 'fkl'? (choices: fkl, rkl, js)"
     with pytest.raises(ConfigError, match=r"^unknown divergence 'zzz' \(choices: fkl, rkl, js\)$"):
         lookup(registry, "zzz", "divergence")
+
+
+# --- values: finite floats, 64-bit ints, ranges (a bad value fails at load, naming its key)
+
+@dataclass(frozen=True)
+class Bounded:
+    resolution: int = 32
+    prob: float = 0.5
+    clip: float = 1.0
+    limit: float = allow_nonfinite(math.inf)  # inf: no limit
+    inner: Checked = Checked()
+
+    def __post_init__(self):
+        check_ranges(self, resolution=(1, 1024), prob=(0, 1), clip=(0, None))
+
+
+@dataclass(frozen=True)
+class Holder:
+    bounded: Bounded = Bounded()
+
+
+@pytest.mark.parametrize("text", [".inf", "-.inf", ".nan", "1e999"])
+def test_non_finite_floats_are_refused_with_their_key(text):
+    with pytest.raises(ConfigError, match=r"config key 'guidance\.cfg': expected a finite float"):
+        load_config(Run, None, ["name=x", f"guidance.cfg={text}"])
+    with pytest.raises(ConfigError, match=r"config key 'guidance\.t_range\[1\]': expected a finite float"):
+        load_config(Run, None, ["name=x", f"guidance.t_range=[0.1, {text}]"])
+
+
+def test_a_field_may_document_that_it_takes_inf():
+    assert load_config(Bounded, None, ["limit=.inf"]).limit == math.inf
+    assert Bounded().limit == math.inf
+
+
+def test_numbers_too_large_for_their_type_name_the_key():
+    huge = "9" * 401
+    with pytest.raises(ConfigError, match=r"'seed': 9999.*does not fit a 64-bit integer"):
+        load_config(Run, None, ["name=x", f"seed={huge}"])
+    with pytest.raises(ConfigError, match=r"'lr': 9999.* is too large for a float"):
+        load_config(Run, None, ["name=x", f"lr={huge}"])
+    assert load_config(Run, None, ["name=x", f"seed={2**63 - 1}"]).seed == 2**63 - 1
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("bounded.resolution=100000", "config key 'bounded.resolution': expected a value from 1 to 1024, got 100000"),
+        ("bounded.prob=2.5", "config key 'bounded.prob': expected a value from 0 to 1, got 2.5"),
+        ("bounded.clip=-1", "config key 'bounded.clip': expected >= 0, got -1.0"),
+    ],
+)
+def test_range_checks_name_the_full_key_the_value_and_the_range(override, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(Holder, None, [override])
+    assert str(err.value) == message
+    assert load_config(Holder, None, ["bounded.prob=1", "bounded.clip=0"]).bounded.prob == 1.0  # bounds included
+
+
+def test_deeply_nested_yaml_is_a_config_error(tmp_path):
+    path = tmp_path / "deep.yaml"
+    path.write_text("a: " + "[" * 1000 + "]" * 1000 + "\n")
+    with pytest.raises(ConfigError, match=r"deep\.yaml' is not valid YAML: nested too deeply"):
+        load_config(Run, path)
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        parse_overrides(["a=" + "[" * 1000 + "]" * 1000])
+
+
+def test_config_errors_are_user_errors():
+    from ui3d.errors import UserError
+
+    assert issubclass(ConfigError, UserError) and issubclass(UserError, ValueError)

@@ -71,3 +71,72 @@ def test_write_json_unserialisable_leaves_file_untouched(tmp_path):
         write_json(target, {"bad": object()})
     assert target.read_text() == before
     assert _leftovers(tmp_path, {"r.json"}) == []
+
+
+# --- output folders: temp files a killed writer left, checks before a run, nothing left by a refused run
+
+def test_temp_files_of_a_killed_writer_are_removed_and_nothing_else(tmp_path):
+    from ui3d.io import remove_stale_temp_files
+
+    (tmp_path / "validation").mkdir()
+    stale = [tmp_path / ".checkpoint.tmp-k2j4.pt", tmp_path / ".config.yaml.x8q1.tmp",
+             tmp_path / "validation" / ".step_00002.tmp-abcd.png"]
+    keep = [tmp_path / "checkpoint.pt", tmp_path / "notes.tmp", tmp_path / "validation" / "step_00002.png"]
+    for path in stale + keep:
+        path.write_bytes(b"x")
+    # names exactly as the writers make them, so a real leftover is recognised
+    with atomic_path(tmp_path / "scene.safetensors") as tmp:
+        made_by_atomic_path = tmp.name
+    assert made_by_atomic_path.startswith(".scene.tmp-") and made_by_atomic_path.endswith(".safetensors")
+    assert sorted(remove_stale_temp_files(tmp_path)) == sorted(stale)
+    assert all(p.exists() for p in keep) and not any(p.exists() for p in stale)
+    assert remove_stale_temp_files(tmp_path / "missing") == []
+
+
+def test_output_folder_checks_name_the_flag(tmp_path, monkeypatch):
+    import os
+
+    from ui3d.errors import UserError
+    from ui3d.io import check_output_folder
+
+    assert check_output_folder(tmp_path / "new" / "run") == tmp_path / "new" / "run"
+    assert not (tmp_path / "new").exists()  # checked, not created
+    (tmp_path / "file").write_text("keep")
+    with pytest.raises(UserError, match=r"^--out '.*file' is a file, expected a folder$"):
+        check_output_folder(tmp_path / "file")
+    with pytest.raises(UserError, match=r"^--resume '.*file/run': '.*file' is a file"):
+        check_output_folder(tmp_path / "file" / "run", "--resume")
+    with pytest.raises(UserError, match=r"^--out '/dev/null' is not a folder"):
+        check_output_folder("/dev/null")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    real_access = os.access  # root may write anyway: let the check see what a user would
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(locked) else real_access(p, mode))
+    with pytest.raises(UserError, match=r"^--out '.*locked/run': '.*locked' is not writable"):
+        check_output_folder(locked / "run")
+
+
+def test_a_failed_block_removes_the_folders_it_created_unless_kept(tmp_path):
+    from ui3d.io import removed_on_failure
+
+    with pytest.raises(RuntimeError):
+        with removed_on_failure(tmp_path / "a" / "b" / "run") as run:
+            run.mkdir(parents=True)
+            (run / "config.yaml").write_text("x")
+            raise RuntimeError("set-up failed")
+    assert not (tmp_path / "a").exists()  # the parents it made too
+    with pytest.raises(KeyboardInterrupt):
+        with removed_on_failure(tmp_path / "run", keep_if=lambda d: (d / "checkpoint.pt").exists()) as run:
+            run.mkdir()
+            (run / "checkpoint.pt").write_text("x")
+            raise KeyboardInterrupt
+    assert (tmp_path / "run" / "checkpoint.pt").exists()  # worth resuming from
+    (tmp_path / "old").mkdir()
+    with pytest.raises(RuntimeError):
+        with removed_on_failure(tmp_path / "old"):
+            raise RuntimeError("a folder that existed before is never removed")
+    assert (tmp_path / "old").is_dir()
+    with removed_on_failure(tmp_path / "ok") as run:
+        run.mkdir()
+    assert run.is_dir()

@@ -76,3 +76,32 @@ def test_empty_prompt_and_view_independent():
     emb = encode_prompt(enc, "a mug", "m", view_dependent=False)
     torch.testing.assert_close(emb.views[0], emb.views[2])
     assert enc.seen == ["a mug", ""]
+
+
+def test_the_cache_lives_in_the_users_cache_folder_never_the_current_one(tmp_path, monkeypatch):
+    from ui3d.prompt.embeddings import prompt_cache_dir
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("UI3D_CACHE_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    assert prompt_cache_dir() == tmp_path / "home" / ".cache" / "ui3d" / "prompts"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")  # the XDG spec: only absolute paths count
+    assert prompt_cache_dir() == tmp_path / "home" / ".cache" / "ui3d" / "prompts"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert prompt_cache_dir() == tmp_path / "xdg" / "ui3d" / "prompts"
+    monkeypatch.setenv("UI3D_CACHE_DIR", str(tmp_path / "env"))
+    assert prompt_cache_dir() == tmp_path / "env" / "prompts"
+    assert prompt_cache_dir(tmp_path / "flag") == tmp_path / "flag" / "prompts"  # --cache-dir wins
+    encode_prompt(CountingEncoder(), "a red cube", "m", cache_dir=prompt_cache_dir())
+    assert len(list((tmp_path / "env" / "prompts").iterdir())) == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["env"]  # nothing in the current folder
+
+
+def test_a_cache_folder_that_cannot_be_written_is_skipped(tmp_path):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder should be")
+    enc = CountingEncoder()
+    emb = encode_prompt(enc, "a red cube", "m", cache_dir=blocked / "prompts")
+    assert emb.views.shape == (4, 3, 4) and len(_encoded(enc)) == 5  # encoded, and the run goes on
+    assert blocked.read_text().startswith("a file")

@@ -1,62 +1,102 @@
-"""The `ui3d` command line. User errors print one line and exit with code 2 (DESIGN rule 5).
+"""The `ui3d` command line (DESIGN rule 5). A :class:`~ui3d.errors.UserError` (or an OS error the user
+caused, with its path) prints one line and exits with code 2; any other exception is a bug and keeps
+its traceback.
 
-Subcommands import their systems lazily, so `ui3d --help` stays fast and `ui3d` never imports
-`systems` at start-up.
+`ui3d --help` imports no torch: subcommands import their systems when they run, and the subcommands
+other packages own (teacher, export) are imported only when chosen. Configs are resolved by
+``systems.resolve``, the one place that merges presets, flags and overrides.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import re
 import sys
 from pathlib import Path
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+from ui3d.errors import UserError, clip, user_input
+
 USER_ERROR = 2
+INTERRUPTED = 130
+FROM_PRESET = "(default: from the preset)"
+CACHE_HELP = ("ui3d's cache folder; prompt embeddings go in its prompts/ (default: $UI3D_CACHE_DIR, else "
+              "$XDG_CACHE_HOME/ui3d, else ~/.cache/ui3d)")
 
 
-def _check_out_dir(path: str) -> Path:
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out '{out}' is a file, expected a folder")
-    return out
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless the help already says it (argparse's
+    ArgumentDefaultsHelpFormatter skips options without help text and prints None)."""
 
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (not action.option_strings or action.required or action.nargs == 0
+                or action.default is argparse.SUPPRESS or "default" in text):
+            return text
+        return f"{text} (default: {'none' if action.default is None else '%(default)s'})".lstrip()
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose help shows defaults; its subcommands' parsers are Parsers too."""
+
+    def __init__(self, *args, formatter_class=HelpFormatter, **kwargs):
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
+
+
+def _check_out_dir(path: str | Path, flag: str = "--out") -> Path:
+    from ui3d.io import check_output_folder
+
+    return check_output_folder(path, flag)
+
+
+def _steps_overrides(args: argparse.Namespace) -> list[str]:
+    """--steps N as the override steps=N (what --resume may change)."""
+    return args.overrides + ([f"steps={args.steps}"] if args.steps is not None else [])
+
+
+def _refuse_with_resume(args: argparse.Namespace, flags: tuple[str, ...]) -> None:
+    given = [f"--{name.replace('_', '-')}" for name in flags if getattr(args, name, None) is not None]
+    if given:
+        raise UserError(f"--resume continues a run with its own config.yaml; drop {', '.join(given)} "
+                        "(only --steps N may change)")
+
+
+def _has_checkpoint(folder: Path) -> bool:
+    return (folder / "checkpoint.pt").is_file()
+
+
+# --- distill ------------------------------------------------------------------------------------------
 
 def _distill(args: argparse.Namespace) -> int:
     if args.teacher == "gmm2d" or (args.teacher is None and not args.resume):
         return _distill_2d(args)
     for flag, value in (("--mixture", args.mixture), ("--oracle", args.oracle)):
         if value is not None:
-            raise ValueError(f"{flag} is for --teacher gmm2d only")
+            raise UserError(f"{flag} is for --teacher gmm2d only")
+    from systems.base import NonFiniteError
     from systems.image_distill import ImageDistillConfig, run
-    from ui3d.config import load_config, parse_overrides
+    from systems.resolve import preset_path, resolve, resume_config
+    from ui3d.io import remove_stale_temp_files, removed_on_failure
 
     if args.resume:
-        run_dir = Path(args.resume)
-        if not (run_dir / "config.yaml").is_file() or not (run_dir / "checkpoint.pt").is_file():
-            raise ValueError(f"--resume '{run_dir}': not a run folder (needs config.yaml and checkpoint.pt)")
-        if args.teacher is not None or args.data is not None:
-            raise ValueError("--resume continues with the run's own --teacher and --data; drop them")
-        if set(parse_overrides(args.overrides)) - {"steps"}:
-            raise ValueError("--resume takes only --steps N or steps=N (the rest is the run's config.yaml)")
-        cfg = load_config(ImageDistillConfig, run_dir / "config.yaml",
-                          args.overrides + ([f"steps={args.steps}"] if args.steps is not None else []))
+        cfg = resume_config(ImageDistillConfig, args.resume, _steps_overrides(args))
+        _refuse_with_resume(args, ("teacher", "data", "divergence", "mode", "gan_weight", "seed", "device", "config", "out"))
+        run_dir = _check_out_dir(args.resume, "--resume")
+        _check_checkpoint_reads(run_dir)
     else:
         if args.out is None:
-            raise ValueError("--out DIR is required (or --resume RUN_DIR)")
-        builtin = args.teacher == "builtin"
-        preset = args.config or CONFIG_DIR / "image_distill" / ("builtin.yaml" if builtin else "cifar10.yaml")
+            raise UserError("--out DIR is required (or --resume RUN_DIR)")
+        preset = args.config or preset_path("image_distill", "builtin" if args.teacher == "builtin" else "cifar10")
         flags = {"teacher": args.teacher, "data": args.data, "guidance.divergence": args.divergence,
                  "guidance.mode": args.mode, "gan_weight": args.gan_weight, "steps": args.steps, "seed": args.seed,
                  "device": args.device}
-        overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + args.overrides
-        cfg = load_config(ImageDistillConfig, preset, overrides)
+        cfg = resolve(ImageDistillConfig, preset, [flags], args.overrides)
         run_dir = _check_out_dir(args.out)
-    from systems.base import NonFiniteError
-
+    remove_stale_temp_files(run_dir)
     try:
-        metrics = run(cfg, run_dir, resume=bool(args.resume))
+        with removed_on_failure(run_dir, keep_if=_has_checkpoint):
+            metrics = run(cfg, run_dir, resume=bool(args.resume))
     except NonFiniteError as err:  # a diverged run: the checkpoint before it is kept
         print(f"ui3d distill: stopped: {err} (checkpoint and losses.csv in {run_dir})", file=sys.stderr)
         return 1
@@ -67,23 +107,37 @@ def _distill(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_checkpoint_reads(run_dir: Path) -> None:
+    """A corrupt checkpoint is refused before the teacher loads, not after a minute of set-up."""
+    from systems.base import load_checkpoint
+
+    with user_input():
+        load_checkpoint(run_dir / "checkpoint.pt")
+
+
 def _distill_2d(args: argparse.Namespace) -> int:
     from systems.distill_2d import Distill2DConfig, run
-    from ui3d.config import load_config
+    from systems.resolve import resolve
+    from ui3d.io import remove_stale_temp_files, removed_on_failure
     from ui3d.teachers.exact import GaussianMixture, load_mixture_json
 
-    for flag, value in (("--data", args.data), ("--gan-weight", args.gan_weight), ("--resume", args.resume)):
+    for flag, value in (("--data", args.data), ("--gan-weight", args.gan_weight), ("--resume", args.resume),
+                        ("--device", args.device)):
         if value is not None:
-            raise ValueError(f"{flag} is for image teachers, not --teacher gmm2d")
+            raise UserError(f"{flag} is for image teachers, not --teacher gmm2d")
     if args.out is None:
-        raise ValueError("--out DIR is required")
+        raise UserError("--out DIR is required")
     flags = {"guidance.divergence": args.divergence, "guidance.mode": args.mode, "oracle": args.oracle,
              "steps": args.steps, "seed": args.seed, "mixture": args.mixture}
-    overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + args.overrides
-    cfg = load_config(Distill2DConfig, args.config, overrides)
+    cfg = resolve(Distill2DConfig, args.config, [flags], args.overrides)
     teacher = load_mixture_json(cfg.mixture) if cfg.mixture else GaussianMixture.ring()
+    if teacher.dim != 2:
+        raise UserError(f"mixture file '{cfg.mixture}': the 2-D benchmark needs 2-D means [[x, y], ...], "
+                        f"got {teacher.dim}-D ones")
     out = _check_out_dir(args.out)
-    metrics = run(cfg, teacher, out)
+    remove_stale_temp_files(out)
+    with removed_on_failure(out):
+        metrics = run(cfg, teacher, out)
     print(f"{metrics['modes_covered']}/{metrics['n_modes']} modes, energy distance {metrics['energy_distance']:.4f}, "
           f"{metrics['wall_seconds']:.1f} s -> {out}")
     return 0
@@ -94,7 +148,9 @@ def _sample(args: argparse.Namespace) -> int:
 
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
-        raise ValueError(f"RUN_DIR '{run_dir}' is not a folder")
+        raise UserError(f"RUN_DIR '{run_dir}' is not a folder")
+    if args.n < 1:
+        raise UserError(f"--n: expected a positive number of samples, got {args.n}")
     path, rate = sample(run_dir, args.n, args.seed, args.prompt, Path(args.out) if args.out else None)
     print(f"{args.n} one-step samples ({rate:.1f}/s) -> {path}")
     return 0
@@ -110,64 +166,62 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_sample)
 
 
-def _generate_config(args: argparse.Namespace):
-    """Preset file < guidance preset < flags < key=value overrides, checked strictly."""
-    import torch
+# --- generate -----------------------------------------------------------------------------------------
 
-    from systems.text_to_3d import TextTo3DConfig
-    from ui3d.config import from_dict, load_config, merge, parse_overrides, to_dict
-    from ui3d.guidance.score import guidance_preset
-    from ui3d.teachers.loading import default_teacher_spec
+def _request(args: argparse.Namespace, prompt: str | None = None):
+    """The flags of `ui3d generate` as the resolver's request."""
+    from systems.resolve import GenerateRequest
 
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: CUDA is not available on this machine; use --device cpu")
-    teacher = args.teacher or default_teacher_spec()
+    return GenerateRequest(
+        prompt=prompt if prompt is not None else args.prompt, negative_prompt=args.negative_prompt,
+        teacher=args.teacher, backend=args.backend, guidance=args.guidance, divergence=args.divergence,
+        preset=args.preset or "fast", config=args.config, steps=args.steps, seed=args.seed, device=args.device,
+        overrides=tuple(args.overrides))
+
+
+def _say_teacher(args: argparse.Namespace, teacher: str) -> None:
     if args.teacher is None:
         why = "CUDA is present" if teacher == "sd" else "no CUDA: Stable Diffusion would take seconds per step"
         print(f"teacher: {teacher} ({why}; choose with --teacher)")
-    preset = args.config or CONFIG_DIR / "text_to_3d" / f"{args.preset}.yaml"
-    base = to_dict(load_config(TextTo3DConfig, preset,
-                               defaults={"guidance": to_dict(guidance_preset(args.guidance))}))
-    flags = {"prompt": args.prompt, "negative_prompt": args.negative_prompt, "teacher": teacher,
-             "backend": args.backend, "steps": args.steps, "seed": args.seed, "device": args.device}
-    flags = {k: v for k, v in flags.items() if v is not None}
-    if args.divergence is not None:
-        flags["guidance"] = {"divergence": args.divergence}
-    return from_dict(TextTo3DConfig, merge(merge(base, flags), parse_overrides(args.overrides)))
 
 
 def _generate(args: argparse.Namespace) -> int:
     from systems.base import run_folder
+    from systems.resolve import resume_config, text_to_3d_config
     from systems.text_to_3d import TextTo3DConfig
-    from ui3d.config import load_config, parse_overrides
 
     if args.prompts:
         return _generate_many(args)
     if args.resume:
-        run_dir = Path(args.resume)
-        if not (run_dir / "config.yaml").is_file() or not (run_dir / "checkpoint.pt").is_file():
-            raise ValueError(f"--resume '{run_dir}': not a run folder (needs config.yaml and checkpoint.pt)")
-        if set(parse_overrides(args.overrides)) - {"steps"}:
-            raise ValueError("--resume takes only steps=N as an override (the rest is the run's config.yaml)")
-        cfg = load_config(TextTo3DConfig, run_dir / "config.yaml", args.overrides)
+        cfg, run_dir = resume_config(TextTo3DConfig, args.resume, _steps_overrides(args)), Path(args.resume)
+        _refuse_with_resume(args, ("prompt", "negative_prompt", "teacher", "backend", "guidance", "divergence",
+                                   "preset", "config", "seed", "device", "out"))
     else:
         if args.prompt is None:
-            raise ValueError("a prompt is required, e.g. ui3d generate \"a ceramic owl\"")
-        cfg = _generate_config(args)
-        run_dir = _check_out_dir(args.out) if args.out else run_folder("runs", cfg.prompt, cfg.seed)
-    finished, metrics = _run_generate(cfg, run_dir, resume=bool(args.resume))
-    return 0 if finished else 130
+            raise UserError('a prompt is required, e.g. ui3d generate "a ceramic owl"')
+        cfg = text_to_3d_config(_request(args))
+        _say_teacher(args, cfg.teacher)
+        run_dir = Path(args.out) if args.out else run_folder("runs", cfg.prompt, cfg.seed)
+    finished, _ = _run_generate(cfg, run_dir, bool(args.resume), args.cache_dir)
+    return 0 if finished else INTERRUPTED
 
 
-def _run_generate(cfg, run_dir: Path, resume: bool = False) -> tuple[bool, dict]:
-    """One text-to-3D run into run_dir, with its one-line summary."""
+def _run_generate(cfg, run_dir: Path, resume: bool = False, cache_dir: str | None = None) -> tuple[bool, dict]:
+    """One text-to-3D run into run_dir, checked before any work, with its one-line summary. A run
+    that fails before its first checkpoint leaves no folder behind."""
+    from systems.resolve import check_generate_run
     from systems.text_to_3d import finish, prepare, teacher_warning, timed_train
+    from ui3d.io import remove_stale_temp_files, removed_on_failure
+    from ui3d.prompt.embeddings import prompt_cache_dir
 
-    job = prepare(cfg, run_dir, resume=resume, cache_dir=Path(".cache") / "prompts")
-    if (warning := teacher_warning(job)) is not None:
-        print(f"warning: {warning}")
-    finished, wall = timed_train(job, run_dir)
-    metrics = finish(job, run_dir, wall)
+    check_generate_run(cfg, run_dir, resume)
+    remove_stale_temp_files(run_dir)
+    with removed_on_failure(run_dir, keep_if=_has_checkpoint):
+        job = prepare(cfg, run_dir, resume=resume, cache_dir=prompt_cache_dir(cache_dir))
+        if (warning := teacher_warning(job)) is not None:
+            print(f"warning: {warning}")
+        finished, wall = timed_train(job, run_dir)
+        metrics = finish(job, run_dir, wall)
     scores = "".join(f", {k} {metrics[k]:.3f}" for k in ("iou", "chamfer", "colour_mae") if k in metrics)
     print(f"{'done' if finished else 'interrupted (checkpoint saved; --resume to continue)'}: "
           f"{metrics['steps']} steps in {wall:.0f} s{scores} -> {run_dir}")
@@ -179,10 +233,10 @@ def read_prompts(path: str | Path) -> list[str]:
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"--prompts '{path}': cannot read it ({err.__class__.__name__})") from None
+        raise UserError(f"--prompts '{path}': cannot read it ({err.__class__.__name__})") from None
     prompts = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
     if not prompts:
-        raise ValueError(f"--prompts '{path}': no prompts in the file (one per line)")
+        raise UserError(f"--prompts '{path}': no prompts in the file (one per line)")
     return prompts
 
 
@@ -191,36 +245,51 @@ def rank_share(items: list, rank: int, world_size: int) -> list:
     return items[rank::world_size]
 
 
-def _generate_many(args: argparse.Namespace) -> int:
-    """--prompts FILE: every prompt into its own folder under --out (default runs/). Under torchrun each
-    rank runs its share, and rank 0 writes summary.json with every rank's results (gloo gathers them)."""
-    import os
+SCORES = ("iou", "chamfer", "colour_mae")
 
-    import torch.distributed as dist
+
+def _generate_many(args: argparse.Namespace) -> int:
+    """--prompts FILE: every prompt into its own folder under --out (default runs/). A folder whose run
+    is complete is skipped and one with a checkpoint is resumed, so the same command finishes a
+    crashed or interrupted batch. Under torchrun each rank runs its share, and rank 0 writes
+    summary.json with every rank's results (gloo gathers them)."""
+    import os
+    from dataclasses import replace
 
     from systems.base import slug
-    from ui3d.io import write_json
+    from systems.resolve import run_complete, text_to_3d_config
+    from ui3d.io import read_json, write_json
     from ui3d.teachers.loading import check_prompts
 
     if args.prompt is not None or args.resume:
-        raise ValueError("--prompts runs a file of prompts; give no PROMPT and no --resume with it")
+        raise UserError("--prompts runs a file of prompts; give no PROMPT and no --resume with it")
     prompts = read_prompts(args.prompts)
     root = _check_out_dir(args.out or "runs")
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    # validate every prompt before any run starts
-    configs = [_generate_config(argparse.Namespace(**{**vars(args), "prompt": prompt})) for prompt in prompts]
+    # every prompt is checked before any run starts
+    request = _request(args)
+    configs = [text_to_3d_config(replace(request, prompt=prompt)) for prompt in prompts]
     for spec in {cfg.teacher for cfg in configs}:
-        check_prompts(spec, [p for cfg in configs if cfg.teacher == spec for p in (cfg.prompt, cfg.negative_prompt)])
+        with user_input():
+            check_prompts(spec, [p for cfg in configs if cfg.teacher == spec for p in (cfg.prompt, cfg.negative_prompt)])
     if world > 1:
+        import torch.distributed as dist
+
         dist.init_process_group("gloo")
     try:
         results = []
         for index in rank_share(list(range(len(prompts))), rank, world):
             cfg = configs[index]
             run_dir = root / f"{index:03d}-{slug(cfg.prompt)}-s{cfg.seed}"
-            finished, metrics = _run_generate(cfg, run_dir)
+            if run_complete(run_dir, cfg.steps):
+                print(f"already done: {run_dir}")
+                finished, metrics = True, read_json(run_dir / "metrics.json")
+            else:
+                finished, metrics = _run_generate(cfg, run_dir, _has_checkpoint(run_dir), args.cache_dir)
             results.append({"index": index, "prompt": cfg.prompt, "rank": rank, "run_dir": run_dir.name,
-                            "finished": finished, **{k: metrics[k] for k in ("iou", "chamfer", "colour_mae") if k in metrics}})
+                            "finished": finished, **{k: metrics[k] for k in SCORES if k in metrics}})
+            if not finished:  # interrupted: stop the batch here; the same command continues it
+                break
         everyone = [results]
         if world > 1:
             everyone = [None] * world
@@ -231,34 +300,42 @@ def _generate_many(args: argparse.Namespace) -> int:
     finally:
         if world > 1:
             dist.destroy_process_group()
-    return 0
+    return 0 if all(r["finished"] for r in results) else INTERRUPTED
 
 
 def _add_generate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="text to 3D: a prompt to a mesh, a video and metrics")
     p.add_argument("prompt", nargs="?", help='e.g. "a ceramic owl"')
-    p.add_argument("--prompts", metavar="FILE", help="a file of prompts, one per line; under torchrun each rank takes its share")
-    p.add_argument("--negative-prompt")
-    p.add_argument("--teacher", help="builtin | sd | a hub id | a local folder (default: sd with CUDA, else builtin)")
-    p.add_argument("--backend", choices=["nerf", "gaussians"])
-    p.add_argument("--guidance", default="uni-instruct", choices=["sds", "vsd", "uni-instruct"])
-    p.add_argument("--divergence", help="for uni-instruct: fkl (default), rkl, jeffreys, js, chi2, ...")
-    p.add_argument("--preset", default="fast", choices=["fast", "quality"])
+    p.add_argument("--prompts", metavar="FILE", help="a file of prompts, one per line; a run already complete under "
+                   "--out is skipped, so the same command finishes a crashed batch; under torchrun each rank takes its share")
+    p.add_argument("--negative-prompt", help=FROM_PRESET)
+    p.add_argument("--teacher", help="builtin | sd | a hub id | a local folder (default: the preset's, else sd with "
+                                     "CUDA, else builtin)")
+    p.add_argument("--backend", choices=["nerf", "gaussians"], help=FROM_PRESET)
+    p.add_argument("--guidance", choices=["sds", "vsd", "uni-instruct"],
+                   help="a guidance preset; replaces the preset file's guidance section (default: from the preset; "
+                        "uni-instruct in the shipped ones)")
+    p.add_argument("--divergence", help="vsd and uni-instruct: fkl, rkl, jeffreys, js, chi2, ... (sds takes none: its "
+                                        "fake score is the noise) (default: from the guidance preset)")
+    p.add_argument("--preset", choices=["fast", "quality"], help="configs/text_to_3d/<preset>.yaml (default: fast)")
     p.add_argument("--config", help="a YAML preset file instead of --preset (see `ui3d configs`)")
-    p.add_argument("--steps", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device", choices=["cpu", "cuda"])
-    p.add_argument("--out", help="run folder (default: runs/<prompt>-s<seed>-<time>)")
+    p.add_argument("--steps", type=int, help=FROM_PRESET)
+    p.add_argument("--seed", type=int, help=FROM_PRESET)
+    p.add_argument("--device", choices=["cpu", "cuda"], help=FROM_PRESET)
+    p.add_argument("--out", help="run folder (default: runs/<prompt>-s<seed>-<time>; with --prompts, runs/)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run folder from its last checkpoint")
+    p.add_argument("--cache-dir", help=CACHE_HELP)
     p.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. nerf.samples_per_ray=64")
     p.set_defaults(handler=_generate)
 
+
+# --- bench --------------------------------------------------------------------------------------------
 
 def _split(value: str, allowed: tuple[str, ...], flag: str) -> list[str]:
     items = [v.strip() for v in value.split(",") if v.strip()]
     unknown = [v for v in items if v not in allowed]
     if unknown or not items:
-        raise ValueError(f"{flag} '{value}': unknown {unknown or 'empty'}; choices: {', '.join(allowed)}")
+        raise UserError(f"{flag} '{clip(value)}': unknown {unknown or 'empty'}; choices: {', '.join(allowed)}")
     return items
 
 
@@ -269,34 +346,36 @@ def _bench(args: argparse.Namespace) -> int:
         return _bench_step(args)
     from systems.bench_2d import BENCH_DIVERGENCES, bench
     from systems.distill_2d import Distill2DConfig
-    from ui3d.config import load_config
+    from systems.resolve import resolve
 
     divergences = _split(args.divergences, BENCH_DIVERGENCES, "--divergences")
     oracles = _split(args.oracles, ("exact", "learned"), "--oracles")
     if args.seeds <= 0 or args.jobs <= 0:
-        raise ValueError(f"--seeds and --jobs must be positive, got {args.seeds} and {args.jobs}")
-    base = load_config(Distill2DConfig, args.config, args.overrides)
+        raise UserError(f"--seeds and --jobs must be positive, got {args.seeds} and {args.jobs}")
+    base = resolve(Distill2DConfig, args.config, overrides=args.overrides)
     print(bench(base, divergences, oracles, args.seeds, _bench_out(args), args.jobs), end="")
     return 0
 
 
 def _bench_out(args: argparse.Namespace) -> Path:
     if not args.out:
-        raise ValueError(f"bench {args.suite} needs --out DIR")
+        raise UserError(f"bench {args.suite} needs --out DIR")
     return _check_out_dir(args.out)
 
 
 def _bench_t23d(args: argparse.Namespace) -> int:
     from systems.bench_t23d import BENCH_PROMPTS, METHODS, bench
+    from systems.resolve import GenerateRequest
     from systems.text_to_3d import world_subject
 
     prompts = [p.strip() for p in (args.prompts or ",".join(BENCH_PROMPTS)).split(",") if p.strip()]
     if not_builtin := [p for p in prompts if world_subject(p) is None]:
-        raise ValueError(f"--prompts: {not_builtin[0]!r} is not a built-in world prompt (the bench needs its ground truth)")
+        raise UserError(f"--prompts: {clip(not_builtin[0])!r} is not a built-in world prompt (the bench needs its ground truth)")
     methods = _split(args.methods, tuple(METHODS), "--methods")
     if min(args.seeds, args.jobs, args.steps) <= 0:
-        raise ValueError(f"--seeds, --jobs and --steps must be positive, got {args.seeds}, {args.jobs}, {args.steps}")
-    print(bench(prompts, methods, args.seeds, args.steps, args.backend, _bench_out(args), args.jobs), end="")
+        raise UserError(f"--seeds, --jobs and --steps must be positive, got {args.seeds}, {args.jobs}, {args.steps}")
+    request = GenerateRequest(backend=args.backend, steps=args.steps, config=args.config, overrides=tuple(args.overrides))
+    print(bench(prompts, methods, args.seeds, request, _bench_out(args), args.jobs), end="")
     return 0
 
 
@@ -322,8 +401,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("suite", choices=["distill2d", "t23d", "step"],
                    help="distill2d: divergences x oracles x seeds on the 2-D ring; t23d: text-to-3D on built-in prompts; "
                         "step: seconds per scene training step")
-    p.add_argument("--divergences", default="rkl,fkl,jeffreys,jkl,js,chi2,hellinger,softened_rkl")
-    p.add_argument("--oracles", default="exact,learned")
+    p.add_argument("--divergences", default="rkl,fkl,jeffreys,jkl,js,chi2,hellinger,softened_rkl", help="distill2d")
+    p.add_argument("--oracles", default="exact,learned", help="distill2d")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--jobs", type=int, default=1, help="parallel processes (one torch thread each)")
     p.add_argument("--prompts", help="t23d: comma-separated built-in prompts (default: 8 of them)")
@@ -332,13 +411,16 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", default="nerf", choices=["nerf", "gaussians"], help="t23d")
     p.add_argument("--sizes", default="32,64,128", help="step: render sizes")
     p.add_argument("--backends", default="nerf,gaussians", help="step: nerf, gaussians")
-    p.add_argument("--config", help="a YAML preset for the base settings")
+    p.add_argument("--config", help="distill2d, t23d: a YAML preset for the base settings (default: the class "
+                                    "defaults; t23d: configs/text_to_3d/fast.yaml)")
     p.add_argument("--out", help="output folder (distill2d, t23d)")
     p.add_argument("overrides", nargs="*", help="key=value overrides of the base settings")
     p.set_defaults(handler=_bench)
 
 
 def _configs(args: argparse.Namespace) -> int:
+    from systems.resolve import CONFIG_DIR
+
     for path in sorted(CONFIG_DIR.rglob("*.yaml")):
         print(path.relative_to(CONFIG_DIR))
     return 0
@@ -349,16 +431,21 @@ def _add_distill(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--teacher",
                    help="gmm2d (default): the 2-D Gaussian-mixture benchmark; builtin: the built-in teacher (world renders as "
                         "real data); a diffusers UNet2DModel hub id or folder (needs --data)")
-    p.add_argument("--data", help="image teachers: a folder of real images (png/jpg) at the teacher's resolution")
-    p.add_argument("--mixture", help='gmm2d: JSON {"means": [[x, y], ...], "stds": [...], "weights": [...]}; default: the 8-mode ring')
-    p.add_argument("--divergence", help="rkl, fkl, jeffreys, jkl, js, chi2, hellinger, softened_rkl or alpha:<a>")
-    p.add_argument("--mode", help="exact (default), sim_sg, static or paper_code")
-    p.add_argument("--gan-weight", type=float, help="image teachers: weight of the generator's adversarial term (0 = off)")
-    p.add_argument("--oracle", help="gmm2d: learned (default): fake score + discriminator; exact: closed-form scores and ratio")
-    p.add_argument("--steps", type=int, help="generator updates")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device", help="image teachers: cpu (default) or cuda")
-    p.add_argument("--config", help="a YAML preset (see `ui3d configs`)")
+    p.add_argument("--data", help="image teachers: a folder of real images (png/jpg) at the teacher's resolution; "
+                                  "builtin takes none")
+    p.add_argument("--mixture", help='gmm2d: JSON {"means": [[x, y], ...], "stds": [...], "weights": [...]} '
+                                     "(default: the 8-mode ring)")
+    p.add_argument("--divergence", help="rkl, fkl, jeffreys, jkl, js, chi2, hellinger, softened_rkl or alpha:<a> " + FROM_PRESET)
+    p.add_argument("--mode", help="exact, sim_sg, static or paper_code " + FROM_PRESET)
+    p.add_argument("--gan-weight", type=float, help="image teachers: weight of the generator's adversarial term "
+                                                    "(0 = off) " + FROM_PRESET)
+    p.add_argument("--oracle", help="gmm2d: learned (fake score + discriminator) or exact (closed-form scores and "
+                                    "ratio) " + FROM_PRESET)
+    p.add_argument("--steps", type=int, help="generator updates " + FROM_PRESET)
+    p.add_argument("--seed", type=int, help=FROM_PRESET)
+    p.add_argument("--device", help="image teachers: cpu or cuda " + FROM_PRESET)
+    p.add_argument("--config", help="a YAML preset, see `ui3d configs` (default: gmm2d: the class defaults; builtin: "
+                                    "configs/image_distill/builtin.yaml; other teachers: configs/image_distill/cifar10.yaml)")
     p.add_argument("--out", help="output folder")
     p.add_argument("--resume", metavar="RUN_DIR", help="image teachers: continue a run folder from its checkpoint")
     p.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. batch=512")
@@ -366,29 +453,47 @@ def _add_distill(sub: argparse._SubParsersAction) -> None:
     _add_sample(sub)
 
 
-# Subcommands owned by other packages: (module, function that adds them to the subparsers).
-_PLUGINS = (("ui3d.teachers.cli", "add_teacher_commands"), ("ui3d.export.cli", "add_export_command"))
+# --- the parser -----------------------------------------------------------------------------------------
+
+# Subcommands other packages own: name -> (module, function that adds them to the subparsers, the
+# one-line help `ui3d --help` shows without importing the module).
+PLUGINS = {
+    "teacher": ("ui3d.teachers.cli", "add_teacher_commands", "the built-in teacher: train, sample, evaluate"),
+    "export": ("ui3d.export.cli", "add_export_command", "re-export a saved scene (mesh, Gaussians, video)"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ui3d", description="Text-to-3D and distillation with Uni-Instruct guidance.")
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for ``argv``: the plugin subcommand ``argv`` chooses is imported (an ImportError is a
+    bug and shows); the others appear in the help by name only."""
+    parser = Parser(prog="ui3d", description="Text-to-3D and distillation with Uni-Instruct guidance.")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_generate(sub)
     _add_distill(sub)
     _add_bench(sub)
     sub.add_parser("configs", help="list the YAML presets").set_defaults(handler=_configs)
-    for module, function in _PLUGINS:
-        try:
-            add = getattr(importlib.import_module(module), function)
-        except (ImportError, AttributeError):
-            continue
-        add(sub)
+    chosen = next((a for a in (argv or []) if not a.startswith("-")), None)
+    for name, (module, function, help_text) in PLUGINS.items():
+        if name == chosen:
+            getattr(importlib.import_module(module), function)(sub)
+        else:
+            sub.add_parser(name, help=help_text)
     return parser
 
 
 def one_line(err: BaseException) -> str:
-    """The first line of an error's message: what a user error prints (here and in the web demo)."""
-    return str(err).splitlines()[0] if str(err) else type(err).__name__
+    """The first line of an error's message, cut to a readable length: what a user error prints
+    (here and in the web demo)."""
+    return clip(str(err).splitlines()[0], 1000) if str(err).strip() else type(err).__name__
+
+
+# OS errors a user causes with a path (a read-only or full --out, a file where a folder should be).
+USER_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EEXIST,
+                         errno.ENOTDIR, errno.EISDIR, errno.ENOENT, errno.ENAMETOOLONG})
+
+
+def user_caused(err: OSError) -> bool:
+    return err.filename is not None and err.errno in USER_ERRNOS
 
 
 OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
@@ -397,7 +502,8 @@ OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """argparse, with key=value overrides accepted anywhere on the line (argparse takes positionals
     only before the first option) and never mistaken for the prompt."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    parser = build_parser(argv)
     args, extra = parser.parse_known_args(argv)
     if hasattr(args, "overrides"):
         if getattr(args, "prompt", None) and OVERRIDE.match(args.prompt):
@@ -405,21 +511,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.overrides += [e for e in extra if OVERRIDE.match(e)]
         extra = [e for e in extra if not OVERRIDE.match(e)]
     if extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        parser.error(f"unrecognized arguments: {clip(' '.join(extra))}")
     return args
+
+
+def _fail(command: str, message: str) -> int:
+    print(f"ui3d {command}: error: {message}", file=sys.stderr)
+    return USER_ERROR
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         return args.handler(args)
-    except (ValueError, FileNotFoundError) as err:  # ConfigError is a ValueError
-        message = one_line(err)
-        print(f"ui3d {args.command}: error: {message}", file=sys.stderr)
-        return USER_ERROR
+    except UserError as err:  # ConfigError is one
+        return _fail(args.command, one_line(err))
+    except OSError as err:
+        if not user_caused(err):
+            raise
+        return _fail(args.command, f"{err.strerror}: '{clip(err.filename)}'")
     except KeyboardInterrupt:
         print(f"ui3d {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -4,12 +4,17 @@ A config is a frozen dataclass (sections are nested dataclasses). YAML files and
 overrides are merged as plain dicts, then `from_dict` builds the dataclass strictly: unknown keys
 and wrong types fail at load with a one-line message, not deep inside a training run.
 A `kind: str` field picks a component from a plain dict with `lookup`.
+
+Every float a file or an override gives must be finite (`.inf` and `.nan` are refused) unless its
+field says otherwise with `allow_nonfinite`; `check_ranges` is the range check of `__post_init__`s,
+and its errors name the full dotted key.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -20,13 +25,48 @@ from typing import Any, Literal, TypeVar, Union
 
 import yaml
 
+from ui3d.errors import UserError, clip
 from ui3d.io import atomic_write_text
 
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A config file, section or override is invalid; the message says which and why."""
+
+
+class FieldValueError(ValueError):
+    """A `__post_init__` check that failed on one field; `from_dict` names its full dotted key."""
+
+    def __init__(self, name: str, message: str):
+        super().__init__(f"{name}: {message}")
+        self.name, self.detail = name, message
+
+
+_NONFINITE_OK = "allow_nonfinite"
+
+
+def allow_nonfinite(default: float) -> Any:
+    """A float field that may be `.inf` or `.nan` (its comment says what that means)."""
+    return dataclasses.field(default=default, metadata={_NONFINITE_OK: True})
+
+
+Bounds = tuple[float | None, float | None]
+
+
+def check_ranges(cfg: Any, **bounds: Bounds) -> None:
+    """`check_ranges(self, resolution=(8, 1024), grad_clip=(0, None))`: each named field within its
+    closed range (None: no bound on that side), else a FieldValueError naming it, its value and the range."""
+    for name, (low, high) in bounds.items():
+        value = getattr(cfg, name)
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise FieldValueError(name, f"expected {_range_words(low, high)}, got {value!r}")
+
+
+def _range_words(low: float | None, high: float | None) -> str:
+    if low is not None and high is not None:
+        return f"a value from {low} to {high}"
+    return f">= {low}" if low is not None else f"<= {high}"
 
 
 # --- YAML: PyYAML follows YAML 1.1, where `1e-3` and `2E5` are strings. Add a resolver so
@@ -46,8 +86,16 @@ for _cls in (_Loader, _Dumper):
     _cls.add_implicit_resolver("tag:yaml.org,2002:float", _SCI_FLOAT, list("-+0123456789"))
 
 
+MAX_INT = 2**63 - 1
+MAX_CONFIG_BYTES = 1 << 20  # a config file is a few hundred bytes; a bigger one is not a config
+
+
 def _yaml_load(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    """YAML, where nesting too deep for the parser is a YAML error like any other."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:
+        raise yaml.YAMLError("nested too deeply") from None
 
 
 # --- messages
@@ -97,11 +145,12 @@ def _unknown_key(where: str, key: Any, valid: list[str]) -> ConfigError:
     close = get_close_matches(str(key), valid, n=1)
     valid_keys = "valid keys: " + ", ".join(valid)
     hint = f"did you mean '{_join(where, close[0])}'?" if close else valid_keys
-    return ConfigError(f"unknown config key '{_join(where, str(key))}'; {hint}")
+    return ConfigError(f"unknown config key '{clip(_join(where, str(key)))}'; {hint}")
 
 
-def _convert(value: Any, tp: Any, key: str) -> Any:
-    """Check `value` against the annotation `tp`; convert only where nothing is lost."""
+def _convert(value: Any, tp: Any, key: str, finite: bool = True) -> Any:
+    """Check `value` against the annotation `tp`; convert only where nothing is lost. `finite`:
+    floats must be finite (a field's `allow_nonfinite` turns it off)."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if tp is Any:
         return value
@@ -110,10 +159,10 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             return None
         options = [a for a in args if a is not type(None)]
         if len(options) == 1:  # Optional[T]: let T's own, more precise error through
-            return _convert(value, options[0], key)
+            return _convert(value, options[0], key, finite)
         for option in options:
             try:
-                return _convert(value, option, key)
+                return _convert(value, option, key, finite)
             except ConfigError:
                 continue
         raise _expected(key, tp, value)
@@ -126,17 +175,21 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ConfigError(f"{_where(key)}: expected {_describe(tp)}, got {_got(value)}{hint}")
     if origin is tuple or tp is tuple:
-        return _convert_tuple(value, tp, key)
+        return _convert_tuple(value, tp, key, finite)
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, where=key)
     if tp is bool:
         ok = isinstance(value, bool)
     elif tp is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
+        if ok and not -MAX_INT <= value <= MAX_INT:
+            raise ConfigError(f"{_where(key)}: {_got(value)} does not fit a 64-bit integer")
     elif tp is float:
         # An int is a lossless float (`cfg: 7`); a bool is not a number here.
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
+        value = _float(value, key) if ok else value
+        if ok and finite and not math.isfinite(value):
+            raise ConfigError(f"{_where(key)}: expected a finite float, got {value!r} (.inf and .nan are refused)")
     elif tp is str:
         ok = isinstance(value, str)
     elif tp is Path:
@@ -149,7 +202,14 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
     return value
 
 
-def _convert_tuple(value: Any, tp: Any, key: str) -> tuple:
+def _float(value: int | float, key: str) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # a 400-digit integer
+        raise ConfigError(f"{_where(key)}: {_got(value)} is too large for a float") from None
+
+
+def _convert_tuple(value: Any, tp: Any, key: str, finite: bool = True) -> tuple:
     args = typing.get_args(tp)
     if not isinstance(value, (list, tuple)):
         raise _expected(key, tp, value)
@@ -161,7 +221,7 @@ def _convert_tuple(value: Any, tp: Any, key: str) -> tuple:
         raise _expected(key, tp, value)
     else:
         item_types = list(args)
-    return tuple(_convert(v, t, f"{key}[{i}]") for i, (v, t) in enumerate(zip(value, item_types)))
+    return tuple(_convert(v, t, f"{key}[{i}]", finite) for i, (v, t) in enumerate(zip(value, item_types)))
 
 
 def _field_default(f: dataclasses.Field) -> Any:
@@ -192,13 +252,15 @@ def from_dict(cls: type[T], data: Mapping, *, where: str = "") -> T:
             if isinstance(value, Mapping) and dataclasses.is_dataclass(default) \
                     and type(default) is hints[name]:
                 value = merge(to_dict(default), value)
-            kwargs[name] = _convert(value, hints[name], key)
+            kwargs[name] = _convert(value, hints[name], key, finite=not f.metadata.get(_NONFINITE_OK, False))
         elif default is dataclasses.MISSING:
             raise ConfigError(f"{_where(key)} is required ({_describe(hints[name])}) but missing")
     try:
         return cls(**kwargs)
     except ConfigError:
         raise
+    except FieldValueError as e:
+        raise ConfigError(f"{_where(_join(where, e.name))}: {e.detail}") from e
     except ValueError as e:  # a __post_init__ check; say which section it came from
         raise ConfigError(f"{_where(where)} ({cls.__name__}): {e}") from e
 
@@ -224,12 +286,12 @@ def parse_overrides(items: typing.Iterable[str]) -> dict:
         key, sep, raw = str(item).partition("=")
         parts = [p.strip() for p in key.split(".")]
         if not sep or not all(parts):
-            raise ConfigError(f"override {item!r}: expected key=value, e.g. guidance.cfg=7.5")
+            raise ConfigError(f"override {clip(item)!r}: expected key=value, e.g. guidance.cfg=7.5")
         try:
             value = _yaml_load(raw) if raw.strip() else ""
         except yaml.YAMLError as e:
             problem = _yaml_problem(e)
-            raise ConfigError(f"override {item!r}: invalid YAML value ({problem})") from None
+            raise ConfigError(f"override {clip(item)!r}: invalid YAML value ({problem})") from None
         node = out
         for part in parts[:-1]:  # a later `a.b=..` replaces an earlier scalar `a=..`
             if not isinstance(node.get(part), dict):
@@ -245,12 +307,17 @@ def _yaml_problem(e: yaml.YAMLError) -> str:
     return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark else problem
 
 
-def _read_yaml(path: str | Path) -> dict:
+def read_yaml(path: str | Path) -> dict:
+    """A YAML file of keys (empty = {}); ConfigError names the file when it is missing or invalid."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file '{path}' not found")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file '{path}' is {path.stat().st_size} bytes; a config holds at most {MAX_CONFIG_BYTES}")
     try:
         data = _yaml_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file '{path}' is not UTF-8 text") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"config file '{path}' is not valid YAML: {_yaml_problem(e)}") from None
     if data is None:  # an empty file means "all defaults"
@@ -265,7 +332,7 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: typing.
     """defaults <- YAML file <- `key=value` overrides, then checked into `cls`."""
     data = dict(defaults or {})
     if path is not None:
-        data = merge(data, _read_yaml(path))
+        data = merge(data, read_yaml(path))
     data = merge(data, parse_overrides(overrides))
     return from_dict(cls, data)
 

@@ -34,6 +34,8 @@ def client(server):
 
 @pytest.fixture(scope="session")
 def chromium():
+    """The Chromium already on PATH, headless; without one the test skips with the reason (the suite
+    never installs it: CI does, in .ci/run)."""
     pytest.importorskip("playwright.sync_api", reason="needs Playwright's Python package: pip install playwright")
     from webdemo import chromium_path, launch
     from playwright.sync_api import sync_playwright

@@ -170,17 +170,19 @@ def _finished_run(tmp_path, backend: str, files: dict) -> SimpleNamespace:
     return SimpleNamespace(metrics=metrics, run_dir=tmp_path, finished=True, warning=None, cfg=SimpleNamespace(backend=backend))
 
 
+@pytest.mark.fake_glb
 def test_gaussian_results_fill_the_splat_viewer_and_offer_the_ply(tmp_path):
     import app
 
-    files = {"obj": ["mesh.obj", "mesh.mtl", "mesh.png"], "glb": ["mesh.glb"], "ply": ["gaussians.ply"],
+    files = {"obj": ["mesh.obj", "mesh.mtl", "mesh.png"], "glb": ["mesh.glb", "splats.glb"], "ply": ["gaussians.ply"],
              "video": ["turntable.mp4"]}
     out = app._results(_finished_run(tmp_path, "gaussians", files))
-    assert [Path(p).name for p in out["downloads"]] == ["mesh.glb", "mesh_obj.zip", "gaussians.ply"]
+    assert [Path(p).name for p in out["downloads"]] == ["mesh.glb", "mesh_obj.zip", "gaussians.ply", "splats.glb"]
     assert out["viewers"] == {"mesh": str(tmp_path / "mesh.glb"), "splats": str(tmp_path / "gaussians.ply")}
     assert out["video"] == str(tmp_path / "turntable.mp4") and "iou 0.500" in out["status"]
 
 
+@pytest.mark.fake_glb
 def test_nerf_results_have_no_splats_and_a_gif_turntable_is_a_download(tmp_path):
     import app
 
@@ -194,8 +196,35 @@ def test_nerf_results_have_no_splats_and_a_gif_turntable_is_a_download(tmp_path)
 def test_a_gaussian_run_offers_its_splats(server, client):
     status, *_, metrics, downloads = client.predict(*inputs(backend="gaussians"), api_name="/generate")
     assert status.startswith("**done:**") and metrics["backend"] == "gaussians"
-    assert [Path(d).name for d in downloads] == ["mesh.glb", "mesh_obj.zip", "gaussians.ply"]
+    assert [Path(d).name for d in downloads] == ["mesh.glb", "mesh_obj.zip", "gaussians.ply", "splats.glb"]
     header = Path(downloads[2]).read_bytes().split(b"end_header")[0].decode().split("\n")
     count = next(int(line.split()[2]) for line in header if line.startswith("element vertex"))
     names = {line.split()[-1] for line in header if line.startswith("property")}
     assert count > 0 and {"x", "opacity", "scale_0", "rot_0", "f_dc_0"} <= names  # the 3DGS layout
+
+
+def test_the_page_and_the_command_line_resolve_the_same_config():
+    import app
+    from systems.resolve import text_to_3d_config
+    from ui3d.cli import _request, parse_args
+
+    settings = app.Settings("a red cube", teacher="builtin", backend="gaussians", guidance="vsd", divergence="js",
+                            steps=7, seed=3)
+    page = app.build_config(settings, ["resolution=16"])
+    flags = parse_args(["generate", "a red cube", "--teacher", "builtin", "--backend", "gaussians", "--guidance", "vsd",
+                        "--divergence", "js", "--steps", "7", "--seed", "3", "resolution=16"])
+    assert page == text_to_3d_config(_request(flags))
+    assert (page.guidance.divergence, page.guidance.fake_score, page.resolution, page.steps) == ("js", "lora", 16, 7)
+
+
+def test_the_obj_zip_is_written_atomically(tmp_path):
+    import app
+
+    for name in ("mesh.obj", "mesh.mtl"):
+        (tmp_path / name).write_text(name)
+    path = app._obj_zip(tmp_path, ["mesh.obj", "mesh.mtl"])
+    assert sorted(zipfile.ZipFile(path).namelist()) == ["mesh.mtl", "mesh.obj"]
+    with pytest.raises(FileNotFoundError):
+        app._obj_zip(tmp_path, ["mesh.obj", "mesh.png"])  # fails half-way
+    assert sorted(zipfile.ZipFile(path).namelist()) == ["mesh.mtl", "mesh.obj"]  # the old zip is whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mesh.mtl", "mesh.obj", "mesh_obj.zip"]  # no temp file

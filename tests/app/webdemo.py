@@ -5,9 +5,7 @@ browser)."""
 from __future__ import annotations
 
 import io
-import os
 import shutil
-import subprocess
 import time
 
 # Runs of a few seconds: 16² renders of one view, a 2-level hash grid, no video (the slow export).
@@ -29,21 +27,11 @@ def inputs(**changes) -> list:
 INSTALL = "apt-get install -y chromium (Debian's package; Playwright drives it, no download)"
 
 
-def chromium_path(install: bool = True) -> tuple[str | None, str]:
-    """(path, "") to a Chromium binary, installing Debian's package when root; else (None, why)."""
+def chromium_path() -> tuple[str | None, str]:
+    """(path, "") to the Chromium on PATH, else (None, why). Never installs one: a test command must
+    not change the operating system (CI installs it in .ci/run)."""
     found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found or not install:
-        return found, "" if found else f"no chromium on PATH; {INSTALL}"
-    if shutil.which("apt-get") is None or os.geteuid() != 0:
-        return None, f"no chromium on PATH and no root apt-get to install it; {INSTALL}"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "install", "-y", "-q", "chromium"], ["apt-get", "update", "-q"],
-                    ["apt-get", "install", "-y", "-q", "chromium"]):
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
-        if command[1] == "install" and done.returncode == 0:
-            break
-    found = shutil.which("chromium")
-    return found, "" if found else f"apt-get could not install chromium: {done.stderr.strip()[-300:]}"
+    return found, "" if found else f"no chromium or chromium-browser on PATH; install one, e.g. {INSTALL}"
 
 
 def launch(playwright, path: str):

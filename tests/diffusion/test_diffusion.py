@@ -84,3 +84,44 @@ def test_timestep_samplers_are_seeded_and_in_range():
     assert float(log_sigma.std()) == pytest.approx(1.2, abs=0.03)
     sid = SiDSigma().sample(20000, g())
     assert sid.min() >= 0.002 and sid.max() <= 24.41 and sid.max() > 20
+
+
+@pytest.mark.parametrize("prediction", ["epsilon", "v_prediction", "sample"])
+def test_a_vp_network_at_an_edm_level_gives_the_edm_denoiser(prediction):
+    """A VP network asked at x = x_0 + σ·n (σ on its grid) runs at t with σ_t/α_t = σ on α_t·x; for an
+    oracle network of each prediction type, ε̂ = n and x̂_0 = x_0 in EDM units."""
+    from ui3d.diffusion import prediction_to_x0, snap_sigma, vp_network_eps, vp_network_x0
+
+    sched = VPSchedule.scaled_linear()
+    g = torch.Generator().manual_seed(0)
+    x0, n = torch.randn(3, 2, 4, 4, generator=g), torch.randn(3, 2, 4, 4, generator=g)
+    sigma = snap_sigma(sched, torch.tensor([0.1, 1.0, 10.0]))
+    x = x0 + sigma.view(-1, 1, 1, 1) * n
+    seen = {}
+
+    def oracle(x_t, t, cond):
+        alpha, sig = (v.view(-1, 1, 1, 1) for v in sched.alpha_sigma(t))
+        seen["x_t"], seen["t"] = x_t, t
+        return {"epsilon": n, "v_prediction": alpha * n - sig * x0, "sample": x0}[prediction]
+
+    torch.testing.assert_close(vp_network_eps(oracle, sched, prediction, x, sigma, None), n, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(vp_network_x0(oracle, sched, prediction, x, sigma, None), x0, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(sched.edm_sigma(seen["t"]), sigma)
+    alpha = sched.alpha_sigma(seen["t"])[0].view(-1, 1, 1, 1)
+    torch.testing.assert_close(seen["x_t"], alpha * x)
+    with pytest.raises(ValueError, match="unknown prediction type 'x0'"):
+        prediction_to_x0("x0", x, x, alpha, alpha)
+
+
+def test_noise_apply_is_the_forward_process_in_both_conventions():
+    from ui3d.diffusion import ALL_TIMESTEPS, Noise, sample_vp_noise
+
+    sched = VPSchedule.scaled_linear()
+    x = torch.randn(4, 3)
+    noise = sample_vp_noise(sched, ALL_TIMESTEPS, x, torch.Generator().manual_seed(0))
+    alpha, sigma = sched.alpha_sigma(noise.level.t)
+    torch.testing.assert_close(noise.apply(x), alpha[:, None] * x + sigma[:, None] * noise.eps)
+    t_again = torch.randint(0, 1000, (4,), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(noise.level.t, t_again)  # the fake-score turn's t ~ U{0..T−1}, drawn as before
+    edm = Noise.edm(torch.tensor([0.5, 2.0, 1.0, 3.0]), noise.eps)
+    assert torch.equal(edm.apply(x), x + edm.level.sigma[:, None] * noise.eps)

@@ -87,7 +87,7 @@ class BallScene(nn.Module):
     """A ball of density of radius ``dense`` whose renders show a ball of radius ``seen`` with
     opacity ``opacity`` (so the density and the renders disagree on purpose)."""
 
-    kind = "nerf"
+    device = torch.device("cpu")
 
     def __init__(self, dense: float, seen: float, opacity: float = 1.0):
         super().__init__()

@@ -22,9 +22,11 @@ from ui3d.world import make_object, occupancy_grid
 
 
 class Balls(nn.Module):
-    """Analytic density: solid balls (density 50 inside); red above z = 0, blue below."""
+    """Analytic density: solid balls (density 50 inside); red above z = 0, blue below. It does not
+    render, so its meshes are not carved."""
 
-    kind = "nerf"
+    has_splats = False
+    device = torch.device("cpu")
 
     def __init__(self, centres, radii, shell: float = 0.0):
         super().__init__()

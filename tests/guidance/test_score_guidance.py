@@ -1,12 +1,13 @@
-"""ScoreGuidance with a tiny Stable Diffusion of the real classes: SDS and VSD gradients exactly,
-stop-gradients in both turns, and the LoRA fake score's trainable set."""
+"""Guidance (text-to-3D's presets) with a tiny Stable Diffusion of the real classes: SDS and VSD
+gradients exactly, stop-gradients in both turns, and the LoRA fake score's trainable set."""
 
 import pytest
 import torch
 
-from ui3d.guidance.lora import LoRAFakeScore, camera_condition
-from ui3d.guidance.score import ScoreGuidance, ScoreGuidanceConfig, guidance_preset
-from ui3d.teachers.protocol import guided_eps
+from ui3d.diffusion import ALL_TIMESTEPS, per_sample, sample_vp_noise
+from ui3d.guidance import Guidance, GuidanceConfig, guidance_preset
+from ui3d.guidance.fake import LoRAFakeScore, camera_condition
+from ui3d.teachers.protocol import Conditioning, guided_eps
 from ui3d.teachers.stable_diffusion import StableDiffusionTeacher
 from ui3d.teachers.tiny import save_tiny_stable_diffusion
 
@@ -50,17 +51,33 @@ def test_lora_starts_equal_to_the_teacher_and_trains_only_its_own_weights(teache
     assert not any(p.requires_grad for p in teacher.unet.parameters())  # the copy, not the teacher, got LoRA
 
 
+def _draw(guidance, x, seed):
+    """The generator turn's noise at step 0, drawn as the 3D loop draws it."""
+    schedule = guidance.teacher.teacher.schedule  # the Teacher inside the guided-teacher adapter
+    return sample_vp_noise(schedule, guidance.cfg.timesteps(), x, torch.Generator().manual_seed(seed))
+
+
+def _noise(guidance, x, seed):
+    """(t, α, σ, ε) of that draw, α and σ broadcast against x."""
+    noise = _draw(guidance, x, seed)
+    return noise.level.t, per_sample(noise.level.alpha, x), per_sample(noise.level.sigma, x), noise.eps
+
+
+def _generator_loss(guidance, x, prompts, seed, camera=None, negative=None):
+    return guidance.generator_loss(x, _draw(guidance, x, seed), Conditioning(prompts[0], prompts[1], negative, camera))
+
+
 def _expected_grad(guidance, teacher, x, prompts, eps_q_fn, seed):
-    t, alpha, sigma, eps = guidance._noise(x, 0, torch.Generator().manual_seed(seed))
+    t, alpha, sigma, eps = _noise(guidance, x, seed)
     x_t = alpha * x.detach() + sigma * eps
     eps_p = guided_eps(teacher, x_t, t, prompts[0], prompts[1], guidance.cfg.guidance_scale)
     return (sigma**2 * (eps_p - eps_q_fn(x_t, t, eps)) / B).detach()
 
 
 def test_sds_preset_is_dreamfusion_sds(teacher, prompts):
-    guidance = ScoreGuidance(guidance_preset("sds"), teacher)
+    guidance = Guidance.from_teacher(guidance_preset("sds"), teacher)
     x = torch.randn(B, 4, 8, 8, requires_grad=True)
-    guidance.generator_loss(x, *prompts, step=0, generator=torch.Generator().manual_seed(3)).loss.backward()
+    _generator_loss(guidance, x, prompts, 3).loss.backward()
     expected = _expected_grad(guidance, teacher, x, prompts, lambda x_t, t, eps: eps, 3)
     torch.testing.assert_close(x.grad, expected, rtol=1e-4, atol=1e-7)
     assert expected.abs().max() > 1e-4
@@ -68,10 +85,10 @@ def test_sds_preset_is_dreamfusion_sds(teacher, prompts):
 
 def test_vsd_preset_is_prolificdreamer_vsd(teacher, prompts):
     fake = _perturbed_lora(teacher)
-    guidance = ScoreGuidance(guidance_preset("vsd"), teacher, fake)
+    guidance = Guidance.from_teacher(guidance_preset("vsd"), teacher, fake)
     x = torch.randn(B, 4, 8, 8, requires_grad=True)
     cam = _camera()
-    guidance.generator_loss(x, *prompts, step=0, generator=torch.Generator().manual_seed(4), camera=cam).loss.backward()
+    _generator_loss(guidance, x, prompts, 4, camera=cam).loss.backward()
     expected = _expected_grad(guidance, teacher, x, prompts, lambda x_t, t, eps: fake(x_t, t, prompts[0], cam)[0], 4)
     torch.testing.assert_close(x.grad, expected, rtol=1e-4, atol=1e-7)
 
@@ -79,9 +96,9 @@ def test_vsd_preset_is_prolificdreamer_vsd(teacher, prompts):
 @pytest.mark.parametrize("mode", ["static", "exact"])
 def test_uni_instruct_generator_turn_touches_neither_teacher_nor_fake(teacher, prompts, mode):
     fake = _perturbed_lora(teacher)
-    guidance = ScoreGuidance(guidance_preset("uni-instruct", mode=mode), teacher, fake)
+    guidance = Guidance.from_teacher(guidance_preset("uni-instruct", mode=mode), teacher, fake)
     x = torch.randn(B, 4, 8, 8, requires_grad=True)
-    out = guidance.generator_loss(x, *prompts, step=0, generator=torch.Generator().manual_seed(5), camera=_camera())
+    out = _generator_loss(guidance, x, prompts, 5, camera=_camera())
     out.loss.backward()
     assert out.nonfinite == 0 and x.grad is not None and x.grad.abs().sum() > 0
     assert all(p.grad is None for p in fake.parameters())
@@ -98,14 +115,14 @@ def test_uni_instruct_3d_preset_is_vsd_weighted_by_h_of_the_ratio(teacher, promp
     with torch.no_grad():
         fake.discriminator_head.weight.normal_(0, 1.0, generator=torch.Generator().manual_seed(8))
     cam = _camera()
-    ui = ScoreGuidance(guidance_preset("uni-instruct"), teacher, fake)
-    vsd = ScoreGuidance(guidance_preset("vsd"), teacher, fake)
+    ui = Guidance.from_teacher(guidance_preset("uni-instruct"), teacher, fake)
+    vsd = Guidance.from_teacher(guidance_preset("vsd"), teacher, fake)
     grads = []
     for guidance in (ui, vsd):
         x = torch.randn(B, 4, 8, 8, generator=torch.Generator().manual_seed(9)).requires_grad_(True)
-        guidance.generator_loss(x, *prompts, step=0, generator=torch.Generator().manual_seed(4), camera=cam).loss.backward()
+        _generator_loss(guidance, x, prompts, 4, camera=cam).loss.backward()
         grads.append(x.grad)
-    t, alpha, sigma, eps = ui._noise(x, 0, torch.Generator().manual_seed(4))
+    t, alpha, sigma, eps = _noise(ui, x, 4)
     _, logit = fake(alpha * x.detach() + sigma * eps, t, prompts[0], cam)
     r = ratio_from_logits(logit, max_abs_logit=5.0, self_normalize=True)
     h = get_divergence("fkl").h(r).detach()
@@ -115,10 +132,10 @@ def test_uni_instruct_3d_preset_is_vsd_weighted_by_h_of_the_ratio(teacher, promp
 
 def test_fake_turn_trains_lora_camera_and_discriminator_not_the_render(teacher, prompts):
     fake = LoRAFakeScore(teacher.eps_network(), rank=4)
-    guidance = ScoreGuidance(guidance_preset("uni-instruct"), teacher, fake)
+    guidance = Guidance.from_teacher(guidance_preset("uni-instruct"), teacher, fake)
     x = torch.randn(B, 4, 8, 8, requires_grad=True)
-    losses = guidance.fake_score_loss(x, prompts[0], torch.Generator().manual_seed(6), camera=_camera(),
-                                      x_real=torch.randn(B, 4, 8, 8))
+    noise = sample_vp_noise(teacher.schedule, ALL_TIMESTEPS, x, torch.Generator().manual_seed(6))
+    losses = guidance.fake_score_loss(x, noise, Conditioning(prompts[0], camera=_camera()), x_real=torch.randn(B, 4, 8, 8))
     assert losses.discriminator is not None
     losses.total.backward()
     assert x.grad is None
@@ -129,11 +146,11 @@ def test_fake_turn_trains_lora_camera_and_discriminator_not_the_render(teacher, 
 
 def test_configuration_errors():
     with pytest.raises(ValueError, match="needs fake_score 'lora'"):
-        ScoreGuidanceConfig(fake_score="noise", ratio="discriminator")
+        GuidanceConfig(fake_score="noise", ratio="discriminator")
     with pytest.raises(ValueError, match="unknown guidance 'vds'"):
         guidance_preset("vds")
     with pytest.raises(ValueError, match="t_min < t_max"):
-        ScoreGuidanceConfig(t_min=0.9, t_max=0.5)
+        GuidanceConfig(t_min=0.9, t_max=0.5)
 
 
 def test_camera_dropout_zeroes_a_fraction():
@@ -159,15 +176,15 @@ def test_sds_with_perp_neg_uses_the_negative_view(teacher, prompts):
     x = torch.randn(B, 4, 8, 8)
     grads = {}
     for w in (0.0, 1.0):
-        guidance = ScoreGuidance(guidance_preset("sds", perp_neg=True, perp_neg_weight=w), teacher)
+        guidance = Guidance.from_teacher(guidance_preset("sds", perp_neg=True, perp_neg_weight=w), teacher)
         xg = x.clone().requires_grad_(True)
-        guidance.generator_loss(xg, *prompts, step=0, generator=torch.Generator().manual_seed(3), negative=negative).loss.backward()
+        _generator_loss(guidance, xg, prompts, 3, negative=negative).loss.backward()
         grads[w] = xg.grad
-    plain = ScoreGuidance(guidance_preset("sds"), teacher)
+    plain = Guidance.from_teacher(guidance_preset("sds"), teacher)
     expected = _expected_grad(plain, teacher, x, prompts, lambda x_t, t, eps: eps, 3)
     tol = 1e-3 * float(expected.abs().max())  # CFG 100 amplifies float32 differences of a 3B vs 2B batch
     torch.testing.assert_close(grads[0.0], expected, rtol=0, atol=tol)
-    t, alpha, sigma, eps = plain._noise(x, 0, torch.Generator().manual_seed(3))
+    t, alpha, sigma, eps = _noise(plain, x, 3)
     x_t = alpha * x + sigma * eps
     eps_p = guided_eps(teacher, x_t, t, prompts[0], prompts[1], 100.0, negative, 1.0)
     torch.testing.assert_close(grads[1.0], (sigma**2 * (eps_p - eps) / B).detach(), rtol=0, atol=tol)

@@ -15,9 +15,13 @@ from systems.image_distill import (
 )
 from ui3d.config import load_config
 from ui3d.divergence import ratio_from_logits
-from ui3d.generator.onestep import DistillFakeScore, OneStepGenerator, snap_sigma
-from ui3d.generator.sources import ImageFolderData, load_builtin, load_unet2d
-from ui3d.guidance.denoiser import fake_turn_loss, frozen
+from ui3d.diffusion import Noise, NoiseLevel, snap_sigma
+from ui3d.generator.onestep import OneStepGenerator
+from ui3d.generator.sources import ImageFolderData
+from ui3d.guidance import EDMDenoisingWeight, Guidance, GuidanceConfig, frozen
+from ui3d.guidance.fake import DistillFakeScore
+from ui3d.teachers.guided import GuidedNetwork
+from ui3d.teachers.image import load_builtin, load_unet2d
 
 from .conftest import save_pngs, save_tiny_unet2d
 
@@ -105,7 +109,7 @@ def test_discriminator_logit_converges_to_the_exact_log_ratio(tiny_teacher):
     torch.manual_seed(0)
     teacher = load_unet2d(str(tiny_teacher))
     fake = DistillFakeScore(teacher.network, teacher.schedule)
-    view = fake.bind(None)
+    guidance = Guidance(GuidanceConfig(), GuidedNetwork(teacher.network, teacher.schedule), fake, EDMDenoisingWeight(0.5))
     opt = torch.optim.Adam([p for p in fake.parameters() if p.requires_grad], lr=3e-3, betas=(0.0, 0.99))
     g = torch.Generator().manual_seed(1)
     m, s = 0.05, 0.5
@@ -117,20 +121,49 @@ def test_discriminator_logit_converges_to_the_exact_log_ratio(tiny_teacher):
 
     for _ in range(120):  # measured: correlation 0.96, mean error 0.3 of mean |log ratio|
         n = 32
-        losses = fake_turn_loss(view, draw(n, -1), draw(n, +1), sigma.expand(n), torch.randn(n, 3, 8, 8, generator=g), 0.5)
+        x_g, x_real = draw(n, -1), draw(n, +1)
+        losses = guidance.fake_score_loss(x_g, Noise.edm(sigma.expand(n), torch.randn(n, 3, 8, 8, generator=g)), x_real=x_real)
         opt.zero_grad()
         losses.total.backward()
         opt.step()
     with torch.no_grad():
         x = torch.cat([draw(256, +1), draw(256, -1)]) + float(sigma) * torch.randn(512, 3, 8, 8, generator=g)
         exact = 2 * m * x.flatten(1).sum(1) / var
-        logit = view.log_ratio(x, sigma.expand(512))
+        logit = fake.predict(x, NoiseLevel.edm(sigma.expand(512))).logit
     corr = torch.corrcoef(torch.stack([logit, exact]))[0, 1]
     assert exact.std() > 1.5  # a ratio far from constant
     assert corr > 0.9, f"correlation {corr:.3f}"
     assert (logit - exact).abs().mean() < 0.5 * exact.abs().mean(), ((logit - exact).abs().mean(), exact.abs().mean())
     r = ratio_from_logits(logit, max_abs_logit=5.0)
     assert torch.allclose(r, logit.clamp(-5, 5).exp())
+
+
+def test_generator_turn_returns_the_logit_with_its_graph_and_keeps_nothing(tiny_teacher):
+    """SiDA's term reads the fake score's logit (with graph to x) and the teacher's x̂_0 from the
+    turn's return values; the fake score keeps no state between calls."""
+    torch.manual_seed(0)
+    teacher = load_unet2d(str(tiny_teacher))
+    fake = DistillFakeScore(teacher.network, teacher.schedule)
+    with torch.no_grad():
+        fake.discriminator_head.weight.normal_(0, 1.0)
+    guided = GuidedNetwork(teacher.network, teacher.schedule)
+    guidance = Guidance(GuidanceConfig(divergence="rkl", mode="static"), guided, fake, EDMDenoisingWeight(0.5))
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(3, 3, 8, 8, generator=g).requires_grad_(True)
+    noise = Noise.edm(snap_sigma(teacher.schedule, torch.tensor([0.3, 1.0, 4.0])), torch.randn(3, 3, 8, 8, generator=g))
+    plain = guidance.generator_loss(x, noise)
+    assert plain.logit is None  # reverse KL needs no ratio: no logit asked for
+    out = guidance.generator_loss(x, noise, adversarial=True)
+    x_t = noise.apply(x.detach())
+    with torch.no_grad():
+        expected = fake.predict(x_t, noise.level)
+        eps_p = guided.predict(x_t, noise.level)
+    assert fake._bottleneck is None
+    torch.testing.assert_close(out.logit.detach(), expected.logit)
+    torch.testing.assert_close(out.teacher_x0, x_t - noise.level.sigma.view(-1, 1, 1, 1) * eps_p)
+    (grad,) = torch.autograd.grad(out.logit.sum(), x)
+    assert grad.abs().sum() > 0
+    torch.testing.assert_close(out.loss, plain.loss)
 
 
 # --- resume and data parallel -------------------------------------------------------------------------

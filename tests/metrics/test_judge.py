@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from ui3d.metrics.fid import fid_from_features, frechet_distance
-from ui3d.metrics.judge import DEFAULT_JUDGE_PATH, Judge, evaluate_teacher, object_colour_captions, render_captions
+from ui3d.metrics.judge import DEFAULT_JUDGE_PATH, Judge, evaluate_teacher, object_colour_captions
+from ui3d.world.dataset import render_captions
 
 
 @pytest.fixture(scope="module")

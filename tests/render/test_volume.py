@@ -61,6 +61,8 @@ def test_occupancy_grid_marks_only_dense_cells():
 
 @pytest.mark.gpu
 def test_nerfacc_dense_weights_parity():
+    """nerfacc's weights and transmittance against ours, and the gradients of a loss on both with
+    respect to the densities and to the interval ends (what a training step uses)."""
     if not (nerfacc_available() and torch.cuda.is_available()):
         pytest.skip("nerfacc with CUDA not available")
     import nerfacc
@@ -68,7 +70,17 @@ def test_nerfacc_dense_weights_parity():
     g = torch.Generator().manual_seed(0)
     sig = (torch.rand(256, 64, generator=g) * 20).cuda()
     t = torch.sort(torch.rand(256, 65, generator=g) * 3, dim=-1).values.cuda()
-    w_ref, trans_ref, _ = render_weights(sig, t[:, 1:] - t[:, :-1])
-    w, trans, _ = nerfacc.render_weight_from_density(t[:, :-1], t[:, 1:], sig)
-    torch.testing.assert_close(w, w_ref, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(trans, trans_ref, rtol=1e-4, atol=1e-5)
+    upstream = [torch.randn(256, 64, generator=g).cuda() for _ in range(2)]
+
+    def values_and_grads(weights_and_trans):
+        s, ends = sig.clone().requires_grad_(True), t.clone().requires_grad_(True)
+        w, trans = weights_and_trans(s, ends)
+        loss = (w * upstream[0]).sum() + (trans * upstream[1]).sum()
+        grad_sigma, grad_t = torch.autograd.grad(loss, (s, ends))
+        return {"weights": w, "transmittance": trans, "d/dsigma": grad_sigma, "d/dt": grad_t}
+
+    ref = values_and_grads(lambda s, ends: render_weights(s, ends[:, 1:] - ends[:, :-1])[:2])
+    fast = values_and_grads(lambda s, ends: nerfacc.render_weight_from_density(ends[:, :-1], ends[:, 1:], s)[:2])
+    for name in ref:
+        scale = max(1.0, ref[name].abs().max().item())
+        torch.testing.assert_close(fast[name], ref[name], rtol=1e-4, atol=1e-5 * scale, msg=lambda m: f"{name}: {m}")

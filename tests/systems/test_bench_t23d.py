@@ -20,6 +20,8 @@ def test_sphere_baseline_matches_the_measured_world_facts():
 class TrueCube(torch.nn.Module):
     """A 'scene' whose density is the true cube's occupancy, rendered by the world renderer."""
 
+    device = torch.device("cpu")
+
     def __init__(self):
         super().__init__()
         self.obj = parse_prompt("a red cube").to_object()
@@ -77,3 +79,19 @@ def test_summary_counts_wins_over_the_sphere_and_sds():
     assert lines[2] == "| sds | 0.500 | 0.500 | 0.750 | 1/2 | – |"
     # cube: mean 0.7 over seeds, not above the sphere's 0.7 but above SDS's 0.6; torus below both
     assert lines[3] == "| ui-fkl | 0.450 | 0.550 | 0.750 | 0/2 | 1/2 |"
+
+
+def test_bench_runs_resolve_like_generate_and_are_checked_before_any_run(tmp_path, capsys):
+    from systems.bench_t23d import BenchRun
+    from systems.resolve import GenerateRequest, text_to_3d_config
+
+    request = GenerateRequest(backend="gaussians", steps=3, overrides=("resolution=16",))
+    cfg = BenchRun("a red cube", "ui-rkl", 2, request, tmp_path).config()
+    same = text_to_3d_config(GenerateRequest(prompt="a red cube", teacher="builtin", backend="gaussians", steps=3,
+                                             seed=2, guidance="uni-instruct", divergence="rkl", overrides=("resolution=16",)))
+    assert cfg == same and (cfg.guidance.divergence, cfg.resolution, cfg.seed) == ("rkl", 16, 2)
+    out = tmp_path / "bench"
+    assert main(["bench", "t23d", "--prompts", "a red cube", "--methods", "sds", "--steps", "2", "--out", str(out),
+                 "resolution=100000"]) == 2
+    assert "config key 'resolution'" in capsys.readouterr().err
+    assert not out.exists()

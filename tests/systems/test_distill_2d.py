@@ -12,9 +12,11 @@ from systems.base import NonFiniteError, NonFiniteWatch, run_folder, slug
 from systems.distill_2d import Distill2DConfig, evaluate, train
 from ui3d.config import load_config
 from ui3d.generator import MLPGenerator
-from ui3d.guidance.denoiser import GuidanceConfig, fake_turn_loss, generator_turn_loss
-from ui3d.guidance.mlp import MLPFakeScore
+from ui3d.diffusion import Noise, NoiseLevel
+from ui3d.guidance import EDMDenoisingWeight, Guidance, GuidanceConfig
+from ui3d.guidance.fake import MLPFakeScore
 from ui3d.teachers.exact import GaussianMixture
+from ui3d.teachers.guided import MixtureTeacher
 
 DEBUG = "configs/debug/distill_2d.yaml"
 
@@ -92,14 +94,15 @@ def test_generator_turn_sends_no_gradient_to_fake_score_and_fake_turn_none_to_ge
     gen, fake = MLPGenerator(4, 2, 16), MLPFakeScore(2, 16, sigma_data=3.0)
     sigma, noise = torch.full((8,), 0.7), torch.randn(8, 2, generator=g)
     x_g = gen(gen.sample_latent(8, g))
-    out = generator_turn_loss(GuidanceConfig(divergence="fkl"), teacher, fake, x_g, sigma, noise)
+    guidance = Guidance(GuidanceConfig(divergence="fkl"), MixtureTeacher(teacher), fake, EDMDenoisingWeight(3.0))
+    out = guidance.generator_loss(x_g, Noise.edm(sigma, noise))
     out.loss.backward()
     assert all(p.grad is None for p in fake.parameters())
     assert all(p.requires_grad for p in fake.parameters())  # frozen only during the turn
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in gen.parameters())
     gen.zero_grad(set_to_none=True)
     x_g = gen(gen.sample_latent(8, g))  # with graph: the fake turn must detach it itself
-    losses = fake_turn_loss(fake, x_g, teacher.sample(8, g), sigma, noise, sigma_data=3.0)
+    losses = guidance.fake_score_loss(x_g, Noise.edm(sigma, noise), x_real=teacher.sample(8, g))
     losses.total.backward()
     assert all(p.grad is None for p in gen.parameters())
     assert all(p.grad is not None for p in fake.denoiser.parameters())
@@ -113,17 +116,19 @@ def test_discriminator_learns_the_exact_log_ratio_of_two_gaussians():
     p = GaussianMixture.create([[0.0]], [1.0])
     q = GaussianMixture.create([[1.5]], [1.0])
     fake = MLPFakeScore(1, 32, depth=2, sigma_data=1.0)
+    guidance = Guidance(GuidanceConfig(), MixtureTeacher(p), fake, EDMDenoisingWeight(1.0))
     opt = torch.optim.Adam(fake.parameters(), lr=3e-3)
     sigma = torch.full((512,), 0.5)
     for _ in range(400):
         noise = torch.randn(512, 1, generator=g)
-        loss = fake_turn_loss(fake, q.sample(512, g), p.sample(512, g), sigma, noise, 1.0).discriminator.loss
+        x_g, x_real = q.sample(512, g), p.sample(512, g)
+        loss = guidance.fake_score_loss(x_g, Noise.edm(sigma, noise), x_real=x_real).discriminator.loss
         opt.zero_grad()
         loss.backward()
         opt.step()
     x = torch.linspace(-1.5, 2.5, 21)[:, None]
     exact = p.log_prob(x, 0.5) - q.log_prob(x, 0.5)  # linear in x, slope −1.2
-    learned = fake.log_ratio(x, torch.full((21,), 0.5)).detach()
+    learned = fake.predict(x, NoiseLevel.edm(torch.full((21,), 0.5))).logit.detach()
     assert (learned - exact).abs().max() < 0.35
     assert torch.corrcoef(torch.stack([learned, exact]))[0, 1] > 0.99
 
@@ -153,9 +158,11 @@ def test_non_finite_watch_stops_after_k_in_a_row():
 def test_every_preset_loads_strictly():
     from pathlib import Path
 
-    for path in Path("configs/distill_2d").glob("*.yaml"):
+    configs = Path(__file__).resolve().parents[2] / "configs"  # the repository's, whatever the working folder
+    presets = sorted((configs / "distill_2d").glob("*.yaml")) + [configs / "debug" / "distill_2d.yaml"]
+    assert "ring.yaml" in {p.name for p in presets}
+    for path in presets:
         load_config(Distill2DConfig, path)
-    load_config(Distill2DConfig, DEBUG)
 
 
 def test_run_folder_names_are_sanitised():

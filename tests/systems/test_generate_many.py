@@ -68,3 +68,49 @@ def test_overrides_are_taken_anywhere_on_the_line_and_never_as_the_prompt():
     assert args.prompt is None and args.overrides == ["steps=600"]
     with pytest.raises(SystemExit):
         parse_args(["generate", "a red cube", "--out", "x", "stray"])
+
+
+def test_running_the_same_batch_again_finishes_only_what_is_left(tmp_path, monkeypatch, capsys):
+    """A crashed batch: prompt 0 complete, prompt 1 interrupted with a checkpoint, prompt 2 never
+    started. The same command skips 0, resumes 1 and runs 2."""
+    import ui3d.cli
+    from ui3d.io import write_json
+
+    f = tmp_path / "p.txt"
+    f.write_text("a red cube\na blue sphere\na green torus\n")
+    out = tmp_path / "out"
+    write_json(out / "000-a-red-cube-s0" / "metrics.json", {"steps": 2, "iou": 0.5})
+    (out / "001-a-blue-sphere-s0").mkdir()
+    (out / "001-a-blue-sphere-s0" / "checkpoint.pt").write_bytes(b"")
+    write_json(out / "001-a-blue-sphere-s0" / "metrics.json", {"steps": 1})  # interrupted after step 1 of 2
+    calls = []
+
+    def run(cfg, run_dir, resume=False, cache_dir=None):
+        calls.append((run_dir.name, resume))
+        return True, {"steps": cfg.steps, "iou": 0.25}
+
+    monkeypatch.setattr(ui3d.cli, "_run_generate", run)
+    assert main(["generate", "--prompts", str(f), "--config", DEBUG, "--out", str(out)]) == 0
+    assert calls == [("001-a-blue-sphere-s0", True), ("002-a-green-torus-s0", False)]
+    assert "already done" in capsys.readouterr().out
+    runs = json.loads((out / "summary.json").read_text())["runs"]
+    assert [(r["index"], r["finished"], r["iou"]) for r in runs] == [(0, True, 0.5), (1, True, 0.25), (2, True, 0.25)]
+    calls.clear()
+    assert main(["generate", "--prompts", str(f), "--config", DEBUG, "--out", str(out)]) == 0
+    assert calls == [("001-a-blue-sphere-s0", True), ("002-a-green-torus-s0", False)]  # the fake wrote no metrics
+
+
+def test_an_interrupted_run_stops_the_batch(tmp_path, monkeypatch):
+    import ui3d.cli
+
+    f = tmp_path / "p.txt"
+    f.write_text("a red cube\na blue sphere\n")
+    calls = []
+
+    def run(cfg, run_dir, resume=False, cache_dir=None):
+        calls.append(run_dir.name)
+        return False, {"steps": 1}  # Ctrl+C: checkpoint saved, run not finished
+
+    monkeypatch.setattr(ui3d.cli, "_run_generate", run)
+    assert main(["generate", "--prompts", str(f), "--config", DEBUG, "--out", str(tmp_path / "out")]) == 130
+    assert calls == ["000-a-red-cube-s0"]

@@ -7,13 +7,13 @@ import torch
 
 from ui3d.config import load_config
 from ui3d.diffusion import VPSchedule
+from ui3d.io import read_safetensors
 from ui3d.teachers.builtin import (
     DEFAULT_TEACHER_PATH,
     BuiltinTeacher,
     BuiltinTeacherConfig,
     BuiltinTeacherModel,
     bf16_is_fast,
-    read_safetensors,
     save_teacher,
 )
 from ui3d.teachers.builtin_train import TeacherTrainConfig, denoising_loss, train_teacher

@@ -2,7 +2,7 @@
 
 import torch
 
-from ui3d.teachers.builtin import sample_images
+from ui3d.teachers.sampling import sample_images
 from ui3d.teachers.exact import ExactWorldTeacher, world_renders_mixture
 from ui3d.teachers.protocol import Teacher
 

@@ -64,3 +64,25 @@ def test_config_errors():
         WorldDatasetConfig(p_colour=1.5)
     with pytest.raises(ValueError, match="batch_size"):
         sample_batch(0, torch.Generator(), SMALL)
+
+
+def test_render_captions_shards_are_slices_of_the_whole_and_seeded():
+    from ui3d.world.dataset import render_captions
+
+    captions = ["a red cube", "a blue sphere", "a green torus", "a snowman"]
+    whole = render_captions(captions, seed=5, resolution=16, ss=1)
+    assert whole.shape == (4, 3, 16, 16) and whole.min() >= -1.0 and whole.max() <= 1.0
+    assert torch.equal(whole[0, :, 0, 0], torch.ones(3))  # a corner pixel: the white background
+    # every process of a data-parallel run draws the cameras of all captions, then renders its shard
+    assert torch.equal(render_captions(captions, seed=5, resolution=16, ss=1, shard=slice(1, 3)), whole[1:3])
+    assert not torch.equal(render_captions(captions, seed=6, resolution=16, ss=1), whole)
+
+
+def test_render_pixels_is_the_world_render_channels_first_in_minus_one_one():
+    from ui3d.cameras import orbit_cameras
+    from ui3d.world import make_object, render_world
+    from ui3d.world.dataset import render_pixels
+
+    cams = orbit_cameras(2, 12)
+    rgb = render_world(make_object("cone", "red"), cams, ss=1).rgb
+    torch.testing.assert_close(render_pixels(make_object("cone", "red"), cams, ss=1), rgb.permute(0, 3, 1, 2) * 2 - 1)

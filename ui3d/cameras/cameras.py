@@ -283,6 +283,8 @@ class CameraRanges:
             )
         if self.distance[0] <= 0:
             raise ValueError(f"CameraRanges.distance: expected positive distances, got {self.distance}")
+        if self.light_distance_factor[0] <= 0:
+            raise ValueError(f"CameraRanges.light_distance_factor: expected positive factors, got {self.light_distance_factor}")
         if not (0.0 < self.fovy_deg[0] and self.fovy_deg[1] < 180.0):
             raise ValueError(f"CameraRanges.fovy_deg: expected values in (0, 180), got {self.fovy_deg}")
         if self.light_perturb < 0:

@@ -50,6 +50,12 @@ class VPSchedule:
         return (sigma.log()[..., None] - table).abs().argmin(-1)
 
 
+def snap_sigma(schedule: VPSchedule, sigma: Tensor) -> Tensor:
+    """The EDM noise levels of the schedule's timesteps nearest (in log σ) to ``sigma``: a VP network
+    queried at an EDM σ runs at a timestep of its own grid, so σ must lie on that grid."""
+    return schedule.edm_sigma(schedule.timestep_for_edm_sigma(sigma)).to(sigma)
+
+
 def karras_sigmas(n: int, sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0) -> Tensor:
     """EDM's sampling grid, descending from σ_max to σ_min (n ≥ 1)."""
     if n < 1:

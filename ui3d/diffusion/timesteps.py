@@ -46,6 +46,9 @@ class UniformTimesteps:
         return torch.randint(lo, hi + 1, (n,), generator=generator)
 
 
+ALL_TIMESTEPS = UniformTimesteps(t_min=0.0, t_max=1.0)  # t ~ U{0..T−1}: denoising score matching
+
+
 @dataclass(frozen=True)
 class LogNormalSigma:
     """EDM's training distribution: log σ ~ N(p_mean, p_std²)."""

@@ -10,6 +10,8 @@
   (exact, sim_sg, paper_code) use L_EDM = ω·{…} = (σ⁴/2α²)·ω·L_score, so w = σ⁴ω/(2α²) and exact
   reverse KL is SiD(α=½) with SiD's ω; static mode is linear in the scores, so w = σ²ω/α² and its
   gradient is Diff-Instruct's ω·(x̂0_q − x̂0_p).
+
+``adversarial_weight`` is the same ω for SiDA's generator GAN term (§1.5).
 """
 
 from __future__ import annotations
@@ -25,6 +27,17 @@ def _flat(v: Tensor | float, like: Tensor) -> Tensor:
     return v.reshape(-1).expand(like.shape[0]) if v.numel() == 1 else v.reshape(like.shape[0])
 
 
+def mean_abs_omega(x0: Tensor, x0_teacher: Tensor) -> Tensor:
+    """ω = 1/sg[mean|x_0 − x̂0_p|] per sample [B] (DMD/SiD's normaliser, in denoiser units)."""
+    return 1.0 / (x0 - x0_teacher).detach().abs().flatten(1).mean(1).clamp_min(1e-8)
+
+
+def adversarial_weight(x0: Tensor, x0_teacher: Tensor) -> Tensor:
+    """SiDA's weight of the generator's GAN term: ω·(elements per sample), i.e. the BCE divided by
+    mean|x_g − D_p| and multiplied by C·H·W, as in the image code (§1.5)."""
+    return mean_abs_omega(x0, x0_teacher) * x0[0].numel()
+
+
 def loss_weight(
     kind: str, mode: str, alpha: Tensor | float, sigma: Tensor | float, x0: Tensor, x0_teacher: Tensor | None = None
 ) -> Tensor:
@@ -37,7 +50,6 @@ def loss_weight(
     if kind == "mean_abs":
         if x0_teacher is None:
             raise ValueError("weighting 'mean_abs' needs the teacher's x0 prediction")
-        omega = 1.0 / (x0 - x0_teacher).detach().abs().flatten(1).mean(1).clamp_min(1e-8)
         scale = s**2 / a**2 if mode == "static" else s**4 / (2 * a**2)
-        return (scale * omega).detach()
+        return (scale * mean_abs_omega(x0, x0_teacher)).detach()
     raise ValueError(f"unknown weighting '{kind}' (choices: {', '.join(WEIGHTINGS)})")

@@ -1,7 +1,8 @@
 """Mesh extraction: density grid -> threshold -> clean-up -> marching cubes -> vertex colours.
 
-Any scene with ``density(points [N, 3]) -> [N]``, ``albedo(points) -> [N, 3]`` and
-``surface_threshold(voxel_size) -> float`` can be exported (both ui3d scenes have them).
+Any field with ``density(points [N, 3]) -> [N]``, ``albedo(points) -> [N, 3]``,
+``surface_threshold(voxel_size) -> float`` and a ``device`` can be exported (a
+:class:`~ui3d.scene.base.Scene` is one; so is an analytic test field).
 
 - The **automatic threshold** is the scene's own notion of "solid" at the grid's voxel size
   (NeRF: the density at which a slab of matter is half opaque, ``ln 2 / thickness``; Gaussians:
@@ -10,9 +11,10 @@ Any scene with ``density(points [N, 3]) -> [N]``, ``albedo(points) -> [N, 3]`` a
   ``min_component_fraction`` of the largest are dropped (floaters), enclosed cavities are filled
   (Gaussians and NeRFs often model only a shell), then marching cubes runs on the density with
   those changes applied, padded so the mesh is closed at the grid's border.
-- **Carving** (scenes that can ``render``): the dense region is intersected with the scene's
-  visual hull from ``carve_views`` renders all around (:mod:`ui3d.export.carve`), so the mesh's
-  outline is what the scene's renders show, not where its density happens to cross a level.
+- **Carving** (fields that also ``render``: every scene, :class:`RenderedField`): the dense region
+  is intersected with the scene's visual hull from ``carve_views`` renders all around
+  (:mod:`ui3d.export.carve`), so the mesh's outline is what the scene's renders show, not where
+  its density happens to cross a level.
 - Optional **decimation** to ``max_faces`` (quadric, ``fast_simplification`` through trimesh).
 """
 
@@ -21,22 +23,39 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
 from scipy import ndimage
 from torch import Tensor
 
-__all__ = ["Mesh", "ExtractConfig", "DensityField", "density_grid", "extract_mesh", "EmptySceneError"]
+__all__ = [
+    "Mesh", "ExtractConfig", "DensityField", "RenderedField", "density_grid", "extract_mesh", "EmptySceneError",
+    "ExportWarning",
+]
+
+
+class ExportWarning(UserWarning):
+    """A result that is written but worse than asked for (the CLI prints it as one ``warning:`` line)."""
 
 
 class DensityField(Protocol):
+    @property
+    def device(self) -> torch.device: ...
+
     def density(self, x: Tensor) -> Tensor: ...
 
     def albedo(self, x: Tensor) -> Tensor: ...
 
     def surface_threshold(self, voxel_size: float) -> float: ...
+
+
+@runtime_checkable
+class RenderedField(DensityField, Protocol):
+    """A density field that renders (every scene): its mesh is carved by its renders."""
+
+    def render(self, cameras, shading: str = "albedo", generator=None, background=None): ...
 
 
 class EmptySceneError(ValueError):
@@ -88,16 +107,11 @@ def _cell_centres(resolution: int, bound: float) -> Tensor:
     return torch.stack(torch.meshgrid(c, c, c, indexing="ij"), -1).reshape(-1, 3)
 
 
-def _device(scene) -> torch.device:
-    return next(iter(scene.parameters())).device if hasattr(scene, "parameters") else torch.device("cpu")
-
-
 @torch.no_grad()
 def density_grid(scene: DensityField, resolution: int = 128, bound: float = 1.0, chunk: int = 1 << 16) -> Tensor:
     """Densities at the cell centres of [-bound, bound]^3, [R, R, R] indexed [x, y, z] (CPU)."""
     pts = _cell_centres(resolution, bound)
-    dev = _device(scene)
-    out = [scene.density(pts[i : i + chunk].to(dev)).float().cpu() for i in range(0, pts.shape[0], chunk)]
+    out = [scene.density(pts[i : i + chunk].to(scene.device)).float().cpu() for i in range(0, pts.shape[0], chunk)]
     return torch.cat(out).reshape(resolution, resolution, resolution)
 
 
@@ -132,7 +146,7 @@ def extract_mesh(scene: DensityField, cfg: ExtractConfig = ExtractConfig()) -> M
             "transparent — train longer, or pass a lower threshold"
         )
     solid = grid / tau  # solid above 1
-    if cfg.carve_views and hasattr(scene, "render"):
+    if cfg.carve_views and isinstance(scene, RenderedField):
         carved = np.minimum(solid, _hull_grid(scene, dense, cfg) / 0.5)
         if (carved > 1.0).any():
             solid = carved
@@ -140,7 +154,7 @@ def extract_mesh(scene: DensityField, cfg: ExtractConfig = ExtractConfig()) -> M
             warnings.warn(
                 f"export: nothing above the density threshold {tau:.4g} is half opaque in all "
                 f"{cfg.carve_views} carving renders (the scene is mostly transparent); the mesh "
-                "follows the density alone", stacklevel=2,
+                "follows the density alone", ExportWarning,
             )
     occ = solid > 1.0
     kept = clean_occupancy(occ, cfg.min_component_fraction, cfg.fill_cavities)
@@ -151,8 +165,7 @@ def extract_mesh(scene: DensityField, cfg: ExtractConfig = ExtractConfig()) -> M
     verts = verts - cfg.bound + 0.5 * h - h  # padding shifts indices by one cell
     faces = faces[:, ::-1].copy()  # skimage orients faces towards lower values; flip to outward
     mesh = _finish(verts.astype(np.float64), faces.astype(np.int64), cfg.max_faces)
-    dev = _device(scene)
-    pts = torch.from_numpy(mesh[0]).float().to(dev)
+    pts = torch.from_numpy(mesh[0]).float().to(scene.device)
     colours = torch.cat([scene.albedo(pts[i : i + 65536]).float().cpu() for i in range(0, len(pts), 65536)])
     return Mesh(
         vertices=mesh[0].astype(np.float32),
@@ -162,7 +175,7 @@ def extract_mesh(scene: DensityField, cfg: ExtractConfig = ExtractConfig()) -> M
     )
 
 
-def _hull_grid(scene, dense: np.ndarray, cfg: ExtractConfig) -> np.ndarray:
+def _hull_grid(scene: RenderedField, dense: np.ndarray, cfg: ExtractConfig) -> np.ndarray:
     """The visual hull (:func:`ui3d.export.carve.rendered_hull`) on the grid, evaluated at the
     dense cells and their neighbours (all that marching cubes reads there; elsewhere 1). The
     carving cameras frame the ball around the origin that holds every dense cell."""
@@ -173,7 +186,7 @@ def _hull_grid(scene, dense: np.ndarray, cfg: ExtractConfig) -> np.ndarray:
     h = 2.0 * cfg.bound / cfg.resolution
     radius = float(pts.norm(dim=-1).max()) + h
     hull = np.ones(dense.shape)
-    hull[near] = rendered_hull(scene, pts.to(_device(scene)), cfg.carve_views, cfg.carve_size, radius,
+    hull[near] = rendered_hull(scene, pts.to(scene.device), cfg.carve_views, cfg.carve_size, radius,
                                distance=4.0 * cfg.bound * math.sqrt(3.0)).cpu().numpy()
     return hull
 

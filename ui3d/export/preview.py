@@ -1,6 +1,10 @@
 """A small z-buffer triangle rasteriser for looking at exported meshes (no OpenGL): vertex colours
 interpolated, lit by ambient + Lambert from the camera's light, same camera convention as every
-other renderer."""
+other renderer.
+
+The z-buffer picks each pixel's nearest fragment with a min-reduction (:func:`nearest_fragments`),
+not by writing fragments far-to-near into the image: torch does not define which of several writes
+to one index wins, and with two threads such an image came out wrong at nearly every pixel."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import torch
 
 from ui3d.cameras import Cameras, project_points
 
-__all__ = ["render_mesh", "save_grid_png"]
+__all__ = ["render_mesh", "nearest_fragments"]
 
 
 @torch.no_grad()
@@ -52,8 +56,8 @@ def render_mesh(vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray, ca
         fid, px, py, l0, l1, l2 = fid[inside], px[inside], py[inside], l0[inside], l1[inside], l2[inside]
         depth = l0 * tz[fid, 0] + l1 * tz[fid, 1] + l2 * tz[fid, 2]
         pix = py * w + px
-        order = torch.argsort(depth, descending=True)  # nearest written last wins
-        pix, fid, l0, l1, l2 = pix[order], fid[order], l0[order], l1[order], l2[order]
+        keep = nearest_fragments(pix, depth, h * w)
+        pix, fid, l0, l1, l2 = pix[keep], fid[keep], l0[keep], l1[keep], l2[keep]
         rgb = l0[:, None] * col[f[fid, 0]] + l1[:, None] * col[f[fid, 1]] + l2[:, None] * col[f[fid, 2]]
         pos = l0[:, None] * v[f[fid, 0]] + l1[:, None] * v[f[fid, 1]] + l2[:, None] * v[f[fid, 2]]
         to_light = cams.light_pos[b] - pos
@@ -61,20 +65,17 @@ def render_mesh(vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray, ca
         lam = (fn[fid] * to_light).sum(-1).abs()
         shaded = (rgb * (ambient + diffuse * lam[:, None])).clamp(0, 1)
         img = torch.full((h * w, 3), float(background))
-        img[pix] = shaded  # with duplicate indices the last write (the nearest) is kept on CPU
+        img[pix] = shaded  # one fragment per pixel: no write order to depend on
         out[b] = img.reshape(h, w, 3).numpy()
     return out
 
 
-def save_grid_png(rows: list[np.ndarray], path, scale: int = 1) -> None:
-    """Save rows of images (each [N, H, W, 3] in [0, 1]) as one PNG grid."""
-    from PIL import Image
-
-    from ui3d.io import atomic_path
-
-    grid = np.concatenate([np.concatenate(list(r), axis=1) for r in rows], axis=0)
-    img = Image.fromarray((np.clip(grid, 0, 1) * 255).round().astype(np.uint8))
-    if scale > 1:
-        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    with atomic_path(path) as tmp:
-        img.save(tmp)
+def nearest_fragments(pixel: torch.Tensor, depth: torch.Tensor, num_pixels: int) -> torch.Tensor:
+    """Indices of the fragments that a z-buffer keeps: per pixel the one of least depth, ties to
+    the lowest fragment index; at most one per pixel. Min-reductions give the same result in any
+    order, so this is deterministic on any number of threads."""
+    nearest = torch.full((num_pixels,), float("inf"), dtype=depth.dtype).scatter_reduce(0, pixel, depth, "amin")
+    candidates = torch.nonzero(depth == nearest[pixel]).squeeze(-1)
+    none = len(depth)
+    first = torch.full((num_pixels,), none, dtype=torch.long).scatter_reduce(0, pixel[candidates], candidates, "amin")
+    return first[first < none]

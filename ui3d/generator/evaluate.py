@@ -41,7 +41,8 @@ def generate(generator: OneStepGenerator, n: int, cond: Tensor | None, seed: int
 def evaluate_builtin(generator: OneStepGenerator, embeddings: Tensor, judge, per_caption: int = 2, seed: int = 0) -> tuple[dict, Tensor]:
     """Judge accuracy and world-FID of one-step samples (``embeddings``: the 143 captions'), and the samples."""
     from ui3d.metrics.fid import fid_from_features
-    from ui3d.metrics.judge import object_colour_captions, render_captions
+    from ui3d.metrics.judge import object_colour_captions
+    from ui3d.world.dataset import render_captions
 
     rows = object_colour_captions()
     if embeddings.shape[0] != len(rows):

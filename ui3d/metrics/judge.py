@@ -32,7 +32,6 @@ __all__ = [
     "Judge",
     "label_names",
     "object_colour_captions",
-    "render_captions",
     "train_judge",
     "evaluate_teacher",
 ]
@@ -140,7 +139,7 @@ class Judge:
 
     @staticmethod
     def load(path: str | Path = DEFAULT_JUDGE_PATH) -> "Judge":
-        from ui3d.teachers.builtin import read_safetensors
+        from ui3d.io import read_safetensors
 
         tensors, meta = read_safetensors(path, KIND)
         try:
@@ -230,25 +229,13 @@ def object_colour_captions() -> list[tuple[str, str, str]]:
     return [(make_caption(o, c), o, c) for o in OBJECTS for c in COLOURS]
 
 
-def render_captions(captions: Sequence[str], seed: int, resolution: int = 32, ss: int = 2) -> Tensor:
-    """One render per caption from random dataset cameras, [B, 3, r, r] in [-1, 1]."""
-    from ui3d.cameras import sample_random_cameras
-    from ui3d.world.captions import parse_prompt
-    from ui3d.world.dataset import _dataset_cameras
-    from ui3d.world.render import render_world
-
-    gen = torch.Generator().manual_seed(seed)
-    cams = sample_random_cameras(len(captions), resolution, _dataset_cameras(), gen)
-    out = render_world([parse_prompt(c).to_object() for c in captions], cams, ss=ss)
-    return out.rgb.permute(0, 3, 1, 2).mul(2).sub(1).contiguous()
-
-
 def evaluate_teacher(
     teacher, judge: Judge, per_caption: int = 4, steps: int = 50, cfg: float = 4.0, seed: int = 0,
     progress: bool = False, captions: Sequence[tuple[str, str, str]] | None = None,
 ) -> dict:
     """Judge accuracy and world-FID of teacher samples over all object x colour captions."""
-    from ui3d.teachers.builtin import sample_images
+    from ui3d.teachers.sampling import sample_images
+    from ui3d.world.dataset import render_captions
 
     rows = list(captions or object_colour_captions())
     batch = [r for r in rows for _ in range(per_caption)]

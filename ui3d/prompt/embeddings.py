@@ -5,12 +5,15 @@ The model part of the key includes a fingerprint of the encoder itself (a hash o
 the empty prompt), so retraining or replacing a teacher under the same name never reuses stale
 embeddings.
 
-The cache holds safetensors files (never pickle); a corrupt entry is re-encoded, not trusted.
+The cache holds safetensors files (never pickle); a corrupt entry is re-encoded, not trusted. It
+lives in the user's cache folder (:func:`prompt_cache_dir`), never in the current folder, and a cache
+folder that cannot be written is skipped: a run does not need its cache.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -46,6 +49,25 @@ class PromptEmbeddings:
         return self.views[torch.where(ids == front, back, front)]
 
 
+CACHE_ENV = "UI3D_CACHE_DIR"
+
+
+def cache_root(explicit: str | Path | None = None) -> Path:
+    """ui3d's cache folder: ``explicit`` (a ``--cache-dir`` flag), else ``$UI3D_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/ui3d`` (an absolute one, as the XDG spec says), else ``~/.cache/ui3d``."""
+    chosen = explicit or os.environ.get(CACHE_ENV)
+    if chosen:
+        return Path(chosen).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return base / "ui3d"
+
+
+def prompt_cache_dir(explicit: str | Path | None = None) -> Path:
+    """Where prompt embeddings are cached (see :func:`cache_root`)."""
+    return cache_root(explicit) / "prompts"
+
+
 def cache_key(model_id: str, text: str) -> str:
     return hashlib.sha256(f"{model_id}\n{text}".encode()).hexdigest()[:32]
 
@@ -71,9 +93,12 @@ def _cached(encoder: Encoder, texts: Sequence[str], model_id: str, cache_dir: Pa
         for text, emb in zip(missing, encoded):
             rows[text] = emb
             if cache_dir is not None:
-                cache_dir.mkdir(parents=True, exist_ok=True)
-                with atomic_path(cache_dir / f"{cache_key(model_id, text)}.safetensors") as tmp:
-                    save_file({"embedding": emb.contiguous()}, str(tmp))
+                try:
+                    cache_dir.mkdir(parents=True, exist_ok=True)
+                    with atomic_path(cache_dir / f"{cache_key(model_id, text)}.safetensors") as tmp:
+                        save_file({"embedding": emb.contiguous()}, str(tmp))
+                except OSError:  # a read-only or full cache folder: run without the cache
+                    cache_dir = None
     return torch.stack([rows[t] for t in texts])
 
 

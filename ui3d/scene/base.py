@@ -1,4 +1,4 @@
-"""The Scene protocol and scene files.
+"""The Scene protocol, how a training loop steps a scene, and scene files.
 
 A scene folder holds ``scene.json`` (``{"kind": ..., "config": {...}}``, the scene's typed config)
 and ``scene.safetensors`` (its state dict), both written atomically, so ``ui3d export`` can rebuild
@@ -7,6 +7,7 @@ the scene without the run's config.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -18,17 +19,37 @@ from ui3d.config import from_dict, to_dict
 from ui3d.io import atomic_path, read_json, write_json
 from ui3d.render.types import RenderOutput
 
-__all__ = ["Scene", "SCENE_KINDS", "save_scene", "load_scene", "find_scene_dir", "build_scene"]
+__all__ = [
+    "Scene", "SceneTraining", "SCENE_KINDS", "build_optimiser", "save_scene", "load_scene", "find_scene_dir",
+    "build_scene",
+]
 
 SCENE_JSON = "scene.json"
 SCENE_WEIGHTS = "scene.safetensors"
+
+
+@dataclass(frozen=True)
+class SceneTraining:
+    """How a training loop steps a scene: its optimiser and its upkeep between steps. The values
+    belong to the run's config (``TextTo3DConfig``, ``FitConfig``), so a scene's own config, the
+    YAML presets and saved scenes stay as they are."""
+
+    lr: float = 1e-2  # scenes trained at one rate (the NeRF); Gaussians use GaussianConfig.lr_*
+    betas: tuple[float, float] = (0.9, 0.99)
+    occupancy_every: int = 16  # NeRF: refresh the occupancy grid (empty space is not sampled)
+    densify_every: int = 50  # Gaussians: densify and prune every N steps ...
+    densify_until: int = 250  # ... before this step
 
 
 @runtime_checkable
 class Scene(Protocol):
     """What guidance, export and the training loop need from a 3D backend."""
 
-    kind: str
+    kind: str  # the name scene files store (SCENE_KINDS)
+    has_splats: bool  # export: the scene itself is the .ply (3D Gaussian splats); else the mesh is
+
+    @property
+    def device(self) -> torch.device: ...
 
     def render(
         self, cameras: Cameras, shading: str = "albedo", generator: torch.Generator | None = None,
@@ -40,6 +61,20 @@ class Scene(Protocol):
     def albedo(self, x: Tensor) -> Tensor: ...
 
     def surface_threshold(self, voxel_size: float) -> float: ...
+
+    def param_groups(self, training: SceneTraining) -> list[dict]:
+        """Optimiser parameter groups covering every parameter once."""
+        ...
+
+    def maintain(self, step: int, training: SceneTraining, generator: torch.Generator | None = None) -> bool:
+        """Upkeep after the optimiser step of ``step``; True when the parameter set changed (the
+        optimiser must be rebuilt)."""
+        ...
+
+
+def build_optimiser(scene: Scene, training: SceneTraining) -> torch.optim.Optimizer:
+    """Adam over the scene's parameter groups (rebuild it whenever ``maintain`` returns True)."""
+    return torch.optim.Adam(scene.param_groups(training), betas=training.betas, eps=1e-15)
 
 
 def _kinds() -> dict[str, tuple[type, type]]:
@@ -90,12 +125,28 @@ def find_scene_dir(run_dir: str | Path) -> Path:
 
 def load_scene(folder: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
     """Rebuild a scene saved by :func:`save_scene` (weights via safetensors only)."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    folder = find_scene_dir(folder)
-    meta = read_json(folder / SCENE_JSON)
+    from ui3d.errors import UserError, user_input
+
+    with user_input():  # the folder the user named holds no scene
+        folder = find_scene_dir(folder)
+    try:
+        meta = read_json(folder / SCENE_JSON)
+    except (OSError, ValueError, RecursionError) as err:  # ValueError: not JSON, or not UTF-8
+        raise UserError(f"scene file '{folder / SCENE_JSON}' cannot be read ({type(err).__name__})") from None
     if not isinstance(meta, dict) or "kind" not in meta:
-        raise ValueError(f"scene file: {folder / SCENE_JSON} has no 'kind'")
-    scene = build_scene(meta["kind"], meta.get("config", {}))
-    scene.load_state_dict(load_file(str(folder / SCENE_WEIGHTS)))
+        raise UserError(f"scene file '{folder / SCENE_JSON}' has no 'kind'")
+    with user_input():  # an unknown kind or config in the file
+        scene = build_scene(meta["kind"], meta.get("config", {}))
+    try:
+        state = load_file(str(folder / SCENE_WEIGHTS))
+    except (SafetensorError, OSError) as err:
+        raise UserError(f"scene file '{folder / SCENE_WEIGHTS}' is not a readable safetensors file ({type(err).__name__})") from None
+    try:
+        scene.load_state_dict(state)
+    except (RuntimeError, KeyError) as err:
+        raise UserError(f"scene file '{folder / SCENE_WEIGHTS}' does not fit its {SCENE_JSON}: "
+                        f"{str(err).splitlines()[0][:200]}") from None
     return scene.to(device).eval()

@@ -22,6 +22,7 @@ from ui3d.render.background import Background, BackgroundConfig
 from ui3d.render.gaussian_raster import RasterConfig, quat_to_rotmat, rasterize_gaussians
 from ui3d.render.shading import SHADING_MODES, ShadingConfig, shade
 from ui3d.render.types import RenderOutput
+from ui3d.scene.base import SceneTraining
 
 __all__ = ["GaussianConfig", "GaussianScene"]
 
@@ -49,6 +50,12 @@ class GaussianConfig:
     def __post_init__(self) -> None:
         if self.num_init < 1:
             raise ValueError(f"GaussianConfig.num_init: expected >= 1, got {self.num_init}")
+        from ui3d.config import check_ranges
+
+        # upper bounds: every Gaussian is rasterised in every view of every step
+        check_ranges(self, num_init=(1, 1_000_000), max_gaussians=(1, 1_000_000), densify_fraction=(0, 1),
+                     prune_opacity=(0, 1), init_opacity=(0, 1), lr_means=(0, None), lr_scales=(0, None),
+                     lr_quats=(0, None), lr_opacity=(0, None), lr_colour=(0, None))
 
 
 def _logit(p: Tensor) -> Tensor:
@@ -58,6 +65,7 @@ def _logit(p: Tensor) -> Tensor:
 
 class GaussianScene(nn.Module):
     kind = "gaussians"
+    has_splats = True
 
     def __init__(self, cfg: GaussianConfig = GaussianConfig(), generator: torch.Generator | None = None, num: int | None = None):
         super().__init__()
@@ -86,8 +94,13 @@ class GaussianScene(nn.Module):
     def num(self) -> int:
         return self.means.shape[0]
 
-    def param_groups(self) -> list[dict]:
-        """Optimiser parameter groups with the configured learning rate of each attribute."""
+    @property
+    def device(self) -> torch.device:
+        return self.means.device
+
+    def param_groups(self, training: SceneTraining) -> list[dict]:
+        """Optimiser parameter groups with the configured learning rate of each attribute
+        (``GaussianConfig.lr_*``; ``training.lr`` is the NeRF's)."""
         c = self.cfg
         return [
             {"params": [self.means], "lr": c.lr_means},
@@ -120,13 +133,13 @@ class GaussianScene(nn.Module):
             raise ValueError(f"shading: expected one of {', '.join(SHADING_MODES)}, got {shading!r}")
         means, scales, quats, opac, cols = self.attributes()
         b = len(cameras)
-        if background is None:
-            _, dirs = camera_rays(cameras.resized(1, 1))
-            bg = self.background(dirs, generator).reshape(b, 3)
+        if background is None:  # [B, 1, 1, 3], or [B, H, W, 3] for a background that varies per pixel
+            _, dirs = camera_rays(cameras if self.background.varies_per_pixel else cameras.resized(1, 1))
+            bg = self.background(dirs, generator)
         else:
             bg = torch.as_tensor(background, dtype=means.dtype, device=means.device)
-            bg = bg if bg.ndim == 2 else bg.expand(b, 3)
-        zero_bg = torch.zeros_like(bg)
+            bg = (bg if bg.ndim == 2 else bg.expand(b, 3))[:, None, None, :]
+        zero_bg = torch.zeros(b, 3, dtype=means.dtype, device=means.device)
         out = rasterize_gaussians(means, scales, quats, opac, cols, cameras, zero_bg, self.cfg.raster)
         if self.training and torch.is_grad_enabled():
             self._last_means2d = out.means2d
@@ -135,7 +148,7 @@ class GaussianScene(nn.Module):
         origins, dirs = camera_rays(cameras)
         points = origins + out.depth * dirs
         colour = shade(albedo, out.normal, points, cameras.light_pos, shading, self.cfg.shading)
-        rgb = colour * out.alpha + bg[:, None, None, :] * (1.0 - out.alpha)
+        rgb = colour * out.alpha + bg * (1.0 - out.alpha)
         return RenderOutput(rgb=rgb.clamp(0, 1), alpha=out.alpha.clamp(0, 1), depth=out.depth, normal=out.normal)
 
     # --- densify and prune -------------------------------------------------------------------
@@ -195,11 +208,12 @@ class GaussianScene(nn.Module):
         self.grad_accum = torch.zeros(n, device=dev)
         self.grad_count = torch.zeros(n, device=dev)
 
-    def after_step(self, step: int, every: int, until: int, generator: torch.Generator | None = None) -> bool:
-        """Training-loop hook: accumulate statistics; densify every ``every`` steps before
-        ``until``. True when the parameter set changed (rebuild the optimiser)."""
+    def maintain(self, step: int, training: SceneTraining, generator: torch.Generator | None = None) -> bool:
+        """After the optimiser step of ``step``: accumulate statistics; densify and prune every
+        ``training.densify_every`` steps before ``training.densify_until``. True when the
+        parameter set changed (rebuild the optimiser)."""
         self.accumulate_gradients()
-        if (step + 1) % every == 0 and step + 1 < until:
+        if (step + 1) % training.densify_every == 0 and step + 1 < training.densify_until:
             self.densify_and_prune(generator)
             return True
         return False

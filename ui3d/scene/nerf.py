@@ -34,6 +34,7 @@ from ui3d.render.volume import (
     render_weights,
     stratified_samples,
 )
+from ui3d.scene.base import SceneTraining
 
 __all__ = ["NeRFConfig", "HashGridNeRF"]
 
@@ -63,10 +64,16 @@ class NeRFConfig:
             raise ValueError(f"NeRFConfig.samples_per_ray: expected >= 2, got {self.samples_per_ray}")
         if self.bound <= 0:
             raise ValueError(f"NeRFConfig.bound: expected > 0, got {self.bound}")
+        from ui3d.config import check_ranges
+
+        # upper bounds: memory grows with samples x rays and occupancy_resolution³
+        check_ranges(self, samples_per_ray=(2, 1024), hidden=(1, 1024), occupancy_resolution=(1, 256),
+                     occupancy_threshold=(0, None), chunk=(1, 1 << 24))
 
 
 class HashGridNeRF(nn.Module):
     kind = "nerf"
+    has_splats = False
 
     def __init__(self, cfg: NeRFConfig = NeRFConfig(), generator: torch.Generator | None = None):
         super().__init__()
@@ -129,6 +136,22 @@ class HashGridNeRF(nn.Module):
     @torch.no_grad()
     def update_occupancy(self, generator: torch.Generator | None = None) -> float:
         return self.occupancy.update(self.density, generator)
+
+    # --- training ---------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.mlp[0].weight.device
+
+    def param_groups(self, training: SceneTraining) -> list[dict]:
+        """One group: every parameter at ``training.lr``."""
+        return [{"params": list(self.parameters()), "lr": training.lr}]
+
+    def maintain(self, step: int, training: SceneTraining, generator: torch.Generator | None = None) -> bool:
+        """Refresh the occupancy grid every ``training.occupancy_every`` steps; the parameters
+        never change, so this returns False."""
+        if step % training.occupancy_every == 0:
+            self.update_occupancy(generator)
+        return False
 
     # --- rendering ----------------------------------------------------------------------------
     def render_rays(

@@ -23,7 +23,8 @@ import torch
 from torch import Tensor, nn
 
 from ui3d.diffusion import VPSchedule
-from ui3d.teachers.protocol import Teacher, guided_eps, pixel_decode, pixel_encode
+from ui3d.io import atomic_path, read_safetensors
+from ui3d.teachers.protocol import pixel_decode, pixel_encode
 from ui3d.teachers.text import TextEncoder, TextEncoderConfig, WordTokenizer
 
 __all__ = [
@@ -34,8 +35,6 @@ __all__ = [
     "BuiltinTeacher",
     "save_teacher",
     "load_teacher_model",
-    "read_safetensors",
-    "sample_images",
 ]
 
 ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
@@ -55,12 +54,31 @@ class BuiltinTeacherConfig:
     text_heads: int = 4
     max_length: int = 12
     num_train_timesteps: int = 1000
+    camera_dim: int = 0  # 0: text only (v1); CAMERA_FEATURES: camera-conditioned (v2)
 
     def __post_init__(self) -> None:
+        if self.camera_dim not in (0, CAMERA_FEATURES):
+            raise ValueError(f"camera_dim: expected 0 or {CAMERA_FEATURES}, got {self.camera_dim}")
         if self.resolution % (2 ** (len(self.channels) - 1)):
             raise ValueError(
                 f"resolution {self.resolution} must be divisible by 2^{len(self.channels) - 1} (channels {self.channels})"
             )
+
+
+CAMERA_FEATURES = 7
+
+
+def camera_features(azimuth_deg: Tensor, elevation_deg: Tensor, distance: Tensor, fovy_deg: Tensor) -> Tensor:
+    """The teacher's camera condition [B, 7]: sin/cos of azimuth and elevation, distance and field of
+    view scaled to about [-1, 1] over the sampler's ranges, and a 1 that says "a camera is given".
+    All zeros (:func:`no_camera`) is the unconditional camera, as trained by camera dropout."""
+    az, el = torch.deg2rad(azimuth_deg.float()), torch.deg2rad(elevation_deg.float())
+    return torch.stack([az.sin(), az.cos(), el.sin(), el.cos(), (distance.float() - 1.75) / 0.25,
+                        (fovy_deg.float() - 55.0) / 15.0, torch.ones_like(az)], dim=1)
+
+
+def no_camera(batch: int, device: torch.device | str = "cpu") -> Tensor:
+    return torch.zeros(batch, CAMERA_FEATURES, device=device)
 
 
 def _build_unet(cfg: BuiltinTeacherConfig) -> nn.Module:
@@ -80,7 +98,7 @@ def _build_unet(cfg: BuiltinTeacherConfig) -> nn.Module:
         attention_head_dim=cfg.attention_head_dim,
         norm_num_groups=cfg.norm_groups,
         class_embed_type="projection",
-        projection_class_embeddings_input_dim=cfg.text_dim,
+        projection_class_embeddings_input_dim=cfg.text_dim + cfg.camera_dim,  # pooled text (+ camera)
     )
 
 
@@ -102,40 +120,32 @@ class BuiltinTeacherModel(nn.Module):
         ids = self.tokenizer(list(prompts)).to(self.text_encoder.position.device)
         return self.text_encoder(ids)
 
-    def forward(self, x_t: Tensor, t: Tensor, hidden: Tensor) -> Tensor:
+    def forward(self, x_t: Tensor, t: Tensor, hidden: Tensor, camera: Tensor | None = None) -> Tensor:
+        """ε̂; ``camera`` [B, CAMERA_FEATURES] (:func:`camera_features`) for a camera-conditioned model,
+        None = no camera (zeros); a text-only model ignores it."""
         t = torch.as_tensor(t, device=x_t.device).reshape(-1).expand(x_t.shape[0])
-        out = self.unet(x_t, t, encoder_hidden_states=hidden, class_labels=hidden[:, 0], return_dict=False)[0]
-        return out
+        label = hidden[:, 0]
+        if self.config.camera_dim:
+            camera = no_camera(x_t.shape[0], x_t.device) if camera is None else camera.to(x_t.device)
+            label = torch.cat([label, camera.to(label.dtype)], dim=1)
+        return self.unet(x_t, t, encoder_hidden_states=hidden, class_labels=label, return_dict=False)[0]
+
+    def load_text_only(self, state: dict[str, Tensor]) -> None:
+        """Start a camera-conditioned model from a text-only one: the camera's columns of the class
+        projection start at zero, so the new model predicts exactly what the old one did."""
+        key = "unet.class_embedding.linear_1.weight"
+        state = dict(state)
+        weight = state[key]
+        if self.config.camera_dim and weight.shape[1] == self.config.text_dim:
+            state[key] = torch.cat([weight, weight.new_zeros(weight.shape[0], self.config.camera_dim)], dim=1)
+        self.load_state_dict(state, strict=True)
 
 
 # --- files -------------------------------------------------------------------------------------
 
-def read_safetensors(path: str | Path, kind: str) -> tuple[dict[str, Tensor], dict[str, str]]:
-    """Tensors and metadata of a safetensors file of the given ``kind``; ValueError naming the
-    file when it is missing, unreadable, corrupt or of another kind. Never unpickles."""
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"weights file '{path}' not found")
-    try:
-        tensors = {}
-        with safe_open(str(path), framework="pt") as f:
-            meta = dict(f.metadata() or {})
-            for k in f.keys():
-                tensors[k] = f.get_tensor(k)
-    except Exception as err:  # safetensors raises its own error types for corrupt headers/data
-        raise ValueError(f"weights file '{path}' is not a readable safetensors file ({err})") from None
-    if meta.get("kind") != kind:
-        raise ValueError(f"weights file '{path}' is not a {kind} file (metadata kind {meta.get('kind')!r})")
-    return tensors, meta
-
-
 def save_teacher(model: BuiltinTeacherModel, path: str | Path, info: dict | None = None) -> Path:
     """Write weights + config + vocabulary (+ ``info``: training facts) atomically as safetensors."""
     from safetensors.torch import save_file
-
-    from ui3d.io import atomic_path
 
     meta = {
         "kind": KIND,
@@ -238,91 +248,16 @@ class BuiltinTeacher:
         """The ε-network (``forward(x_t, t, hidden)``, UNet at ``.unet``) that a LoRA fake score copies."""
         return self.model
 
-    def predict_eps(self, x_t: Tensor, t: Tensor, embeddings: Tensor) -> Tensor:
+    @property
+    def takes_camera(self) -> bool:
+        return bool(self.config.camera_dim)
+
+    def predict_eps(self, x_t: Tensor, t: Tensor, embeddings: Tensor, camera: Tensor | None = None) -> Tensor:
         dev = x_t.device
         use_bf16 = bf16_is_fast(dev.type) if self.autocast is None else self.autocast
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
-            eps = self.model(x_t, t, embeddings.to(dev))
+            eps = self.model(x_t, t, embeddings.to(dev), camera)
         return eps.float()
-
-
-# --- sampling ------------------------------------------------------------------------------------
-
-def ddim_timesteps(schedule: VPSchedule, steps: int) -> Tensor:
-    """Descending integer timesteps (diffusers' DDIM "leading" spacing, shifted so t=T−1 starts)."""
-    if steps < 1:
-        raise ValueError(f"steps: expected >= 1, got {steps}")
-    T = schedule.num_train_timesteps
-    ts = torch.linspace(T - 1, 0, steps).round().long()
-    return ts
-
-
-@torch.no_grad()
-def sample_images(
-    teacher: Teacher,
-    prompts: Sequence[str],
-    steps: int = 50,
-    cfg: float = 4.0,
-    generator: torch.Generator | None = None,
-    batch_size: int = 64,
-    progress: bool = False,
-) -> Tensor:
-    """Deterministic DDIM (η = 0) with classifier-free guidance; images [B, 3, r, r] in [0, 1]."""
-    prompts = list(prompts)
-    if not prompts:
-        raise ValueError("prompts: expected at least one prompt")
-    gen = generator or torch.Generator().manual_seed(0)
-    r = getattr(teacher, "resolution", 32)
-    noise = torch.randn(len(prompts), 3, r, r, generator=gen)
-    cond_all = teacher.encode_prompts(prompts)
-    uncond = teacher.encode_prompts([""])
-    ts = ddim_timesteps(teacher.schedule, steps)
-    a_bar = teacher.schedule.alphas_cumprod
-    outs = []
-    chunks = range(0, len(prompts), batch_size)
-    if progress:
-        from tqdm import tqdm
-
-        chunks = tqdm(chunks, desc="sampling", unit="batch")
-    for i in chunks:
-        x = noise[i : i + batch_size]
-        cond = cond_all[i : i + batch_size]
-        for k, t in enumerate(ts.tolist()):
-            tt = torch.full((x.shape[0],), t, dtype=torch.long)
-            eps = guided_eps(teacher, x, tt, cond, uncond, cfg)
-            ab = a_bar[t]
-            x0 = ((x - (1 - ab).sqrt() * eps) / ab.sqrt()).clamp(-1.0, 1.0)
-            eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()
-            ab_prev = a_bar[ts[k + 1]] if k + 1 < len(ts) else torch.tensor(1.0)
-            x = ab_prev.sqrt() * x0 + (1 - ab_prev).sqrt() * eps
-        outs.append(x)
-    return teacher.decode(torch.cat(outs))
-
-
-def save_grid(images: Tensor, path: str | Path, columns: int = 8, scale: int = 2, labels: Sequence[str] | None = None) -> Path:
-    """Save images [B, 3, H, W] in [0, 1] as a PNG grid (nearest upscaling by ``scale``; optional
-    row labels drawn on a strip to the left)."""
-    from PIL import Image, ImageDraw
-
-    from ui3d.io import atomic_path
-
-    b, _, h, w = images.shape
-    rows = (b + columns - 1) // columns
-    tiles = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    label_w = 110 if labels else 0
-    sheet = Image.new("RGB", (label_w + columns * w * scale, rows * h * scale), "white")
-    draw = ImageDraw.Draw(sheet)
-    for k in range(b):
-        r, c = divmod(k, columns)
-        tile = Image.fromarray(tiles[k]).resize((w * scale, h * scale), Image.NEAREST)
-        sheet.paste(tile, (label_w + c * w * scale, r * h * scale))
-    for r, text in enumerate(labels or []):
-        draw.text((3, r * h * scale + h * scale // 2 - 6), str(text), fill=(0, 0, 0))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        sheet.save(tmp, format="PNG")
-    return path
 
 
 def forward_seconds(teacher: BuiltinTeacher, batch: int = 8, repeats: int = 20) -> float:

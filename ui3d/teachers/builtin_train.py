@@ -28,8 +28,11 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from ui3d.teachers.builtin import BuiltinTeacherConfig, BuiltinTeacherModel, bf16_is_fast, read_safetensors, save_teacher
 from ui3d.diffusion import VPSchedule
+from ui3d.io import read_safetensors
+from ui3d.teachers.builtin import (
+    KIND, BuiltinTeacherConfig, BuiltinTeacherModel, bf16_is_fast, camera_features, save_teacher,
+)
 
 __all__ = ["TeacherDataConfig", "TeacherTrainConfig", "render_dataset", "train_teacher", "denoising_loss"]
 
@@ -43,6 +46,13 @@ class TeacherDataConfig:
     seed: int = 0
     ss: int = 2
     render_batch: int = 256
+    background_kind: str = "plain"  # plain (white, v1) | muted (random muted backgrounds, v2)
+
+    def __post_init__(self) -> None:
+        from ui3d.config import check_ranges
+
+        # upper bounds: the rendered set is held in memory (32768 images of 32² are 100 MB)
+        check_ranges(self, n_images=(1, 1 << 20), ss=(1, 8), render_batch=(1, 4096))
 
 
 @dataclass(frozen=True)
@@ -63,12 +73,23 @@ class TeacherTrainConfig:
     checkpoint_minutes: float = 3.0
     seed: int = 0
     threads: int = 1
+    camera_dropout: float = 0.0  # camera-conditioned models: P(train with no camera), so text alone works
+    init_from: str = ""  # a text-only teacher .safetensors to start from (its camera columns start at zero)
+
+    def __post_init__(self) -> None:
+        from ui3d.config import check_ranges
+
+        check_ranges(self, camera_dropout=(0, 1))
+        check_ranges(self, steps=(1, None), max_minutes=(0, None), batch_size=(1, 4096), lr=(0, None),
+                     warmup_steps=(0, None), weight_decay=(0, None), ema_decay=(0, 1), cond_dropout=(0, 1),
+                     min_snr_gamma=(0, None), grad_clip=(0, None), checkpoint_minutes=(0, None), threads=(0, 1024))
 
 
 # --- data --------------------------------------------------------------------------------------
 
-def render_dataset(cfg: TeacherTrainConfig, path: Path, progress: bool = True) -> tuple[Tensor, list[str]]:
-    """Render ``cfg.data.n_images`` captioned images once (uint8 [N, 3, r, r]) and save them."""
+def render_dataset(cfg: TeacherTrainConfig, path: Path, progress: bool = True) -> tuple[Tensor, list[str], Tensor]:
+    """Render ``cfg.data.n_images`` captioned images once (uint8 [N, 3, r, r]) with their camera
+    features [N, CAMERA_FEATURES] and save them."""
     from safetensors.torch import save_file
 
     from ui3d.io import atomic_path
@@ -76,11 +97,14 @@ def render_dataset(cfg: TeacherTrainConfig, path: Path, progress: bool = True) -
 
     if path.is_file():
         tensors, meta = read_safetensors(path, DATA_KIND)
-        return tensors["images"], json.loads(meta["captions"])
+        if "cameras" not in tensors:
+            raise ValueError(f"training set '{path}' has no cameras (made by an older version); delete it to re-render")
+        return tensors["images"], json.loads(meta["captions"]), tensors["cameras"]
     d = cfg.data
-    ds = WorldDataset(WorldDatasetConfig(resolution=cfg.model.resolution, ss=d.ss), seed=d.seed, batch_size=d.render_batch)
+    world = WorldDatasetConfig(resolution=cfg.model.resolution, ss=d.ss, background_kind=d.background_kind)
+    ds = WorldDataset(world, seed=d.seed, batch_size=d.render_batch)
     n_batches = math.ceil(d.n_images / d.render_batch)
-    images, captions = [], []
+    images, captions, cameras = [], [], []
     it = range(n_batches)
     if progress:
         from tqdm import tqdm
@@ -90,11 +114,14 @@ def render_dataset(cfg: TeacherTrainConfig, path: Path, progress: bool = True) -
         b = ds.batch(k)
         images.append(((b.images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8))
         captions.extend(b.captions)
+        c = b.cameras
+        cameras.append(camera_features(c.azimuth_deg, c.elevation_deg, c.distance, c.fovy_deg))
     imgs = torch.cat(images)[: d.n_images].contiguous()
+    cams = torch.cat(cameras)[: d.n_images].contiguous()
     captions = captions[: d.n_images]
     with atomic_path(path) as tmp:
-        save_file({"images": imgs}, str(tmp), metadata={"kind": DATA_KIND, "captions": json.dumps(captions)})
-    return imgs, captions
+        save_file({"images": imgs, "cameras": cams}, str(tmp), metadata={"kind": DATA_KIND, "captions": json.dumps(captions)})
+    return imgs, captions, cams
 
 
 # --- loss --------------------------------------------------------------------------------------
@@ -107,6 +134,7 @@ def denoising_loss(
     generator: torch.Generator,
     min_snr_gamma: float | None = None,
     t: Tensor | None = None,
+    camera: Tensor | None = None,
 ) -> Tensor:
     """Mean ε-MSE at random (or given) timesteps; min-SNR-γ weighted when γ is given."""
     b = x0.shape[0]
@@ -115,7 +143,7 @@ def denoising_loss(
     eps = torch.randn(x0.shape, generator=generator)
     a_bar = schedule.alphas_cumprod[t].view(-1, 1, 1, 1)
     x_t = a_bar.sqrt() * x0 + (1 - a_bar).sqrt() * eps
-    pred = model(x_t, t, hidden).float()
+    pred = model(x_t, t, hidden, camera).float()
     per = (pred - eps).pow(2).mean(dim=(1, 2, 3))
     if min_snr_gamma:
         snr = (a_bar / (1 - a_bar)).view(-1)
@@ -194,9 +222,11 @@ def train_teacher(
 
 
 def _train(cfg, out: Path, ckpt: Path, resume: bool, progress: bool, on_checkpoint) -> Path:
-    images, captions = render_dataset(cfg, out / "data.safetensors", progress)
+    images, captions, cameras = render_dataset(cfg, out / "data.safetensors", progress)
     torch.manual_seed(cfg.seed)
     model = BuiltinTeacherModel(cfg.model)
+    if cfg.init_from and not resume:
+        model.load_text_only(read_safetensors(cfg.init_from, KIND)[0])
     ids_all = model.tokenizer(captions)
     empty = model.tokenizer([""])
     ema = copy.deepcopy(model).requires_grad_(False)
@@ -223,11 +253,15 @@ def _train(cfg, out: Path, ckpt: Path, resume: bool, progress: bool, on_checkpoi
             ids = ids_all[idx].clone()
             drop = torch.rand(cfg.batch_size, generator=gen) < cfg.cond_dropout
             ids[drop] = empty
+            camera = None
+            if cfg.model.camera_dim:  # dropped independently of the caption: text alone and camera alone both train
+                keep = torch.rand(cfg.batch_size, generator=gen) >= cfg.camera_dropout
+                camera = cameras[idx] * keep[:, None]
             for g in opt.param_groups:
                 g["lr"] = _lr_at(cfg, step)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
                 hidden = model.text_encoder(ids)
-                loss = denoising_loss(model, schedule, x0, hidden, gen, cfg.min_snr_gamma)
+                loss = denoising_loss(model, schedule, x0, hidden, gen, cfg.min_snr_gamma, camera=camera)
             opt.zero_grad(set_to_none=True)
             if not torch.isfinite(loss):
                 raise RuntimeError(f"non-finite loss at step {step}; lower lr (now {cfg.lr})")

@@ -1,12 +1,15 @@
 """`ui3d teacher train | sample | eval`: the built-in teacher's command line.
 
-Handlers raise ``ValueError`` for user errors (the main CLI prints one line and exits with 2).
+Handlers raise :class:`~ui3d.errors.UserError` for user errors (the main CLI prints one line and exits
+with 2).
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from ui3d.errors import UserError, user_input
 
 __all__ = ["add_teacher_commands", "teacher_train", "teacher_sample", "teacher_eval"]
 
@@ -18,11 +21,12 @@ def _check_prompts(prompts: list[str], teacher=None) -> None:
     teacher is loaded, its tokenizer (a word it has no token for)."""
     from ui3d.world.captions import parse_prompt
 
-    for p in prompts:
-        if teacher is None:
-            parse_prompt(p)
-        else:
-            teacher.tokenizer.check(p)
+    with user_input():
+        for p in prompts:
+            if teacher is None:
+                parse_prompt(p)
+            else:
+                teacher.tokenizer.check(p)
 
 
 def teacher_train(args: argparse.Namespace) -> int:
@@ -45,14 +49,16 @@ def teacher_train(args: argparse.Namespace) -> int:
 def teacher_sample(args: argparse.Namespace) -> int:
     import torch
 
-    from ui3d.teachers.builtin import DEFAULT_TEACHER_PATH, BuiltinTeacher, sample_images, save_grid
+    from ui3d.images import save_grid
+    from ui3d.teachers.builtin import DEFAULT_TEACHER_PATH, BuiltinTeacher
+    from ui3d.teachers.sampling import sample_images
 
     if args.steps < 1:
-        raise ValueError(f"--steps: expected a positive number, got {args.steps}")
+        raise UserError(f"--steps: expected a positive number, got {args.steps}")
     if args.n < 1:
-        raise ValueError(f"--n: expected a positive number, got {args.n}")
+        raise UserError(f"--n: expected a positive number, got {args.n}")
     if not str(args.out).lower().endswith(".png"):
-        raise ValueError(f"--out: expected a .png path, got '{args.out}'")
+        raise UserError(f"--out: expected a .png path, got '{args.out}'")
     prompts = list(args.prompt)
     _check_prompts(prompts)
     torch.set_num_threads(args.threads)

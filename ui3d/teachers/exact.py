@@ -107,42 +107,42 @@ def log_density_ratio(p: GaussianMixture, q: GaussianMixture, x: Tensor, sigma=0
     return p.log_prob(x, sigma, alpha) - q.log_prob(x, sigma, alpha)
 
 
+MAX_MIXTURE_MODES = 1000  # a mixture file's modes: the benchmark has 8; a million took 9 GB
+MAX_MIXTURE_BYTES = 1 << 20
+
+
 def load_mixture_json(path: str | Path) -> GaussianMixture:
-    """Read {"means": [[x, y], ...], "stds": [...], "weights": [...]}; ValueError names the problem."""
+    """Read {"means": [[x, y], ...], "stds": [...], "weights": [...]}; UserError names the problem."""
+    from ui3d.errors import UserError
+
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
+        size = path.stat().st_size
+        text = path.read_text(encoding="utf-8") if size <= MAX_MIXTURE_BYTES else None
     except OSError as err:
-        raise ValueError(f"cannot read mixture file '{path}': {err.strerror}") from None
+        raise UserError(f"cannot read mixture file '{path}': {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"mixture file '{path}' is not JSON: not UTF-8 text") from None
+    if text is None:
+        raise UserError(f"mixture file '{path}' is {size} bytes; at most {MAX_MIXTURE_BYTES} (up to {MAX_MIXTURE_MODES} modes)")
+    try:
+        data = json.loads(text)
     except json.JSONDecodeError as err:
-        raise ValueError(f"mixture file '{path}' is not JSON: {err.msg} at line {err.lineno}") from None
+        raise UserError(f"mixture file '{path}' is not JSON: {err.msg} at line {err.lineno}") from None
+    except (ValueError, RecursionError) as err:  # a number of over 4300 digits; nesting too deep to parse
+        reason = "nested too deeply" if isinstance(err, RecursionError) else str(err).split(";")[0]
+        raise UserError(f"mixture file '{path}' is not JSON we can read: {reason}") from None
     if not isinstance(data, dict) or not {"means", "stds"} <= set(data):
-        raise ValueError(f"mixture file '{path}' must be an object with keys 'means', 'stds' and optional 'weights'")
+        raise UserError(f"mixture file '{path}' must be an object with keys 'means', 'stds' and optional 'weights'")
     unknown = set(data) - {"means", "stds", "weights"}
     if unknown:
-        raise ValueError(f"mixture file '{path}' has unknown keys {sorted(unknown)}; expected 'means', 'stds', 'weights'")
+        raise UserError(f"mixture file '{path}' has unknown keys {sorted(unknown)}; expected 'means', 'stds', 'weights'")
+    if isinstance(data["means"], list) and len(data["means"]) > MAX_MIXTURE_MODES:
+        raise UserError(f"mixture file '{path}' has {len(data['means'])} modes; at most {MAX_MIXTURE_MODES}")
     try:
         return GaussianMixture.create(data["means"], data["stds"], data.get("weights"))
-    except (ValueError, TypeError, RuntimeError) as err:
-        raise ValueError(f"mixture file '{path}': {err}") from None
-
-
-class EmpiricalFakeScore:
-    """Exact fake score and density ratio from a set of generator samples (§6.3 oracle (i)).
-
-    q_t is the Gaussian-smoothed empirical distribution of ``samples``; the ratio is exact between
-    the known teacher mixture and that q_t.
-    """
-
-    def __init__(self, teacher: GaussianMixture, samples: Tensor):
-        self.teacher = teacher
-        self.q = GaussianMixture.empirical(samples)
-
-    def denoise(self, x_t: Tensor, sigma: Tensor) -> Tensor:
-        return self.q.denoise(x_t, sigma)
-
-    def log_ratio(self, x_t: Tensor, sigma: Tensor) -> Tensor:
-        return log_density_ratio(self.teacher, self.q, x_t, sigma)
+    except (ValueError, TypeError, RuntimeError, OverflowError) as err:  # OverflowError: a 400-digit number
+        raise UserError(f"mixture file '{path}': {str(err).splitlines()[0]}") from None
 
 
 # --- The exact teacher of the built-in world: Gaussian-smoothed renders of each caption -------------
@@ -156,26 +156,23 @@ def world_renders_mixture(
     from ui3d.cameras import sample_random_cameras
     from ui3d.prompt.views import VIEWS, view_ids
     from ui3d.world.captions import parse_prompt
-    from ui3d.world.dataset import _dataset_cameras
-    from ui3d.world.render import render_world
+    from ui3d.world.dataset import dataset_cameras, render_pixels
 
     if n < 1:
         raise ValueError(f"n: expected >= 1 renders, got {n}")
     prompt = parse_prompt(caption)
     gen = torch.Generator().manual_seed(seed)
-    cams = sample_random_cameras(max(4 * n, 64), resolution, _dataset_cameras(), gen)
+    cams = sample_random_cameras(max(4 * n, 64), resolution, dataset_cameras(), gen)
     if prompt.view is not None:
         keep = (view_ids(cams.azimuth_deg, cams.elevation_deg) == VIEWS.index(prompt.view)).nonzero().squeeze(-1)
         while keep.numel() < n:  # rare views (overhead): draw more
-            more = sample_random_cameras(16 * n, resolution, _dataset_cameras(), gen)
+            more = sample_random_cameras(16 * n, resolution, dataset_cameras(), gen)
             ids = view_ids(more.azimuth_deg, more.elevation_deg) == VIEWS.index(prompt.view)
             cams, keep = more, ids.nonzero().squeeze(-1)
         cams = cams[keep[:n]]
     else:
         cams = cams[:n]
-    out = render_world(prompt.to_object(), cams, ss=ss)
-    images = out.rgb.permute(0, 3, 1, 2).mul(2.0).sub(1.0)
-    return GaussianMixture.empirical(images)
+    return GaussianMixture.empirical(render_pixels(prompt.to_object(), cams, ss))
 
 
 class ExactWorldTeacher:
@@ -245,3 +242,81 @@ class ExactWorldTeacher:
             score = mix.score(x_t[sel].float(), s, alpha[sel].to(x_t))
             eps[sel] = (-s.view(-1, 1, 1, 1) * score).to(eps.dtype)
         return eps
+
+
+class CameraMatchedWorldTeacher:
+    """The oracle that also knows the camera: p(x | caption, camera) is the true render of the caption
+    at that camera, so under the VP schedule p_t is one Gaussian around α_t·x_c and
+    ε̂ = (x_t − α_t·x_c)/σ_t exactly. The unconditional prompt "" is the uniform mixture of the
+    renders, at that camera, of every caption encoded so far.
+
+    Beside :class:`ExactWorldTeacher` (text only: the renders of a view bucket, from other cameras) it
+    splits text-to-3D's error: learned vs view-bucketed is the teacher's own error, view-bucketed vs
+    camera-matched is what knowing the camera can buy, camera-matched vs a photometric fit is the
+    guidance's and optimiser's. ``predict_eps`` needs the cameras of the batch (``takes_camera``).
+    """
+
+    takes_camera = True
+
+    def __init__(self, resolution: int = 32, ss: int = 2):
+        from ui3d.diffusion import VPSchedule
+
+        self.resolution, self.ss = resolution, ss
+        self.schedule = VPSchedule.scaled_linear()
+        self._objects: list = []
+
+    @property
+    def alphas_cumprod(self) -> Tensor:
+        return self.schedule.alphas_cumprod
+
+    def encode(self, rgb: Tensor) -> Tensor:
+        from ui3d.teachers.protocol import pixel_encode
+
+        return pixel_encode(rgb, self.resolution)
+
+    def decode(self, x: Tensor) -> Tensor:
+        from ui3d.teachers.protocol import pixel_decode
+
+        return pixel_decode(x)
+
+    def encode_prompts(self, prompts) -> Tensor:
+        """Caption ids [B, 1] (−1 for ""); a view suffix is ignored: the camera says more."""
+        from ui3d.world.captions import parse_prompt
+
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        ids = []
+        for p in prompts:
+            if p == "":
+                ids.append(-1)
+                continue
+            obj = parse_prompt(p).to_object()
+            if obj not in self._objects:
+                self._objects.append(obj)
+            ids.append(self._objects.index(obj))
+        return torch.tensor(ids, dtype=torch.long).reshape(-1, 1)
+
+    def renders(self, ids: list[int], cameras) -> Tensor:
+        """[B, K, 3, r, r] in [−1, 1]: per sample the renders it may be (K = 1 for a caption, all
+        encoded captions for "")."""
+        from ui3d.world.dataset import render_pixels
+
+        if not self._objects:
+            raise ValueError("the camera-matched teacher needs at least one encoded caption first")
+        cams = cameras.resized(self.resolution, self.resolution)
+        every = torch.stack([render_pixels([obj] * len(cams), cams, self.ss) for obj in self._objects], dim=1)
+        pick = [[i] if i >= 0 else list(range(len(self._objects))) for i in ids]
+        k = max(len(p) for p in pick)
+        return torch.stack([every[b, (p * k)[:k]] for b, p in enumerate(pick)])
+
+    def predict_eps(self, x_t: Tensor, t: Tensor, embeddings: Tensor, camera=None) -> Tensor:
+        if camera is None:
+            raise ValueError("the camera-matched exact teacher needs each sample's camera")
+        b = x_t.shape[0]
+        t = torch.as_tensor(t).reshape(-1).expand(b).cpu()
+        alpha, sigma = (v.to(x_t).view(b, 1, 1, 1, 1) for v in self.schedule.alpha_sigma(t))
+        x0 = self.renders(embeddings.reshape(b).tolist(), camera).to(x_t)  # [B, K, C, H, W]
+        # posterior over the K renders, then ε = (x_t − α·E[x0 | x_t]) / σ
+        logits = -((x_t[:, None] - alpha * x0) ** 2).flatten(2).sum(-1) / (2 * sigma.view(b, 1) ** 2)
+        x0_mean = (logits.softmax(dim=1)[:, :, None, None, None] * x0).sum(1)
+        return (x_t - alpha[:, 0] * x0_mean) / sigma[:, 0]

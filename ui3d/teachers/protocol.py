@@ -1,21 +1,28 @@
-"""The teacher interface shared by Stable Diffusion, the built-in teacher and the exact teacher.
+"""The teacher interfaces.
 
-Conventions are Stable Diffusion's: ε-prediction on ``x_t = √ᾱ_t·x + √(1−ᾱ_t)·ε`` with integer
-timesteps ``t`` in ``[0, T)`` of a VP schedule (:class:`ui3d.diffusion.VPSchedule`); prompts are
-encoded once to a tensor of embeddings (the empty prompt ``""`` is the unconditional one);
-classifier-free guidance is ``ε = ε_u + s·(ε_c − ε_u)``.
+- :class:`Teacher`: what Stable Diffusion, the built-in teacher and the exact world teacher offer
+  text-to-3D. Conventions are Stable Diffusion's: ε-prediction on ``x_t = √ᾱ_t·x + √(1−ᾱ_t)·ε``
+  with integer timesteps ``t`` in ``[0, T)`` of a VP schedule (:class:`ui3d.diffusion.VPSchedule`);
+  prompts are encoded once to a tensor of embeddings (the empty prompt ``""`` is the unconditional one).
+- :class:`ScoreModel`: the teacher as the guidance queries it, for every producer of x: ε̂ at
+  ``x_t = α·x + σ·ε`` for a :class:`~ui3d.diffusion.NoiseLevel` and a :class:`Conditioning`. The
+  adapters in :mod:`ui3d.teachers.guided` turn a Teacher, a VP network or a Gaussian mixture into one.
+
+Classifier-free guidance is ``ε = ε_u + s·(ε_c − ε_u)`` (:func:`cfg_combine`), for every teacher.
 """
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence, runtime_checkable
+from dataclasses import dataclass
+from typing import Callable, Protocol, Sequence, runtime_checkable
 
 import torch
 from torch import Tensor
 
-from ui3d.diffusion import VPSchedule
+from ui3d.diffusion import NoiseLevel, VPSchedule
 
-__all__ = ["Teacher", "cfg_combine", "guided_eps", "pixel_encode", "pixel_decode"]
+__all__ = ["Teacher", "Conditioning", "ScoreModel", "cfg_combine", "guided_prediction", "guided_eps",
+           "pixel_encode", "pixel_decode"]
 
 
 @runtime_checkable
@@ -44,6 +51,24 @@ class Teacher(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Conditioning:
+    """What one batch is conditioned on; the guidance hands it unchanged to the teacher and the fake
+    score, and each reads what it needs (all None: an unconditional model, e.g. the 2-D mixtures)."""
+
+    cond: Tensor | None = None  # per-sample prompt embeddings or class labels
+    uncond: Tensor | None = None  # the unconditional embedding for CFG, batch 1 or B (None: no CFG)
+    negative: Tensor | None = None  # Perp-Neg: the opposite view's embeddings, per sample
+    camera: Tensor | None = None  # the fake score's camera condition [B, 16]
+
+
+class ScoreModel(Protocol):
+    """A frozen teacher as the guidance queries it: ε̂ = −σ·∇log p_t(x_t) at x_t = α·x + σ·ε
+    (classifier-free guided where the adapter was built with a scale)."""
+
+    def predict(self, x_t: Tensor, level: NoiseLevel, cond: Conditioning = Conditioning()) -> Tensor: ...
+
+
 def cfg_combine(eps_uncond: Tensor, eps_cond: Tensor, scale: float) -> Tensor:
     """Classifier-free guidance: ε_u + s·(ε_c − ε_u) (s = 1: the conditional model; s = 0: unconditional)."""
     return eps_uncond + scale * (eps_cond - eps_uncond)
@@ -59,24 +84,33 @@ def perp_neg_combine(eps_uncond: Tensor, eps_cond: Tensor, eps_neg: Tensor, scal
     return eps_uncond + scale * (d_c - neg_weight * (d_n - along * d_c))
 
 
+def guided_prediction(
+    predict: Callable[[Tensor, Tensor, Tensor | None], Tensor], x_t: Tensor, level: Tensor, cond: Tensor | None,
+    uncond: Tensor | None, scale: float, negative: Tensor | None = None, negative_weight: float = 1.0,
+) -> Tensor:
+    """Guided ``predict(x_t, level, embeddings)`` with one batched forward of [uncond; cond]
+    (+ [negative] for Perp-Neg). ``level`` is per sample (VP timesteps or EDM σ); ``uncond`` may
+    have batch 1 (broadcast). Scale 1 or no ``uncond`` is the conditional model alone."""
+    b = x_t.shape[0]
+    if (scale == 1.0 or uncond is None) and negative is None:
+        return predict(x_t, level, cond)
+    if uncond.shape[0] == 1 and b > 1:
+        uncond = uncond.expand(b, *uncond.shape[1:])
+    level = torch.as_tensor(level, device=x_t.device).reshape(-1).expand(b)
+    embeddings = [uncond, cond] if negative is None else [uncond, cond, negative]
+    k = len(embeddings)
+    eps = predict(torch.cat([x_t] * k), torch.cat([level] * k), torch.cat(embeddings)).chunk(k)
+    if negative is None:
+        return cfg_combine(eps[0], eps[1], scale)
+    return perp_neg_combine(eps[0], eps[1], eps[2], scale, negative_weight)
+
+
 def guided_eps(
     teacher: Teacher, x_t: Tensor, t: Tensor, cond: Tensor, uncond: Tensor, scale: float,
     negative: Tensor | None = None, negative_weight: float = 1.0,
 ) -> Tensor:
-    """Guided ε with one batched forward of [uncond; cond] (+ [negative] for Perp-Neg). ``uncond``
-    may have batch 1 (broadcast)."""
-    b = x_t.shape[0]
-    if scale == 1.0 and negative is None:
-        return teacher.predict_eps(x_t, t, cond)
-    if uncond.shape[0] == 1 and b > 1:
-        uncond = uncond.expand(b, *uncond.shape[1:])
-    t = torch.as_tensor(t, device=x_t.device).reshape(-1).expand(b)
-    embeddings = [uncond, cond] if negative is None else [uncond, cond, negative]
-    k = len(embeddings)
-    eps = teacher.predict_eps(torch.cat([x_t] * k), torch.cat([t] * k), torch.cat(embeddings)).chunk(k)
-    if negative is None:
-        return cfg_combine(eps[0], eps[1], scale)
-    return perp_neg_combine(eps[0], eps[1], eps[2], scale, negative_weight)
+    """A :class:`Teacher`'s guided ε at integer timesteps t (see :func:`guided_prediction`)."""
+    return guided_prediction(teacher.predict_eps, x_t, t, cond, uncond, scale, negative, negative_weight)
 
 
 def pixel_encode(rgb: Tensor, resolution: int) -> Tensor:

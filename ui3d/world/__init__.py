@@ -5,7 +5,16 @@ Conventions are those of :mod:`ui3d.cameras` (+z up, objects face +x, inside rad
 """
 
 from ui3d.world.captions import WorldPrompt, make_caption, parse_prompt, vocabulary
-from ui3d.world.dataset import WorldBatch, WorldDataset, WorldDatasetConfig, sample_batch, sample_prompts
+from ui3d.world.dataset import (
+    WorldBatch,
+    WorldDataset,
+    WorldDatasetConfig,
+    dataset_cameras,
+    render_captions,
+    render_pixels,
+    sample_batch,
+    sample_prompts,
+)
 from ui3d.world.ground_truth import (
     SurfaceSamples,
     colour_at,
@@ -44,6 +53,7 @@ __all__ = [
     "WorldObject",
     "WorldPrompt",
     "colour_at",
+    "dataset_cameras",
     "get_shape",
     "make_caption",
     "make_object",
@@ -51,6 +61,8 @@ __all__ = [
     "occupancy_grid",
     "parse_prompt",
     "part_colours",
+    "render_captions",
+    "render_pixels",
     "render_world",
     "sample_batch",
     "sample_prompts",

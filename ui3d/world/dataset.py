@@ -15,25 +15,45 @@ with the default ss=2 on 2 cores).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import torch
 from torch import Tensor
 
 from ui3d.cameras import CameraRanges, Cameras, sample_random_cameras
 from ui3d.prompt.views import VIEWS, view_ids
-from ui3d.world.captions import WorldPrompt, make_caption
-from ui3d.world.objects import OBJECTS, make_object
+from ui3d.render.background import muted_backgrounds
+from ui3d.world.captions import WorldPrompt, make_caption, parse_prompt
+from ui3d.world.objects import OBJECTS, WorldObject, make_object
 from ui3d.world.palette import COLOURS, MATERIALS
 from ui3d.world.render import render_world
 
-__all__ = ["WorldDatasetConfig", "WorldBatch", "WorldDataset", "sample_prompts", "sample_batch"]
+__all__ = [
+    "WorldDatasetConfig", "WorldBatch", "WorldDataset", "sample_prompts", "sample_batch", "dataset_cameras",
+    "render_pixels", "render_captions",
+]
 
 
-def _dataset_cameras() -> CameraRanges:
-    # DreamFusion's ranges, with the elevation widened to 70 deg so "overhead view" (> 60 deg)
-    # appears in about 1 caption in 8.
+def dataset_cameras() -> CameraRanges:
+    """The cameras of the world's captioned renders: DreamFusion's ranges, with the elevation
+    widened to 70 deg so "overhead view" (> 60 deg) appears in about 1 caption in 8."""
     return CameraRanges(elevation_deg=(-10.0, 70.0))
+
+
+def render_pixels(objects: WorldObject | Sequence[WorldObject], cameras: Cameras, ss: int = 2) -> Tensor:
+    """Renders on white as the teachers see them: [B, 3, r, r] in [-1, 1]."""
+    out = render_world(objects, cameras, ss=ss)
+    return out.rgb.permute(0, 3, 1, 2).mul(2.0).sub(1.0).contiguous()
+
+
+def render_captions(captions: Sequence[str], seed: int, resolution: int = 32, ss: int = 2,
+                    shard: slice = slice(None)) -> Tensor:
+    """One render per caption of ``captions[shard]`` (:func:`render_pixels`), from dataset cameras
+    drawn for all the captions with ``seed``, so every process of a data-parallel run draws the
+    same cameras."""
+    gen = torch.Generator().manual_seed(seed)
+    cams = sample_random_cameras(len(captions), resolution, dataset_cameras(), gen)[shard]
+    return render_pixels([parse_prompt(c).to_object() for c in captions[shard]], cams, ss)
 
 
 @dataclass(frozen=True)
@@ -45,9 +65,10 @@ class WorldDatasetConfig:
     p_colour: float = 0.8
     p_material: float = 0.3
     p_view_suffix: float = 0.9
-    cameras: CameraRanges = field(default_factory=_dataset_cameras)
+    cameras: CameraRanges = field(default_factory=dataset_cameras)
     ss: int = 2
-    background: float = 1.0
+    background: float = 1.0  # grey level of the "plain" backgrounds
+    background_kind: str = "plain"  # plain | muted (ui3d.render.background.muted_backgrounds: teacher v2)
 
     def __post_init__(self) -> None:
         for name, chosen, known in (
@@ -63,6 +84,8 @@ class WorldDatasetConfig:
                 raise ValueError(
                     f"WorldDatasetConfig.{name}: expected a probability, got {getattr(self, name)}"
                 )
+        if self.background_kind not in ("plain", "muted"):
+            raise ValueError(f"WorldDatasetConfig.background_kind: expected 'plain' or 'muted', got {self.background_kind!r}")
         if self.resolution <= 0 or self.ss < 1:
             raise ValueError(
                 f"WorldDatasetConfig: resolution > 0 and ss >= 1 expected, got {self.resolution}, {self.ss}"
@@ -127,7 +150,10 @@ def sample_batch(
     views = [VIEWS[i] for i in view_ids(cams.azimuth_deg, cams.elevation_deg).tolist()]
     prompts = [WorldPrompt(p.object, p.colour, p.material, v, p.text) for p, v in zip(prompts, views)]
     captions = [p.caption if say else p.text for p, say in zip(prompts, say_view)]
-    out = render_world([p.to_object() for p in prompts], cams, background=config.background, ss=config.ss)
+    background: float | Tensor = config.background
+    if config.background_kind == "muted":  # drawn last: plain batches keep their random stream
+        background = muted_backgrounds(batch_size, config.resolution, config.resolution, generator)
+    out = render_world([p.to_object() for p in prompts], cams, background=background, ss=config.ss)
     images = out.rgb.permute(0, 3, 1, 2).mul(2.0).sub(1.0).contiguous()
     alpha = out.alpha.permute(0, 3, 1, 2).contiguous()
     return WorldBatch(images=images, alpha=alpha, captions=captions, prompts=prompts, cameras=cams)

@@ -1,4 +1,4 @@
-"""A contact sheet of the object library: every object from the front, side and back.
+"""A contact sheet of the object library: every object from the front, side and back, one row each.
 
 ``python -m ui3d.world.preview docs/world_objects.png`` regenerates the picture in the docs.
 """
@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-from PIL import Image, ImageDraw
 
 from ui3d.cameras import cameras_from_spherical
+from ui3d.images import save_grid
 from ui3d.world.objects import OBJECTS, make_object
 from ui3d.world.render import render_world
 
@@ -27,16 +27,14 @@ def render_object_grid(
     views: Sequence[str] = ("front", "side", "back"),
     size: int = 96,
     elevation_deg: float = 20.0,
-    columns: int = 2,
     ss: int = 2,
-) -> Image.Image:
-    """Render every object (default colour, matte) from each view and save a labelled grid PNG.
-    Objects are laid out in ``columns`` blocks of len(views) images each."""
+) -> Path:
+    """Render every object (default colour, matte) from each view and save a grid PNG: one row
+    per object, labelled with its name, one column per view."""
     names = list(objects or OBJECTS)
     for v in views:
         if v not in VIEW_AZIMUTHS:
             raise ValueError(f"views: unknown view {v!r}; expected some of {', '.join(VIEW_AZIMUTHS)}")
-    nv = len(views)
     az = torch.tensor([VIEW_AZIMUTHS[v] for v in views] * len(names))
     n = az.numel()
     cams = cameras_from_spherical(
@@ -51,21 +49,7 @@ def render_object_grid(
     )
     objs = [make_object(name) for name in names for _ in views]
     out = render_world(objs, cams, ss=ss)
-    tiles = (out.rgb.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-    label_h = 14
-    rows = (len(names) + columns - 1) // columns
-    sheet = Image.new("RGB", (columns * nv * size + (columns - 1) * 8, rows * (size + label_h)), "white")
-    draw = ImageDraw.Draw(sheet)
-    for k, name in enumerate(names):
-        r, c = divmod(k, columns)
-        x0, y0 = c * (nv * size + 8), r * (size + label_h)
-        draw.text((x0 + 3, y0 + 1), f"{name}: {', '.join(views)}", fill=(0, 0, 0))
-        for j in range(nv):
-            sheet.paste(Image.fromarray(tiles[k * nv + j]), (x0 + j * size, y0 + label_h))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path)
-    return sheet
+    return save_grid(out.rgb.permute(0, 3, 1, 2), path, columns=len(views), scale=1, labels=names)
 
 
 if __name__ == "__main__":  # pragma: no cover

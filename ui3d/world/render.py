@@ -146,8 +146,9 @@ def _background(background: Background, like: Tensor) -> Tensor:
     bg = torch.as_tensor(background, dtype=like.dtype, device=like.device)
     if bg.ndim == 0:
         bg = bg.expand(3)
-    if bg.shape[-1] != 3:
-        raise ValueError(f"background: expected a grey level or an RGB triple, got shape {tuple(bg.shape)}")
+    if bg.shape[-1] != 3 or bg.ndim > 4:
+        raise ValueError(f"background: expected a grey level, an RGB triple, [B, 3] or [B, H, W, 3] images, "
+                         f"got shape {tuple(bg.shape)}")
     return bg
 
 
@@ -159,7 +160,7 @@ def render_world(
     settings: TraceSettings = TraceSettings(),
 ) -> RenderOutput:
     """Render ``objects`` (one for every camera, or a sequence with one per camera) seen by
-    ``cams``. ``background``: grey level, RGB triple or [B, 3] (default white). ``ss``: sub-pixels
+    ``cams``. ``background``: grey level, RGB triple, [B, 3] or [B, H, W, 3] images at the output size (default white). ``ss``: sub-pixels
     per side (2 gives soft alpha edges at 4x the cost)."""
     b = len(cams)
     if isinstance(objects, WorldObject):

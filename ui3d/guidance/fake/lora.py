@@ -5,7 +5,8 @@ It wraps a copy of the teacher's ε-network (any module with ``forward(x_t, t, e
 diffusers ``UNet2DConditionModel`` at ``.unet``: Stable Diffusion's or the built-in teacher's).
 Only the LoRA weights (peft), the camera embedding and the discriminator head train. At
 initialisation the fake score equals the teacher: LoRA's B matrices and the camera embedding's
-last layer start at zero.
+last layer start at zero. The camera and the bottleneck reach the U-Net's hooks for the length of
+one forward only.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ import copy
 
 import torch
 from torch import Tensor, nn
+
+from ui3d.diffusion import NoiseLevel
+from ui3d.guidance.fake.base import FakePrediction
+from ui3d.teachers.protocol import Conditioning
 
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 
@@ -58,6 +63,13 @@ class LoRAFakeScore(nn.Module):
         finally:
             self._camera, self._bottleneck = None, None
         return eps, logit
+
+    def predict(self, x_t: Tensor, level: NoiseLevel, cond: Conditioning = Conditioning(),
+                with_logit: bool = True) -> FakePrediction:
+        """The :class:`~ui3d.guidance.fake.base.FakeScore` call: at VP timesteps, conditioned on the
+        prompt embeddings and the camera (the logit comes from the same forward)."""
+        eps, logit = self(x_t, level.t, cond.cond, cond.camera)
+        return FakePrediction(eps, logit if with_logit else None)
 
 
 def camera_condition(c2w: Tensor, dropout: float = 0.0, generator: torch.Generator | None = None) -> Tensor:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ui3d.diffusion import edm_preconditioning
+from ui3d.diffusion import NoiseLevel, edm_preconditioning, per_sample, x0_to_eps
+from ui3d.guidance.fake.base import FakePrediction
+from ui3d.teachers.protocol import Conditioning
 
 
 def _mlp(width_in: int, hidden: int, depth: int, width_out: int) -> nn.Sequential:
@@ -31,15 +33,13 @@ class MLPFakeScore(nn.Module):
         self.discriminator = _mlp(dim + 1, hidden, depth - 1, 1)
         self.sigma_data = sigma_data
 
-    def _inputs(self, x_t: Tensor, sigma: Tensor):
-        pre = edm_preconditioning(sigma.reshape(-1, 1).to(x_t), self.sigma_data)
-        return torch.cat([pre.c_in * x_t, pre.c_noise.expand(x_t.shape[0], 1)], dim=1), pre
-
-    def denoise(self, x_t: Tensor, sigma: Tensor) -> Tensor:
-        inputs, pre = self._inputs(x_t, sigma)
-        return pre.c_skip * x_t + pre.c_out * self.denoiser(inputs)
-
-    def log_ratio(self, x_t: Tensor, sigma: Tensor) -> Tensor:
-        """The discriminator logit; at the BCE optimum it equals log(p_t/q_t)."""
-        inputs, _ = self._inputs(x_t, sigma)
-        return self.discriminator(inputs)[:, 0]
+    def predict(self, x_t: Tensor, level: NoiseLevel, cond: Conditioning = Conditioning(),
+                with_logit: bool = True) -> FakePrediction:
+        """ε̂ from the preconditioned denoiser at the EDM point x_t/α, σ/α; the logit from its own trunk."""
+        alpha = per_sample(level.alpha, x_t)
+        x, sigma = x_t / alpha, level.edm_sigma.reshape(-1, 1).to(x_t)
+        pre = edm_preconditioning(sigma, self.sigma_data)
+        inputs = torch.cat([pre.c_in * x, pre.c_noise.expand(x.shape[0], 1)], dim=1)
+        denoised = pre.c_skip * x + pre.c_out * self.denoiser(inputs)
+        logit = self.discriminator(inputs)[:, 0] if with_logit else None
+        return FakePrediction(x0_to_eps(x_t, denoised, alpha, per_sample(level.sigma, x_t)), logit)

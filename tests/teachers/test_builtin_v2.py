@@ -1,0 +1,86 @@
+"""The built-in teacher v2's parts: muted backgrounds, camera conditioning, the warm start from v1."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from ui3d.render.background import MUTED_MAX_SATURATION, MUTED_VALUE, muted_backgrounds
+from ui3d.teachers.builtin import CAMERA_FEATURES, BuiltinTeacherModel, camera_features, load_teacher_model
+from ui3d.world.dataset import WorldDataset, WorldDatasetConfig
+from ui3d.world.palette import COLOURS
+
+
+def test_muted_backgrounds_leave_white_and_black_objects_a_silhouette():
+    bg = muted_backgrounds(400, 8, 8, torch.Generator().manual_seed(0))
+    assert bg.shape == (400, 8, 8, 3)
+    value = bg.amax(-1)
+    assert MUTED_VALUE[0] - 1e-6 <= float(value.min()) and float(value.max()) <= MUTED_VALUE[1] + 1e-6
+    saturation = 1 - bg.amin(-1) / value
+    assert float(saturation.max()) <= MUTED_MAX_SATURATION + 1e-6
+    for name in ("white", "black"):
+        colour = torch.tensor(COLOURS[name])
+        assert float((bg - colour).abs().amax(-1).min()) > 0.12, name
+    gradient = (bg[:, 0] - bg[:, -1]).abs().amax(dim=(-1, -2)) > 1e-6
+    assert 0.4 < float(gradient.float().mean()) < 0.6  # half solid, half vertical gradients
+    assert torch.equal(bg[:, :, 0], bg[:, :, -1])  # gradients run top to bottom only
+
+
+def test_muted_dataset_changes_only_the_background():
+    plain = WorldDataset(WorldDatasetConfig(resolution=16, ss=1), seed=5, batch_size=6).batch(0)
+    muted = WorldDataset(WorldDatasetConfig(resolution=16, ss=1, background_kind="muted"), seed=5, batch_size=6).batch(0)
+    assert plain.captions == muted.captions and torch.equal(plain.alpha, muted.alpha)
+    inside, outside = (plain.alpha == 1).expand_as(plain.images), (plain.alpha == 0).expand_as(plain.images)
+    assert torch.equal(plain.images[inside], muted.images[inside])
+    assert torch.all(plain.images[outside] == 1.0)  # white
+    assert float(muted.images[outside].max()) < 2 * MUTED_VALUE[1] - 1 + 1e-5  # never white
+
+
+def test_camera_features_and_the_warm_start_from_a_text_only_teacher():
+    text_only, _ = load_teacher_model()
+    cfg = dataclasses.replace(text_only.config, camera_dim=CAMERA_FEATURES)
+    model = BuiltinTeacherModel(cfg, text_only.tokenizer)
+    model.load_text_only(text_only.state_dict())
+    g = torch.Generator().manual_seed(0)
+    x, t = torch.randn(4, 3, 32, 32, generator=g), torch.tensor([10, 200, 500, 900])
+    hidden = text_only.encode_text(["a red cube"] * 4)
+    cams = camera_features(torch.tensor([0.0, 90, 180, 270]), torch.tensor([10.0, 20, 30, 60]),
+                           torch.tensor([1.5, 1.6, 1.9, 2.0]), torch.tensor([40.0, 50, 60, 70]))
+    assert cams.shape == (4, CAMERA_FEATURES) and torch.all(cams[:, -1] == 1) and float(cams[:, :6].abs().max()) <= 1
+    with torch.no_grad():
+        reference = text_only(x, t, hidden)
+        torch.testing.assert_close(model(x, t, hidden, cams), reference, rtol=0, atol=0)
+        torch.testing.assert_close(model(x, t, hidden), reference, rtol=0, atol=0)  # None = zeros
+        # a camera column that has learned something changes the prediction, and only with a camera given
+        model.unet.class_embedding.linear_1.weight[:, -CAMERA_FEATURES:].normal_(generator=g)
+        assert not torch.allclose(model(x, t, hidden, cams), reference, atol=1e-3)
+        torch.testing.assert_close(model(x, t, hidden), reference, rtol=0, atol=0)
+
+
+def test_camera_dim_is_checked():
+    with pytest.raises(ValueError, match="camera_dim"):
+        dataclasses.replace(load_teacher_model()[0].config, camera_dim=3)
+
+
+def test_v2_training_starts_from_v1_and_resumes(tmp_path):
+    from pathlib import Path
+
+    from ui3d.config import load_config
+    from ui3d.teachers.builtin import DEFAULT_TEACHER_PATH, load_teacher_model
+    from ui3d.teachers.builtin_train import TeacherTrainConfig, train_teacher
+
+    preset = Path(__file__).resolve().parents[2] / "configs" / "teacher" / "builtin_v2.yaml"
+    cfg = load_config(TeacherTrainConfig, preset, ["data.n_images=32", "data.render_batch=32", "batch_size=4",
+                                                   "steps=2", f"init_from={DEFAULT_TEACHER_PATH}", "lr=0"])
+    path = train_teacher(cfg, tmp_path / "run", progress=False)
+    model, info = load_teacher_model(path)
+    assert model.config.camera_dim == CAMERA_FEATURES and info["steps"] == 2
+    v1, _ = load_teacher_model()
+    # lr 0: the weights are v1's (the camera columns zero), so the warm start loaded them all
+    state = model.state_dict()
+    for key, value in v1.state_dict().items():
+        own = state[key][:, : value.shape[1]] if key.endswith("class_embedding.linear_1.weight") else state[key]
+        torch.testing.assert_close(own, value, msg=key)
+    longer = dataclasses.replace(cfg, steps=3)
+    train_teacher(longer, tmp_path / "run", resume=True, progress=False)
+    assert load_teacher_model(tmp_path / "run" / "teacher.safetensors")[1]["steps"] == 3

@@ -1,0 +1,149 @@
+"""Guidance: the two turns of §3 over the divergence core, for every producer of x.
+
+A render of a 3D scene, a one-step generator's image and a 2-D generator's point all meet the same
+object: a frozen teacher (:class:`~ui3d.teachers.protocol.ScoreModel`), a fake score
+(:class:`~ui3d.guidance.fake.FakeScore`, or none for SDS) and a :class:`~ui3d.guidance.config.GuidanceConfig`.
+Both networks answer in ε form at x_t = α·x + σ·ε (:class:`~ui3d.diffusion.Noise`; VP levels for
+text-to-3D, EDM levels with α = 1 for distillation), so the score terms, weights, ratio and losses
+are assembled here once.
+
+- :meth:`Guidance.generator_loss`: gradients reach x only; the teacher's and fake score's parameters
+  are frozen for the turn. It also returns the teacher's x̂_0 and, when asked, the fake score's
+  logit with its graph (SiDA's adversarial term).
+- :meth:`Guidance.fake_score_loss`: denoising score matching on detached samples, plus the
+  discriminator's BCE against real samples at the same noise (§1.5).
+
+The callers draw the noise (with their own generator and order of draws) and pass it in.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import torch
+from torch import Tensor, nn
+
+from ui3d.diffusion import Noise, NoiseLevel, edm_loss_weight, eps_to_x0, per_sample
+from ui3d.divergence import (
+    LossOutput, PaperCodeOptions, denoising_loss, discriminator_loss, generator_loss, get_divergence, loss_weight,
+    ratio_from_logits, score_terms_from_eps,
+)
+from ui3d.guidance.config import GuidanceConfig
+from ui3d.guidance.fake.base import FakeScore
+from ui3d.teachers.guided import GuidedTeacher
+from ui3d.teachers.protocol import Conditioning, ScoreModel, Teacher
+
+DenoisingWeight = Callable[[NoiseLevel], Tensor | float]  # per-sample weight of ‖ε̂_q − ε‖²
+
+
+def eps_mse(level: NoiseLevel) -> float:
+    """Stable Diffusion's ε-MSE: weight 1 at every timestep (text-to-3D's LoRA)."""
+    return 1.0
+
+
+@dataclass(frozen=True)
+class EDMDenoisingWeight:
+    """EDM's λ(σ) = (σ² + σ_d²)/(σ·σ_d)² on the x̂_0 error, written on the ε error: λ·σ² (α = 1)."""
+
+    sigma_data: float
+
+    def __call__(self, level: NoiseLevel) -> Tensor:
+        sigma = level.edm_sigma
+        return edm_loss_weight(sigma, self.sigma_data) * sigma**2
+
+
+@contextmanager
+def frozen(module: object) -> Iterator[None]:
+    """Temporarily stop gradients into an nn.Module's parameters (inputs stay differentiable)."""
+    params = [p for p in module.parameters() if p.requires_grad] if isinstance(module, nn.Module) else []
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+@dataclass
+class GeneratorTurn(LossOutput):
+    """The generator's loss (a :class:`~ui3d.divergence.LossOutput`) and what the caller may build on it."""
+
+    teacher_x0: Tensor | None = None  # the teacher's x̂_0 at x_t, detached
+    logit: Tensor | None = None  # the fake score's logit at x_t, with graph when the turn was adversarial
+
+
+@dataclass
+class FakeTurnLosses:
+    denoising: LossOutput
+    discriminator: LossOutput | None
+
+    @property
+    def total(self) -> Tensor:
+        return self.denoising.loss + (self.discriminator.loss if self.discriminator is not None else 0.0)
+
+
+class Guidance:
+    """The divergence core + a teacher + a fake score (None: SDS's Dirac) + the ratio from its logit."""
+
+    def __init__(self, cfg: GuidanceConfig, teacher: ScoreModel, fake: FakeScore | None = None,
+                 denoising_weight: DenoisingWeight = eps_mse):
+        if (cfg.fake_score == "noise") != (fake is None):
+            needs = "takes no" if fake is not None else "needs a"
+            raise ValueError(f"fake_score '{cfg.fake_score}' {needs} fake score")
+        self.cfg, self.teacher, self.fake, self.denoising_weight = cfg, teacher, fake, denoising_weight
+        self.divergence = get_divergence(cfg.divergence)
+        self.uses_ratio = cfg.uses_ratio
+        self.paper_code = PaperCodeOptions(cfg.sid_alpha, cfg.fisher_weight)
+
+    @classmethod
+    def from_teacher(cls, cfg: GuidanceConfig, teacher: Teacher, fake: FakeScore | None = None) -> "Guidance":
+        """Text-to-3D: a :class:`~ui3d.teachers.protocol.Teacher` with the config's CFG and Perp-Neg."""
+        perp_neg_weight = cfg.perp_neg_weight if cfg.perp_neg else None
+        return cls(cfg, GuidedTeacher(teacher, cfg.guidance_scale, perp_neg_weight), fake)
+
+    def generator_loss(self, x: Tensor, noise: Noise, cond: Conditioning = Conditioning(),
+                       adversarial: bool = False) -> GeneratorTurn:
+        """The loss whose gradient drives the producer of x (with graph) at x_t = α·x + σ·ε."""
+        cfg = self.cfg
+        x_t = noise.apply(x)
+        # Static mode uses only detached scores: skip the graph through the networks (memory, time),
+        # unless the adversarial term needs the logit's.
+        graph = (cfg.mode != "static" or adversarial) and torch.is_grad_enabled()
+        net_input = x_t if graph else x_t.detach()
+        with frozen(self.teacher), frozen(self.fake), torch.set_grad_enabled(graph):
+            eps_p = self.teacher.predict(net_input, noise.level, cond)
+            if self.fake is None:
+                eps_q, logit = noise.eps, None  # SDS: the exact ε̂ of a Dirac at x is the drawn noise
+            else:
+                want_logit = self.uses_ratio or adversarial
+                eps_q, logit = self.fake.predict(net_input, noise.level, cond, with_logit=want_logit)
+        ratio: Tensor | float = 1.0
+        if self.uses_ratio:
+            ratio = ratio_from_logits(logit, max_abs_logit=cfg.max_abs_logit, self_normalize=cfg.self_normalize_ratio)
+        alpha, sigma = per_sample(noise.level.alpha, x), per_sample(noise.level.sigma, x)
+        teacher_x0 = eps_to_x0(x_t, eps_p, alpha, sigma).detach()
+        terms = score_terms_from_eps(x_t, eps_p, eps_q, noise.eps, sigma)
+        weight = loss_weight(cfg.weighting, cfg.mode, alpha, sigma, x, teacher_x0)
+        out = generator_loss(terms, self.divergence, mode=cfg.mode, ratio=ratio, weight=weight, paper_code=self.paper_code)
+        return GeneratorTurn(out.loss, out.per_sample, out.nonfinite, out.divergence, teacher_x0, logit)
+
+    def fake_score_loss(self, x: Tensor, noise: Noise, cond: Conditioning = Conditioning(),
+                        x_real: Tensor | None = None) -> FakeTurnLosses:
+        """Denoising score matching on detached x; with ``x_real`` (teacher samples, data) also the
+        discriminator's BCE at the same noise, unweighted.
+
+        The BCE has no λ_EDM(σ): in the 2-D benchmark (≈ 400× larger at σ = 0.05 than at σ = 8) that
+        weight made the ratio over-confident at large σ."""
+        if self.fake is None:
+            raise ValueError("fake_score 'noise' has nothing to train")
+        x = x.detach()
+        fake = self.fake.predict(noise.apply(x), noise.level, cond, with_logit=x_real is not None)
+        dsm = denoising_loss(fake.eps.float(), noise.eps.float(), self.denoising_weight(noise.level))
+        disc = None
+        if x_real is not None:
+            real = self.fake.predict(noise.apply(x_real.to(x)), noise.level, cond, with_logit=True)
+            disc = discriminator_loss(real.logit, fake.logit)
+        return FakeTurnLosses(dsm, disc)
