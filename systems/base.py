@@ -191,13 +191,17 @@ def save_checkpoint(path: str | Path, state: dict) -> Path:
 
 
 def load_checkpoint(path: str | Path) -> dict:
+    """A run's checkpoint, read as weights only; a missing, corrupt or foreign file (in a run folder
+    the user named) is a UserError naming it."""
+    from ui3d.errors import UserError
+
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"no checkpoint at '{path}'")
+        raise UserError(f"no checkpoint at '{path}'")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a corrupt or foreign file: name it, never unpickle arbitrary objects
-        raise ValueError(f"checkpoint '{path}' cannot be read: {type(err).__name__}") from None
+        raise UserError(f"checkpoint '{path}' cannot be read: {type(err).__name__}") from None
 
 
 def write_csv(path: str | Path, rows: list[dict]) -> None:

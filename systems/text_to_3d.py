@@ -54,7 +54,7 @@ class TextTo3DConfig:
     grad_clip: float = 1.0  # max gradient norm of the scene's parameters; 0 = off
     albedo_warmup: int = 100  # steps of albedo shading before random lambertian / textureless
     textureless_prob: float = 0.5
-    real_samples_per_view: int = 4  # teacher samples per view prompt: the discriminator's "real" data
+    real_samples_per_view: int = 4  # teacher samples per view prompt: the discriminator's "real" data (0: r = 1)
     real_sample_steps: int = 20
     validate_every: int = 100
     checkpoint_every: int = 100
@@ -80,7 +80,7 @@ class TextTo3DConfig:
         from ui3d.config import FieldValueError, check_ranges
 
         # Upper bounds: a typo must not hang the machine or exhaust its memory.
-        check_ranges(self, resolution=(1, 1024), views_per_step=(1, 64), real_samples_per_view=(1, 64),
+        check_ranges(self, resolution=(1, 1024), views_per_step=(1, 64), real_samples_per_view=(0, 64),
                      real_sample_steps=(1, 1000), cpu_threads=(0, 1024), scene_lr=(0, None), fake_lr=(0, None),
                      grad_clip=(0, None), textureless_prob=(0, 1), albedo_warmup=(0, None), densify_until=(0, None),
                      lambda_sparsity=(0, None), lambda_opacity=(0, None), lambda_orient=(0, None))
@@ -116,16 +116,26 @@ class Job:
     teacher_recognition: float | None = None  # see teacher_recognition()
 
 
-def _teacher_samples(teacher, cfg: TextTo3DConfig, g: torch.Generator) -> torch.Tensor | None:
-    """The discriminator's real data: the teacher's own samples for each view prompt, drawn once."""
-    if not hasattr(teacher, "resolution"):
-        return None  # latent (SD) teachers have no sampler here yet: the ratio falls back to r = 1
-    from ui3d.teachers.sampling import sample_images
+def teacher_samples(teacher, cfg: TextTo3DConfig, cache_dir: Path | None = None) -> torch.Tensor | None:
+    """The discriminator's real data: the teacher's own samples of each view prompt, in its space at
+    the size of the run's renders ([len(VIEWS), n, ...]), drawn once before training with their own
+    seed (a cached and a fresh draw are the same), for every teacher (Stable Diffusion's are
+    latents). A teacher that takes cameras samples each view prompt at cameras of that view. None
+    when ``real_samples_per_view`` is 0: then the ratio is 1 exactly."""
+    from ui3d.teachers.sampling import cached_samples
+    from ui3d.world.dataset import view_cameras
 
-    prompts = [p for p in view_prompts(cfg.prompt) for _ in range(cfg.real_samples_per_view)]
-    images = sample_images(teacher, prompts, steps=cfg.real_sample_steps, cfg=cfg.guidance.guidance_scale, generator=g)
-    x = teacher.encode(images)
-    return x.reshape(len(VIEWS), cfg.real_samples_per_view, *x.shape[1:])
+    n = cfg.real_samples_per_view
+    if n == 0:
+        return None
+    shape = tuple(teacher.encode(torch.zeros(1, 3, cfg.resolution, cfg.resolution)).shape[1:])
+    per_view = []
+    for k, (view, prompt) in enumerate(zip(VIEWS, view_prompts(cfg.prompt))):
+        seed = cfg.seed * len(VIEWS) + k  # one seed per view: a cache hit leaves the other views' draws alone
+        cameras = view_cameras(view, n, cfg.resolution, torch.Generator().manual_seed(seed)) if teacher.takes_camera else None
+        per_view.append(cached_samples(teacher, [prompt] * n, shape, cfg.real_sample_steps, cfg.guidance.guidance_scale,
+                                       seed, cameras, cache_dir))
+    return torch.stack(per_view)
 
 
 RECOGNITION_SAMPLES = 8
@@ -136,7 +146,9 @@ def teacher_recognition(teacher, prompt: str, seed: int) -> float | None:
     which the judge recognises the prompt's object; None for other teachers or prompts outside the
     built-in world. Guidance cannot draw what the teacher cannot: its samples of "a ceramic owl"
     were noise (the judge recognised 1 of 8) while "a brown owl" gave owls (8 of 8): a low value warns early."""
-    if not hasattr(teacher, "resolution"):
+    from ui3d.teachers.builtin import BuiltinTeacher
+
+    if not isinstance(teacher, BuiltinTeacher):  # the judge knows the built-in world; oracles need no check
         return None
     from ui3d.metrics.judge import Judge
     from ui3d.teachers.sampling import sample_images
@@ -166,10 +178,11 @@ def build_job(cfg: TextTo3DConfig, teacher, cache_dir: Path | None) -> Job:
     scene_cfg = cfg.nerf if cfg.backend == "nerf" else cfg.gaussians
     scene = build_scene(cfg.backend, to_dict(scene_cfg), generator=g)
     fake = LoRAFakeScore(teacher.eps_network(), rank=cfg.guidance.lora_rank) if cfg.guidance.fake_score == "lora" else None
-    guidance = Guidance.from_teacher(cfg.guidance, teacher, fake)
+    x_real = teacher_samples(teacher, cfg, cache_dir) if cfg.guidance.uses_ratio else None
+    # without real samples the discriminator never trains: its head must not weight the views
+    guidance = Guidance.from_teacher(cfg.guidance, teacher, fake, ratio_available=x_real is not None)
     opt_scene = scene_optimiser(scene, cfg)
     opt_fake = torch.optim.AdamW(fake.trainable_parameters(), lr=cfg.fake_lr) if fake is not None else None
-    x_real = _teacher_samples(teacher, cfg, g) if cfg.guidance.uses_ratio else None
     return Job(cfg, teacher, embeddings, scene, guidance, opt_scene, opt_fake, x_real, g)
 
 
@@ -258,7 +271,7 @@ def train_step(job: Job, watch: NonFiniteWatch) -> dict:
         cond, uncond = job.embeddings.for_cameras(cams.azimuth_deg, cams.elevation_deg)
         negative = job.embeddings.perp_negatives(cams.azimuth_deg, cams.elevation_deg) if cfg.guidance.perp_neg else None
         noise = sample_vp_noise(job.teacher.schedule, cfg.guidance.timesteps(), x, g, step)
-        conditioning = Conditioning(cond, uncond, negative, camera_condition(cams.c2w))
+        conditioning = Conditioning(cond, uncond, negative, camera_condition(cams.c2w), cameras=cams)
         out = job.guidance.generator_loss(x, noise, conditioning)
     row.update(loss=float(out.loss.detach()), divergence=float(out.divergence.mean()), shading=shading)
     terms = regularisers(render, cams, cfg)
@@ -299,13 +312,17 @@ def _fake_turn(job: Job, x: torch.Tensor, cond: torch.Tensor, cams, row: dict, w
         job.opt_fake.step()
 
 
+PREVIEW_GREY = 0.5
+
+
 @torch.no_grad()
 def validation_grid(job: Job, path: Path, views: int = 4) -> Path:
-    """RGB | normal | opacity for `views` orbit cameras, one row each."""
+    """RGB | normal | opacity for `views` orbit cameras, one row each. The RGB is on a mid grey, so
+    that white and black objects both show (on the scene's white a white owl was invisible)."""
     from ui3d.images import save_grid
 
     cams = orbit_cameras(views, 64, elevation_deg=15.0)
-    r = job.scene.render(cams, shading="albedo")
+    r = job.scene.render(cams, shading="albedo", background=torch.full((3,), PREVIEW_GREY))
     normal = (r.normal * 0.5 + 0.5) * r.alpha
     tiles = torch.stack([r.rgb, normal, r.alpha.expand_as(r.rgb)], dim=1).flatten(0, 1)  # [3V, H, W, 3]
     return save_grid(tiles.permute(0, 3, 1, 2), path, columns=3, scale=1)

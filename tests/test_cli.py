@@ -94,3 +94,32 @@ def test_os_errors_the_user_caused_name_their_path(monkeypatch, capsys):
 def test_a_huge_message_is_cut_to_one_readable_line():
     line = cli.one_line(UserError("prompt '" + "x" * 100_000 + "': unknown word"))
     assert len(line) < 1100 and line.endswith("(100023 characters)")
+
+
+def _handler_warning(monkeypatch, message: str, category: type[Warning]):
+    def handler(args):
+        import warnings
+
+        warnings.warn(message, category)
+        return 0
+
+    monkeypatch.setattr(cli, "_configs", handler)
+
+
+def test_a_ui3d_warning_is_one_line_without_file_or_source(monkeypatch, capsys):
+    from ui3d.export.mesh import ExportWarning
+
+    _handler_warning(monkeypatch, "export: the scene is mostly transparent\nsecond line", ExportWarning)
+    assert cli.main(["configs"]) == 0
+    assert capsys.readouterr().err == "warning: export: the scene is mostly transparent\n"
+
+
+def test_other_libraries_warnings_go_to_the_usual_handler(monkeypatch, capsys):
+    import warnings
+
+    _handler_warning(monkeypatch, "a library's note", UserWarning)  # raised outside ui3d: this test file
+    original = warnings.showwarning
+    with pytest.warns(UserWarning, match="a library's note"):  # reached the handler main found
+        assert cli.main(["configs"]) == 0
+        assert warnings.showwarning is original  # and main put it back
+    assert capsys.readouterr().err == ""

@@ -14,6 +14,8 @@ import errno
 import importlib
 import re
 import sys
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from ui3d.errors import UserError, clip, user_input
@@ -520,8 +522,39 @@ def _fail(command: str, message: str) -> int:
     return USER_ERROR
 
 
+OUR_PACKAGES = ("ui3d", "systems")
+OUR_FOLDERS = tuple(Path(__file__).resolve().parents[1] / name for name in OUR_PACKAGES)
+
+
+def _is_ours(category: type[Warning], filename: str) -> bool:
+    """A warning of a category ui3d defines, or raised in ui3d's code. The category decides first: a
+    warning raised inside a ``torch.no_grad()`` function names a torch frame as its file."""
+    return (category.__module__.split(".")[0] in OUR_PACKAGES
+            or any(Path(filename).resolve().is_relative_to(folder) for folder in OUR_FOLDERS))
+
+
+def _one_line_warnings(show: Callable) -> Callable:
+    """``warnings.showwarning`` that prints ui3d's own UserWarnings as one ``warning: <message>`` line on
+    stderr (no file, line or source: the message says what happened) and leaves the others to ``show``."""
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, UserWarning) and _is_ours(category, filename):
+            print(f"warning: {one_line(message)}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    with warnings.catch_warnings():  # restores showwarning when the command ends
+        warnings.showwarning = _one_line_warnings(warnings.showwarning)
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The handler, with user errors as one line and exit code 2."""
     try:
         return args.handler(args)
     except UserError as err:  # ConfigError is one

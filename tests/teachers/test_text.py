@@ -57,3 +57,15 @@ def test_text_encoder_pooled_position_sees_the_whole_caption():
     assert (h[0, 0] - h[1, 0]).abs().max() > 1e-4
     with pytest.raises(ValueError, match="token ids"):
         enc(torch.zeros(2, 5, dtype=torch.long))
+
+
+def test_a_prompt_the_tokenizer_cannot_read_is_a_user_error_that_echoes_it_cut():
+    from ui3d.errors import UserError
+
+    tok = WordTokenizer.builtin()
+    with pytest.raises(UserError) as err:
+        tok(["a red giraffe" + ", a red cube" * 10_000])
+    msg = str(err.value)
+    assert "'giraffe'" in msg and "characters)" in msg and len(msg) < 2000
+    with pytest.raises(UserError, match="at most 10"):
+        tok(["a red cube " * 20])

@@ -115,3 +115,15 @@ def test_view_suffix_thresholds_and_wrapping():
     assert with_view_suffix("a red cube.", "side view") == "a red cube, side view"
     with pytest.raises(ValueError, match="view"):
         with_view_suffix("a red cube", "top view")
+
+
+def test_a_prompt_the_world_cannot_read_is_a_user_error_that_echoes_it_cut():
+    from ui3d.errors import UserError
+
+    huge = "a red" + " cube" * 20_000  # 100 kB
+    with pytest.raises(UserError) as err:
+        parse_prompt(huge)
+    msg = str(err.value)
+    assert len(msg) < 2000 and "(100007 characters)" in msg and "one object per prompt" in msg and "\n" not in msg
+    with pytest.raises(UserError, match=r"unknown word 'x{199}… \(1002 characters\);"):
+        parse_prompt("x" * 1000)  # one 1000-letter word: cut too (its repr has quotes)

@@ -46,25 +46,32 @@ def add_export_command(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+# upper bounds: a texture is size² texels, a video frames × size² pixels, all held in memory
+FLAG_RANGES = {"texture_size": (16, 8192), "video_frames": (1, 2400), "video_size": (8, 2048)}
+
+
 def run_export(args: argparse.Namespace) -> int:
-    from ui3d.scene.base import load_scene
+    """Every flag, RUN_DIR and --out are checked before the scene loads; a failed export leaves no
+    folder it made behind."""
+    from ui3d.io import check_output_folder, remove_stale_temp_files, removed_on_failure
+    from ui3d.scene.base import find_scene_dir, load_scene
 
     formats = parse_formats(args.format)
-    for name, low in (("texture_size", 16), ("video_frames", 1), ("video_size", 8), ("resolution", 8)):
-        if getattr(args, name) < low:
-            raise UserError(f"--{name.replace('_', '-')}: expected >= {low}, got {getattr(args, name)}")
-    scene = load_scene(args.run_dir, args.device)
-    out = Path(args.out) if args.out else Path(args.run_dir) / "export"
-    with user_input():  # the flags' values, checked by the configs
-        options = ExportOptions(
-            formats=formats,
-            extract=ExtractConfig(resolution=args.resolution, threshold=args.threshold, max_faces=args.max_faces,
-                                  carve_views=args.carve_views),
-            texture_size=args.texture_size,
-            video_frames=args.video_frames,
-            video_size=args.video_size,
-        )
-    written = export_scene(scene, out, options)
+    for name, (low, high) in FLAG_RANGES.items():
+        value = getattr(args, name)
+        if not low <= value <= high:
+            raise UserError(f"--{name.replace('_', '-')}: expected a value from {low} to {high}, got {value}")
+    with user_input():  # the mesh flags' values, checked by ExtractConfig (its messages name each field)
+        extract = ExtractConfig(resolution=args.resolution, threshold=args.threshold, max_faces=args.max_faces,
+                                carve_views=args.carve_views)
+    options = ExportOptions(formats=formats, extract=extract, texture_size=args.texture_size,
+                            video_frames=args.video_frames, video_size=args.video_size)
+    scene_dir = find_scene_dir(args.run_dir)  # first: a RUN_DIR without a scene is the mistake to name
+    out = check_output_folder(Path(args.out) if args.out else Path(args.run_dir) / "export", "--out")
+    remove_stale_temp_files(out)
+    scene = load_scene(scene_dir, args.device)
+    with removed_on_failure(out):
+        written = export_scene(scene, out, options)
     for fmt, paths in written.items():
         print(f"{fmt}: {', '.join(str(p) for p in paths)}")
     return 0

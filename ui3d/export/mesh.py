@@ -30,6 +30,9 @@ import torch
 from scipy import ndimage
 from torch import Tensor
 
+from ui3d.config import FieldValueError, check_ranges
+from ui3d.errors import UserError
+
 __all__ = [
     "Mesh", "ExtractConfig", "DensityField", "RenderedField", "density_grid", "extract_mesh", "EmptySceneError",
     "ExportWarning",
@@ -58,8 +61,9 @@ class RenderedField(DensityField, Protocol):
     def render(self, cameras, shading: str = "albedo", generator=None, background=None): ...
 
 
-class EmptySceneError(ValueError):
-    """Nothing in the scene is above the density threshold."""
+class EmptySceneError(UserError):
+    """Nothing in the scene is above the density threshold: the user's scene (or ``--threshold``)
+    gives no surface, which one line says (exit code 2), not a traceback."""
 
 
 @dataclass
@@ -93,13 +97,18 @@ class ExtractConfig:
 
     def __post_init__(self) -> None:
         if self.resolution < 8:
-            raise ValueError(f"resolution: expected >= 8 cells per side, got {self.resolution}")
+            raise FieldValueError("resolution", f"expected >= 8 cells per side, got {self.resolution}")
         if self.carve_views < 0:
-            raise ValueError(f"carve_views: expected >= 0 renders (0 = no carving), got {self.carve_views}")
+            raise FieldValueError("carve_views", f"expected >= 0 renders (0 = no carving), got {self.carve_views}")
         if self.carve_size < 8:
-            raise ValueError(f"carve_size: expected >= 8 pixels per side, got {self.carve_size}")
+            raise FieldValueError("carve_size", f"expected >= 8 pixels per side, got {self.carve_size}")
         if self.threshold is not None and not self.threshold > 0:
-            raise ValueError(f"threshold: expected a positive density or None (automatic), got {self.threshold}")
+            raise FieldValueError("threshold", f"expected a positive density or None (automatic), got {self.threshold}")
+        if self.max_faces is not None and self.max_faces < 4:
+            raise FieldValueError("max_faces", f"expected >= 4 faces or None (no decimation), got {self.max_faces}")
+        # upper bounds: the grid is resolution³ cells (512³ = 134 M), each carving view is a render
+        check_ranges(self, resolution=(8, 512), bound=(1e-6, None), min_component_fraction=(0, 1),
+                     carve_views=(0, 1024), carve_size=(8, 1024))
 
 
 def _cell_centres(resolution: int, bound: float) -> Tensor:

@@ -28,7 +28,7 @@ def turntable_frames(scene, frames: int = 3 * TURNTABLE_FPS, size: int = 256, el
     ``min(render_size, size)`` pixels per side."""
     rendered = min(render_size, size)
     cams = orbit_cameras(frames, rendered, elevation_deg=elevation_deg, distance=distance)
-    dev = next(iter(scene.parameters())).device
+    dev = scene.device
     out = []
     for i in range(0, frames, batch):
         c = cams[i : i + batch].to(dev)

@@ -15,12 +15,15 @@ noise as fake score; VSD = static reverse KL with a LoRA fake score; Uni-Instruc
 f with ``divergence``) with a LoRA fake score and its discriminator for r.
 
 The 3D Uni-Instruct preset uses the core's ``static`` mode (the VSD direction weighted per sample
-by the divergence's h(r)), not ``exact``. Measured on the built-in cube (CFG 7.5): ``exact`` turned
-the scene into a view-filling fog within 25 steps, with and without the ratio. Its SIM term
-differentiates ‖s_p^cfg − s_q‖² through the networks' inputs, and with CFG on the teacher only,
-the easiest way to shrink it is an image where the conditional and unconditional scores agree.
-``mode=exact`` stays available (``guidance.mode=exact``); DESIGN's "exact by default" holds for
-the 2-D and image distillation, where no CFG is applied.
+by the divergence's h(r)), not ``exact``: ``exact`` turned the built-in cube into a view-filling fog
+within 25 steps. The cause is the exact surrogate's DI term 2r̄h'(r̄)⟨ȳ, c̄⟩·⟨ȳ, x_t⟩, which is right
+only for an exact fake score (then E[⟨y, c⟩ | x_t] = 0). A learned fake score lags; with
+D_f = (1−κ)D_p + κD_q, E⟨y, c⟩ = κ(1−κ)·E‖s_p − s_q‖², a bias that no batch size removes
+(``tests/divergence/test_fake_lag.py``). Measured on the cube after 40 steps of this preset
+(``python -m systems.measure_terms``, 8 batches): the DI term's gradient is 709× (median; 143–21 000×)
+the static one, and the mean ⟨ȳ, c̄⟩ is −134 where it should be 0. ``mode=exact`` stays available
+(``guidance.mode=exact``); the image and 2-D presets run ``exact`` (reverse KL for images, where that
+term vanishes).
 """
 
 from __future__ import annotations
@@ -57,8 +60,15 @@ class GuidanceConfig:
     camera_dropout: float = 0.1
 
     def __post_init__(self) -> None:
+        from ui3d.config import FieldValueError, check_ranges
+
         get_divergence(self.divergence)  # fail at load time with the list of names
-        self.timesteps()  # validates the range
+        self.timesteps()  # validates the range: 0 <= t_min < t_max (and t_max_final) <= 1
+        # the LoRA's rank sets its parameter count; the weights are scales, negative ones invert their terms
+        check_ranges(self, camera_dropout=(0, 1), guidance_scale=(0, None), perp_neg_weight=(0, None),
+                     fisher_weight=(0, None), lora_rank=(1, 256), anneal_start=(0, None))
+        if not self.max_abs_logit > 0:
+            raise FieldValueError("max_abs_logit", f"expected > 0 (the clamp of log r), got {self.max_abs_logit}")
         if self.fake_score == "noise" and self.ratio != "none":
             raise ValueError("ratio 'discriminator' needs fake_score 'lora' (the discriminator is its head)")
 

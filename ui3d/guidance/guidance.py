@@ -86,23 +86,28 @@ class FakeTurnLosses:
 
 
 class Guidance:
-    """The divergence core + a teacher + a fake score (None: SDS's Dirac) + the ratio from its logit."""
+    """The divergence core + a teacher + a fake score (None: SDS's Dirac) + the ratio from its logit.
+
+    ``ratio_available``: whether the fake score's discriminator is trained against real samples; when
+    it is not, r = 1 exactly (an untrained head must never weight the samples)."""
 
     def __init__(self, cfg: GuidanceConfig, teacher: ScoreModel, fake: FakeScore | None = None,
-                 denoising_weight: DenoisingWeight = eps_mse):
+                 denoising_weight: DenoisingWeight = eps_mse, ratio_available: bool = True):
         if (cfg.fake_score == "noise") != (fake is None):
             needs = "takes no" if fake is not None else "needs a"
             raise ValueError(f"fake_score '{cfg.fake_score}' {needs} fake score")
         self.cfg, self.teacher, self.fake, self.denoising_weight = cfg, teacher, fake, denoising_weight
         self.divergence = get_divergence(cfg.divergence)
-        self.uses_ratio = cfg.uses_ratio
+        self.uses_ratio = cfg.uses_ratio and ratio_available
         self.paper_code = PaperCodeOptions(cfg.sid_alpha, cfg.fisher_weight)
 
     @classmethod
-    def from_teacher(cls, cfg: GuidanceConfig, teacher: Teacher, fake: FakeScore | None = None) -> "Guidance":
+    def from_teacher(cls, cfg: GuidanceConfig, teacher: Teacher, fake: FakeScore | None = None,
+                     ratio_available: bool = True) -> "Guidance":
         """Text-to-3D: a :class:`~ui3d.teachers.protocol.Teacher` with the config's CFG and Perp-Neg."""
         perp_neg_weight = cfg.perp_neg_weight if cfg.perp_neg else None
-        return cls(cfg, GuidedTeacher(teacher, cfg.guidance_scale, perp_neg_weight), fake)
+        return cls(cfg, GuidedTeacher(teacher, cfg.guidance_scale, perp_neg_weight), fake,
+                   ratio_available=ratio_available)
 
     def generator_loss(self, x: Tensor, noise: Noise, cond: Conditioning = Conditioning(),
                        adversarial: bool = False) -> GeneratorTurn:

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ui3d.errors import UserError, clip
 from ui3d.metrics.fid import fid_from_features
 
 __all__ = [
@@ -148,7 +149,8 @@ class Judge:
             net = JudgeNet(config, {k: len(v) for k, v in names.items()})
             net.load_state_dict(tensors, strict=True)
         except (KeyError, TypeError, ValueError, RuntimeError) as err:
-            raise ValueError(f"weights file '{path}' does not hold a valid judge ({str(err)[:200]})") from None
+            raise UserError(f"weights file '{path}' does not hold a valid judge "
+                            f"({clip(' '.join(str(err).split()))})") from None
         return Judge(net, names, json.loads(meta.get("info", "{}")))
 
 
@@ -164,26 +166,36 @@ def _labels(prompts, names) -> dict[str, Tensor]:
     }
 
 
-def _render_labelled(n: int, seed: int, resolution: int = 32, batch: int = 256):
+JUDGE_BACKGROUNDS = ("plain", "mixed")
+
+
+def _render_labelled(n: int, seed: int, resolution: int = 32, batch: int = 256, backgrounds: str = "plain"):
+    """``n`` labelled renders; ``backgrounds`` "mixed": every other batch on muted backgrounds (the
+    built-in teacher v2's), so the judge reads samples of either teacher."""
     from ui3d.world.dataset import WorldDataset, WorldDatasetConfig
 
-    ds = WorldDataset(WorldDatasetConfig(resolution=resolution, p_colour=0.85, p_material=0.4), seed=seed, batch_size=batch)
+    if backgrounds not in JUDGE_BACKGROUNDS:
+        raise ValueError(f"backgrounds: expected one of {', '.join(JUDGE_BACKGROUNDS)}, got {backgrounds!r}")
+    kinds = ("plain", "muted") if backgrounds == "mixed" else ("plain",)
+    sets = [WorldDataset(WorldDatasetConfig(resolution=resolution, p_colour=0.85, p_material=0.4, background_kind=kind),
+                         seed=seed, batch_size=batch) for kind in kinds]
     images, prompts = [], []
     for k in range((n + batch - 1) // batch):
-        b = ds.batch(k)
+        b = sets[k % len(sets)].batch(k)
         images.append(b.images)
         prompts += b.prompts
     return torch.cat(images)[:n], prompts[:n]
 
 
-def train_judge(n_images: int = 12288, epochs: int = 10, seed: int = 1001, batch: int = 128, log=print) -> tuple[Judge, dict]:
+def train_judge(n_images: int = 12288, epochs: int = 10, seed: int = 1001, batch: int = 128, log=print,
+                backgrounds: str = "plain") -> tuple[Judge, dict]:
     """Train on fresh renders (seed disjoint from the teacher's data); returns the judge and its
     held-out accuracy per head. Light noise/blur augmentation makes it robust to sample artefacts."""
     t0 = time.time()
     names = label_names()
-    images, prompts = _render_labelled(n_images, seed)
+    images, prompts = _render_labelled(n_images, seed, backgrounds=backgrounds)
     labels = _labels(prompts, names)
-    test_images, test_prompts = _render_labelled(1024, seed + 7777)
+    test_images, test_prompts = _render_labelled(1024, seed + 7777, backgrounds=backgrounds)
     test_labels = _labels(test_prompts, names)
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -213,6 +225,7 @@ def train_judge(n_images: int = 12288, epochs: int = 10, seed: int = 1001, batch
     acc = {k: sum(p == names[k][j] for p, j in zip(pred[k], test_labels[k].tolist())) / len(test_prompts) for k in HEADS}
     judge.info = {
         "train_images": n_images, "epochs": epochs, "seed": seed, "train_seconds": round(time.time() - t0, 1),
+        "backgrounds": backgrounds,
         "heldout_accuracy": {k: round(v, 4) for k, v in acc.items()},
     }
     return judge, acc
@@ -231,9 +244,11 @@ def object_colour_captions() -> list[tuple[str, str, str]]:
 
 def evaluate_teacher(
     teacher, judge: Judge, per_caption: int = 4, steps: int = 50, cfg: float = 4.0, seed: int = 0,
-    progress: bool = False, captions: Sequence[tuple[str, str, str]] | None = None,
+    progress: bool = False, captions: Sequence[tuple[str, str, str]] | None = None, backgrounds: str = "plain",
 ) -> dict:
-    """Judge accuracy and world-FID of teacher samples over all object x colour captions."""
+    """Judge accuracy (overall, per object, per colour) and world-FID of teacher samples over all
+    object x colour captions; the renders behind world-FID on the teacher's own ``backgrounds``
+    ("plain" white, or "muted" for the teacher v2)."""
     from ui3d.teachers.sampling import sample_images
     from ui3d.world.dataset import render_captions
 
@@ -246,13 +261,17 @@ def evaluate_teacher(
     pred = judge.predict(samples, colour_words_only=True)
     obj_ok = [p == r[1] for p, r in zip(pred["object"], batch)]
     col_ok = [p == r[2] for p, r in zip(pred["colour"], batch)]
-    renders_a = render_captions(texts, seed + 1)
-    renders_b = render_captions(texts, seed + 2)
+    renders_a = render_captions(texts, seed + 1, background_kind=backgrounds)
+    renders_b = render_captions(texts, seed + 2, background_kind=backgrounds)
     fa, fb, fs = judge.features(renders_a), judge.features(renders_b), judge.features(samples)
     per_object = {}
     for name in dict.fromkeys(r[1] for r in rows):
         sel = [i for i, r in enumerate(batch) if r[1] == name]
         per_object[name] = round(sum(obj_ok[i] for i in sel) / len(sel), 3)
+    per_colour = {}
+    for name in dict.fromkeys(r[2] for r in rows):
+        sel = [i for i, r in enumerate(batch) if r[2] == name]
+        per_colour[name] = round(sum(obj_ok[i] and col_ok[i] for i in sel) / len(sel), 3)
     return {
         "n_samples": len(batch),
         "n_captions": len(rows),
@@ -265,14 +284,18 @@ def evaluate_teacher(
         "world_fid_renders_vs_renders": round(fid_from_features(fb, fa), 3),
         "sampling_seconds": round(sample_seconds, 1),
         "per_object_accuracy": per_object,
+        "per_colour_both_accuracy": per_colour,  # object and colour right, per colour word
+        "backgrounds": backgrounds,
     }
 
 
 def main(argv: list[str] | None = None) -> int:  # pragma: no cover - the judge's training entry point
     torch.set_num_threads(1)
     argv = sys.argv[1:] if argv is None else argv
+    backgrounds = "mixed" if "--mixed-backgrounds" in argv else "plain"
+    argv = [a for a in argv if a != "--mixed-backgrounds"]
     out = argv[0] if argv else str(DEFAULT_JUDGE_PATH)
-    judge, acc = train_judge()
+    judge, acc = train_judge(backgrounds=backgrounds)
     judge.save(out)
     print(f"judge -> {out}; held-out accuracy {judge.info['heldout_accuracy']}; {judge.info['train_seconds']} s")
     return 0

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from ui3d.cameras import Cameras
 from ui3d.config import from_dict, to_dict
+from ui3d.errors import UserError, clip
 from ui3d.io import atomic_path, read_json, write_json
 from ui3d.render.types import RenderOutput
 
@@ -90,7 +91,7 @@ SCENE_KINDS = ("nerf", "gaussians")
 def build_scene(kind: str, config: dict | None = None, generator: torch.Generator | None = None) -> torch.nn.Module:
     kinds = _kinds()
     if kind not in kinds:
-        raise ValueError(f"scene kind: expected one of {', '.join(kinds)}, got {kind!r}")
+        raise UserError(f"scene kind: expected one of {', '.join(kinds)}, got {clip(repr(kind))}")
     cls, cfg_cls = kinds[kind]
     return cls(from_dict(cfg_cls, config or {}), generator=generator)
 
@@ -117,7 +118,7 @@ def find_scene_dir(run_dir: str | Path) -> Path:
     for c in candidates:
         if (c / SCENE_JSON).is_file() and (c / SCENE_WEIGHTS).is_file():
             return c
-    raise ValueError(
+    raise UserError(
         f"run folder: no saved scene ({SCENE_JSON} + {SCENE_WEIGHTS}) in {run_dir}, {run_dir / 'scene'} "
         "or its checkpoints"
     )
@@ -128,18 +129,17 @@ def load_scene(folder: str | Path, device: str | torch.device = "cpu") -> torch.
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from ui3d.errors import UserError, user_input
-
-    with user_input():  # the folder the user named holds no scene
-        folder = find_scene_dir(folder)
+    folder = find_scene_dir(folder)
     try:
         meta = read_json(folder / SCENE_JSON)
     except (OSError, ValueError, RecursionError) as err:  # ValueError: not JSON, or not UTF-8
         raise UserError(f"scene file '{folder / SCENE_JSON}' cannot be read ({type(err).__name__})") from None
-    if not isinstance(meta, dict) or "kind" not in meta:
+    if not isinstance(meta, dict) or not isinstance(meta.get("kind"), str):
         raise UserError(f"scene file '{folder / SCENE_JSON}' has no 'kind'")
-    with user_input():  # an unknown kind or config in the file
+    try:
         scene = build_scene(meta["kind"], meta.get("config", {}))
+    except UserError as err:  # an unknown kind, or a config this version refuses
+        raise UserError(f"scene file '{folder / SCENE_JSON}': {err}") from None
     try:
         state = load_file(str(folder / SCENE_WEIGHTS))
     except (SafetensorError, OSError) as err:

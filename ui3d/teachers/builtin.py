@@ -57,8 +57,22 @@ class BuiltinTeacherConfig:
     camera_dim: int = 0  # 0: text only (v1); CAMERA_FEATURES: camera-conditioned (v2)
 
     def __post_init__(self) -> None:
+        from ui3d.config import FieldValueError, check_ranges
+
         if self.camera_dim not in (0, CAMERA_FEATURES):
             raise ValueError(f"camera_dim: expected 0 or {CAMERA_FEATURES}, got {self.camera_dim}")
+        # upper bounds: a teacher is trained and queried on a CPU (the shipped one is 32², 64 channels)
+        check_ranges(self, resolution=(8, 256), layers_per_block=(1, 8), attention_head_dim=(1, 1024),
+                     norm_groups=(1, 1024), text_dim=(1, 1024), text_layers=(1, 32), text_heads=(1, 64),
+                     max_length=(3, 256), num_train_timesteps=(1, 100_000))
+        if not 1 <= len(self.channels) <= 6 or not all(1 <= c <= 1024 for c in self.channels):
+            raise FieldValueError("channels", f"expected 1 to 6 levels of 1 to 1024 channels each, "
+                                              f"got {list(self.channels)}")
+        if any(c % self.norm_groups for c in self.channels):  # GroupNorm splits every level's channels
+            raise FieldValueError("norm_groups", f"{self.norm_groups} must divide every level's channels "
+                                                 f"{list(self.channels)}")
+        if self.text_dim % self.text_heads:
+            raise FieldValueError("text_heads", f"{self.text_heads} must divide text_dim {self.text_dim}")
         if self.resolution % (2 ** (len(self.channels) - 1)):
             raise ValueError(
                 f"resolution {self.resolution} must be divisible by 2^{len(self.channels) - 1} (channels {self.channels})"
@@ -177,7 +191,10 @@ def load_teacher_model(path: str | Path = DEFAULT_TEACHER_PATH) -> tuple[Builtin
         model = BuiltinTeacherModel(config, tokenizer)
         model.load_state_dict(tensors, strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
-        raise ValueError(f"weights file '{path}' does not hold a valid built-in teacher ({str(err)[:200]})") from None
+        from ui3d.errors import UserError, clip
+
+        raise UserError(f"weights file '{path}' does not hold a valid built-in teacher "
+                        f"({clip(' '.join(str(err).split()))})") from None
     model.eval().requires_grad_(False)
     return model, info
 
@@ -248,15 +265,22 @@ class BuiltinTeacher:
         """The ε-network (``forward(x_t, t, hidden)``, UNet at ``.unet``) that a LoRA fake score copies."""
         return self.model
 
+    clip_sample = True  # pixels in [−1, 1]
+
     @property
     def takes_camera(self) -> bool:
         return bool(self.config.camera_dim)
 
-    def predict_eps(self, x_t: Tensor, t: Tensor, embeddings: Tensor, camera: Tensor | None = None) -> Tensor:
+    def predict_eps(self, x_t: Tensor, t: Tensor, embeddings: Tensor, camera=None) -> Tensor:
+        """ε̂; ``camera`` (:class:`~ui3d.cameras.Cameras`) conditions a camera-conditioned model, None
+        leaves it unconditional on the camera."""
         dev = x_t.device
         use_bf16 = bf16_is_fast(dev.type) if self.autocast is None else self.autocast
+        features = None
+        if camera is not None and self.takes_camera:
+            features = camera_features(camera.azimuth_deg, camera.elevation_deg, camera.distance, camera.fovy_deg)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
-            eps = self.model(x_t, t, embeddings.to(dev), camera)
+            eps = self.model(x_t, t, embeddings.to(dev), features)
         return eps.float()
 
 

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from ui3d.diffusion import VPSchedule
+from ui3d.errors import UserError
 from ui3d.io import read_safetensors
 from ui3d.teachers.builtin import (
     KIND, BuiltinTeacherConfig, BuiltinTeacherModel, bf16_is_fast, camera_features, save_teacher,
@@ -98,7 +99,7 @@ def render_dataset(cfg: TeacherTrainConfig, path: Path, progress: bool = True) -
     if path.is_file():
         tensors, meta = read_safetensors(path, DATA_KIND)
         if "cameras" not in tensors:
-            raise ValueError(f"training set '{path}' has no cameras (made by an older version); delete it to re-render")
+            raise UserError(f"training set '{path}' has no cameras (made by an older version); delete it to re-render")
         return tensors["images"], json.loads(meta["captions"]), tensors["cameras"]
     d = cfg.data
     world = WorldDatasetConfig(resolution=cfg.model.resolution, ss=d.ss, background_kind=d.background_kind)
@@ -208,9 +209,9 @@ def train_teacher(
     out = Path(out)
     ckpt = out / "checkpoint.safetensors"
     if not resume and ckpt.exists():
-        raise ValueError(f"--out '{out}' already holds a run; pass --resume to continue it or choose a new folder")
+        raise UserError(f"--out '{out}' already holds a run; pass --resume to continue it or choose a new folder")
     if resume and not ckpt.exists():
-        raise ValueError(f"--resume: no checkpoint in '{out}' (expected {ckpt.name})")
+        raise UserError(f"--resume: no checkpoint in '{out}' (expected {ckpt.name})")
     out.mkdir(parents=True, exist_ok=True)
     dump_yaml(cfg, out / "config.yaml")
     old_threads = torch.get_num_threads()

@@ -85,7 +85,7 @@ def teacher_eval(args: argparse.Namespace) -> int:
     judge = Judge.load(args.judge or DEFAULT_JUDGE_PATH)
     report = evaluate_teacher(
         teacher, judge, per_caption=args.per_caption, steps=args.steps, cfg=args.cfg, seed=args.seed,
-        progress=True,
+        progress=True, backgrounds=args.backgrounds,
     )
     report["forward_ms_batch8"] = round(1000 * forward_seconds(teacher, 8), 1)
     report["threads"] = torch.get_num_threads()
@@ -130,5 +130,7 @@ def add_teacher_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cfg", type=float, default=4.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--backgrounds", choices=["plain", "muted"], default="plain",
+                   help="the backgrounds of the renders world-FID compares with (the teacher's own: muted for v2)")
     p.add_argument("--out", help="write the report as JSON here")
     p.set_defaults(handler=teacher_eval)

@@ -153,25 +153,13 @@ def world_renders_mixture(
     """The uniform mixture of ``n`` renders of one built-in caption, pixels in [-1, 1] flattened to
     [n, 3·r·r] (channels first). Cameras are the dataset's random cameras; a caption with a view
     suffix keeps only cameras of that view. Raises ValueError for a prompt the world can't parse."""
-    from ui3d.cameras import sample_random_cameras
-    from ui3d.prompt.views import VIEWS, view_ids
     from ui3d.world.captions import parse_prompt
-    from ui3d.world.dataset import dataset_cameras, render_pixels
+    from ui3d.world.dataset import render_pixels, view_cameras
 
     if n < 1:
         raise ValueError(f"n: expected >= 1 renders, got {n}")
     prompt = parse_prompt(caption)
-    gen = torch.Generator().manual_seed(seed)
-    cams = sample_random_cameras(max(4 * n, 64), resolution, dataset_cameras(), gen)
-    if prompt.view is not None:
-        keep = (view_ids(cams.azimuth_deg, cams.elevation_deg) == VIEWS.index(prompt.view)).nonzero().squeeze(-1)
-        while keep.numel() < n:  # rare views (overhead): draw more
-            more = sample_random_cameras(16 * n, resolution, dataset_cameras(), gen)
-            ids = view_ids(more.azimuth_deg, more.elevation_deg) == VIEWS.index(prompt.view)
-            cams, keep = more, ids.nonzero().squeeze(-1)
-        cams = cams[keep[:n]]
-    else:
-        cams = cams[:n]
+    cams = view_cameras(prompt.view, n, resolution, torch.Generator().manual_seed(seed))
     return GaussianMixture.empirical(render_pixels(prompt.to_object(), cams, ss))
 
 
@@ -183,6 +171,9 @@ class ExactWorldTeacher:
     :class:`ui3d.teachers.protocol.Teacher`: ``encode_prompts`` returns caption ids [B, 1] (long);
     the empty prompt is the pooled set of all renders of the captions encoded so far.
     """
+
+    takes_camera = False
+    clip_sample = True
 
     def __init__(self, n_renders: int = 64, resolution: int = 32, seed: int = 0, ss: int = 2):
         from ui3d.diffusion import VPSchedule
@@ -229,7 +220,7 @@ class ExactWorldTeacher:
             ids.append(self._captions.index(p) if p != "" else -1)
         return torch.tensor(ids, dtype=torch.long).reshape(-1, 1)
 
-    def predict_eps(self, x_t: Tensor, t: Tensor, embeddings: Tensor) -> Tensor:
+    def predict_eps(self, x_t: Tensor, t: Tensor, embeddings: Tensor, camera=None) -> Tensor:
         b = x_t.shape[0]
         t = torch.as_tensor(t).reshape(-1).expand(b).cpu()
         alpha, sigma = self.schedule.alpha_sigma(t)
@@ -257,6 +248,7 @@ class CameraMatchedWorldTeacher:
     """
 
     takes_camera = True
+    clip_sample = True
 
     def __init__(self, resolution: int = 32, ss: int = 2):
         from ui3d.diffusion import VPSchedule

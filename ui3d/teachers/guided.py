@@ -28,9 +28,9 @@ class GuidedTeacher:
         if level.t is None:
             raise ValueError("a Teacher is queried at VP timesteps; this noise level has none (EDM)")
         if self.perp_neg_weight is None:
-            return guided_eps(self.teacher, x_t, level.t, cond.cond, cond.uncond, self.scale)
+            return guided_eps(self.teacher, x_t, level.t, cond.cond, cond.uncond, self.scale, cameras=cond.cameras)
         return guided_eps(self.teacher, x_t, level.t, cond.cond, cond.uncond, self.scale, cond.negative,
-                          self.perp_neg_weight)
+                          self.perp_neg_weight, cond.cameras)
 
 
 class GuidedNetwork(nn.Module):

@@ -1,4 +1,5 @@
-"""Pick a teacher from a command-line spec: builtin | sd | a hub id | a local folder."""
+"""Pick a teacher from a command-line spec: builtin | a built-in teacher's .safetensors file | sd |
+a hub id | a local folder."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Sequence
 
 import torch
 
-TEACHER_SPECS = ("builtin", "sd", "HUB_ID", "PATH")
+TEACHER_SPECS = ("builtin", "FILE.safetensors", "sd", "HUB_ID", "PATH")
 
 
 def default_teacher_spec() -> str:
@@ -17,10 +18,10 @@ def default_teacher_spec() -> str:
 
 def load_teacher(spec: str, device: str = "cpu", prompts: Sequence[str] = ()):
     """Load and check: prompts the teacher cannot read raise ValueError before any heavy work."""
-    if spec == "builtin":
+    if spec == "builtin" or spec.endswith(".safetensors"):  # the shipped built-in teacher, or another one's file
         from ui3d.teachers.builtin import BuiltinTeacher
 
-        teacher = BuiltinTeacher.load()
+        teacher = BuiltinTeacher.load() if spec == "builtin" else BuiltinTeacher.load(spec)
         teacher.check_prompts([p for p in prompts if p])
         return teacher
     from ui3d.teachers.stable_diffusion import DEFAULT_MODEL, StableDiffusionTeacher
@@ -33,5 +34,5 @@ def load_teacher(spec: str, device: str = "cpu", prompts: Sequence[str] = ()):
 def check_prompts(spec: str, prompts: Sequence[str]) -> None:
     """Raise ValueError for prompts the teacher cannot read, without keeping it loaded: only the
     built-in teacher has a closed vocabulary (Stable Diffusion's tokenizer reads any text)."""
-    if spec == "builtin":
+    if spec == "builtin" or spec.endswith(".safetensors"):
         load_teacher(spec, "cpu", prompts)

@@ -19,6 +19,7 @@ from typing import Callable, Protocol, Sequence, runtime_checkable
 import torch
 from torch import Tensor
 
+from ui3d.cameras import Cameras
 from ui3d.diffusion import NoiseLevel, VPSchedule
 
 __all__ = ["Teacher", "Conditioning", "ScoreModel", "cfg_combine", "guided_prediction", "guided_eps",
@@ -27,9 +28,16 @@ __all__ = ["Teacher", "Conditioning", "ScoreModel", "cfg_combine", "guided_predi
 
 @runtime_checkable
 class Teacher(Protocol):
-    """A frozen text-conditional ε-prediction diffusion model."""
+    """A frozen text-conditional ε-prediction diffusion model.
+
+    ``takes_camera``: whether ``predict_eps`` reads each sample's camera (a camera-conditioned model,
+    or an oracle that renders the truth there); the guidance passes the batch's cameras only then.
+    ``clip_sample``: whether its samples live in [−1, 1] (pixels: a sampler clamps x̂_0 there; not
+    VAE latents), diffusers' name for it."""
 
     schedule: VPSchedule
+    takes_camera: bool
+    clip_sample: bool
 
     @property
     def alphas_cumprod(self) -> Tensor: ...
@@ -46,8 +54,9 @@ class Teacher(Protocol):
         """Prompt embeddings [B, ...]; raises ValueError for a prompt the teacher cannot read."""
         ...
 
-    def predict_eps(self, x_t: Tensor, t: Tensor, embeddings: Tensor) -> Tensor:
-        """ε̂(x_t, t, c): x_t [B, C, h, w], t [B] integer timesteps, embeddings [B, ...]."""
+    def predict_eps(self, x_t: Tensor, t: Tensor, embeddings: Tensor, camera: Cameras | None = None) -> Tensor:
+        """ε̂(x_t, t, c): x_t [B, C, h, w], t [B] integer timesteps, embeddings [B, ...]; ``camera``
+        (a :class:`~ui3d.cameras.Cameras` of B) only for a teacher that ``takes_camera``."""
         ...
 
 
@@ -60,6 +69,7 @@ class Conditioning:
     uncond: Tensor | None = None  # the unconditional embedding for CFG, batch 1 or B (None: no CFG)
     negative: Tensor | None = None  # Perp-Neg: the opposite view's embeddings, per sample
     camera: Tensor | None = None  # the fake score's camera condition [B, 16]
+    cameras: Cameras | None = None  # the batch's cameras, for a teacher that takes them
 
 
 class ScoreModel(Protocol):
@@ -107,10 +117,18 @@ def guided_prediction(
 
 def guided_eps(
     teacher: Teacher, x_t: Tensor, t: Tensor, cond: Tensor, uncond: Tensor, scale: float,
-    negative: Tensor | None = None, negative_weight: float = 1.0,
+    negative: Tensor | None = None, negative_weight: float = 1.0, cameras: Cameras | None = None,
 ) -> Tensor:
-    """A :class:`Teacher`'s guided ε at integer timesteps t (see :func:`guided_prediction`)."""
-    return guided_prediction(teacher.predict_eps, x_t, t, cond, uncond, scale, negative, negative_weight)
+    """A :class:`Teacher`'s guided ε at integer timesteps t (see :func:`guided_prediction`). Every
+    branch of the guidance (unconditional, conditional, negative) sees the sample's own camera."""
+    if not teacher.takes_camera or cameras is None:  # a teacher that needs cameras says so itself
+        return guided_prediction(teacher.predict_eps, x_t, t, cond, uncond, scale, negative, negative_weight)
+
+    def predict(x: Tensor, level: Tensor, embeddings: Tensor) -> Tensor:
+        copies = x.shape[0] // len(cameras)  # guided_prediction batches the branches: repeat the cameras
+        return teacher.predict_eps(x, level, embeddings, cameras[torch.arange(len(cameras)).repeat(copies)])
+
+    return guided_prediction(predict, x_t, t, cond, uncond, scale, negative, negative_weight)
 
 
 def pixel_encode(rgb: Tensor, resolution: int) -> Tensor:

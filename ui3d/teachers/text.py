@@ -22,6 +22,8 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
+from ui3d.errors import UserError, clip
+
 __all__ = ["SPECIAL_TOKENS", "WordTokenizer", "TextEncoderConfig", "TextEncoder"]
 
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>")
@@ -30,7 +32,7 @@ _SPLIT = re.compile(r"\s*,\s*|\s+")
 
 
 class WordTokenizer:
-    """Maps captions to fixed-length id tensors; unknown words raise ``ValueError``."""
+    """Maps captions to fixed-length id tensors; a prompt with an unknown word raises ``UserError``."""
 
     def __init__(self, words: Sequence[str], max_length: int = 12):
         words = [w for w in dict.fromkeys(words) if w not in SPECIAL_TOKENS]
@@ -75,19 +77,19 @@ class WordTokenizer:
             return "known words: " + ", ".join(self.words[len(SPECIAL_TOKENS):])
 
     def check(self, text: str) -> None:
-        """Raise one-line ``ValueError`` naming the first unknown word or an over-long prompt."""
-        if not isinstance(text, str):
+        """Raise a one-line ``UserError`` naming the first unknown word or an over-long prompt."""
+        if not isinstance(text, str):  # a caller's bug: every prompt a user gives is a string
             raise ValueError(f"prompt: expected a string, got {type(text).__name__}")
         unknown = self.unknown_words(text)
         if unknown:
-            raise ValueError(
-                f"prompt {text!r}: unknown word {unknown[0]!r} (the built-in teacher has no token for it); "
-                f"{self._known_message()}"
+            raise UserError(
+                f"prompt {clip(repr(text))}: unknown word {clip(repr(unknown[0]))} (the built-in teacher has no "
+                f"token for it); {self._known_message()}"
             )
         n = len(self.split(text)) + 2
         if n > self.max_length:
-            raise ValueError(
-                f"prompt {text!r}: {n - 2} words, the built-in teacher reads at most {self.max_length - 2}"
+            raise UserError(
+                f"prompt {clip(repr(text))}: {n - 2} words, the built-in teacher reads at most {self.max_length - 2}"
             )
 
     def encode(self, text: str) -> list[int]:

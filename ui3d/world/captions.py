@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ui3d.errors import UserError, clip
 from ui3d.prompt.views import VIEWS
 from ui3d.world.objects import OBJECTS, WorldObject, get_shape, make_object
 from ui3d.world.palette import COLOURS, DEFAULT_MATERIAL, MATERIALS
@@ -74,8 +75,9 @@ def known_words_message() -> str:
     )
 
 
-def _error(text: str, problem: str) -> ValueError:
-    return ValueError(f"prompt {text!r}: {problem}; {known_words_message()}")
+def _error(text: str, problem: str) -> UserError:
+    """A prompt the built-in world cannot read; a long prompt is echoed cut (a 100 kB one stays one line)."""
+    return UserError(f"prompt {clip(repr(text))}: {problem}; {known_words_message()}")
 
 
 def _article(word: str) -> str:
@@ -110,9 +112,9 @@ def make_caption(
 
 
 def parse_prompt(text: str) -> WorldPrompt:
-    """Parse a built-in-world prompt (see the module docstring). Raises ``ValueError`` with one
-    line naming the offending word and listing what the built-in world knows."""
-    if not isinstance(text, str):
+    """Parse a built-in-world prompt (see the module docstring). A prompt the world cannot read raises
+    a one-line :class:`~ui3d.errors.UserError` naming the offending word and listing what the world knows."""
+    if not isinstance(text, str):  # a caller's bug: every prompt a user gives is a string
         raise ValueError(f"prompt: expected a string, got {type(text).__name__}; {known_words_message()}")
     clean = " ".join(text.strip().lower().split()).rstrip(".").strip()
     if not clean:
@@ -140,15 +142,15 @@ def parse_prompt(text: str) -> WorldPrompt:
                 text, f"the view word {tok!r} must end the prompt as ', <front|side|back|overhead> view'"
             )
         else:
-            raise _error(text, f"unknown word {tok!r}")
+            raise _error(text, f"unknown word {clip(repr(tok))}")
     if not objects:
         raise _error(text, "no object word")
     if len(objects) > 1:
-        raise _error(text, f"one object per prompt, got {', '.join(objects)}")
+        raise _error(text, f"one object per prompt, got {clip(', '.join(objects))}")
     if len(colours) > 1:
-        raise _error(text, f"one colour per prompt, got {', '.join(colours)}")
+        raise _error(text, f"one colour per prompt, got {clip(', '.join(colours))}")
     if len(materials) > 1:
-        raise _error(text, f"one material per prompt, got {', '.join(materials)}")
+        raise _error(text, f"one material per prompt, got {clip(', '.join(materials))}")
     if tokens[-1] != objects[0] and COLOUR_ALIASES.get(tokens[-1], tokens[-1]) != objects[0]:
         raise _error(
             text, f"the object {objects[0]!r} must come last (before the view), got {tokens[-1]!r} after it"

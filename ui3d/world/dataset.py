@@ -30,7 +30,7 @@ from ui3d.world.render import render_world
 
 __all__ = [
     "WorldDatasetConfig", "WorldBatch", "WorldDataset", "sample_prompts", "sample_batch", "dataset_cameras",
-    "render_pixels", "render_captions",
+    "view_cameras", "render_pixels", "render_captions",
 ]
 
 
@@ -40,6 +40,19 @@ def dataset_cameras() -> CameraRanges:
     return CameraRanges(elevation_deg=(-10.0, 70.0))
 
 
+def view_cameras(view: str | None, n: int, resolution: int, generator: torch.Generator) -> Cameras:
+    """``n`` dataset cameras (:func:`dataset_cameras`) of one view bucket (a phrase of
+    :data:`ui3d.prompt.VIEWS`; None: any view), by drawing and keeping those of the view."""
+    cams = sample_random_cameras(max(4 * n, 64), resolution, dataset_cameras(), generator)
+    if view is None:
+        return cams[:n]
+    keep = (view_ids(cams.azimuth_deg, cams.elevation_deg) == VIEWS.index(view)).nonzero().squeeze(-1)
+    while keep.numel() < n:  # rare views (overhead): draw more
+        cams = sample_random_cameras(16 * n, resolution, dataset_cameras(), generator)
+        keep = (view_ids(cams.azimuth_deg, cams.elevation_deg) == VIEWS.index(view)).nonzero().squeeze(-1)
+    return cams[keep[:n]]
+
+
 def render_pixels(objects: WorldObject | Sequence[WorldObject], cameras: Cameras, ss: int = 2) -> Tensor:
     """Renders on white as the teachers see them: [B, 3, r, r] in [-1, 1]."""
     out = render_world(objects, cameras, ss=ss)
@@ -47,13 +60,19 @@ def render_pixels(objects: WorldObject | Sequence[WorldObject], cameras: Cameras
 
 
 def render_captions(captions: Sequence[str], seed: int, resolution: int = 32, ss: int = 2,
-                    shard: slice = slice(None)) -> Tensor:
+                    shard: slice = slice(None), background_kind: str = "plain") -> Tensor:
     """One render per caption of ``captions[shard]`` (:func:`render_pixels`), from dataset cameras
     drawn for all the captions with ``seed``, so every process of a data-parallel run draws the
-    same cameras."""
+    same cameras; on white, or on muted backgrounds (``background_kind`` "muted", drawn after the
+    cameras)."""
     gen = torch.Generator().manual_seed(seed)
-    cams = sample_random_cameras(len(captions), resolution, dataset_cameras(), gen)[shard]
-    return render_pixels([parse_prompt(c).to_object() for c in captions[shard]], cams, ss)
+    cams = sample_random_cameras(len(captions), resolution, dataset_cameras(), gen)
+    objects = [parse_prompt(c).to_object() for c in captions[shard]]
+    if background_kind == "plain":
+        return render_pixels(objects, cams[shard], ss)
+    background = muted_backgrounds(len(captions), resolution, resolution, gen)[shard]
+    out = render_world(objects, cams[shard], background=background, ss=ss)
+    return out.rgb.permute(0, 3, 1, 2).mul(2.0).sub(1.0).contiguous()
 
 
 @dataclass(frozen=True)

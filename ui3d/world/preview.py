@@ -12,6 +12,7 @@ from typing import Sequence
 import torch
 
 from ui3d.cameras import cameras_from_spherical
+from ui3d.errors import UserError, clip
 from ui3d.images import save_grid
 from ui3d.world.objects import OBJECTS, make_object
 from ui3d.world.render import render_world
@@ -34,7 +35,7 @@ def render_object_grid(
     names = list(objects or OBJECTS)
     for v in views:
         if v not in VIEW_AZIMUTHS:
-            raise ValueError(f"views: unknown view {v!r}; expected some of {', '.join(VIEW_AZIMUTHS)}")
+            raise UserError(f"views: unknown view {clip(repr(v))}; expected some of {', '.join(VIEW_AZIMUTHS)}")
     az = torch.tensor([VIEW_AZIMUTHS[v] for v in views] * len(names))
     n = az.numel()
     cams = cameras_from_spherical(
