@@ -6,9 +6,11 @@ import pytest
 import torch
 
 from ui3d.render.background import MUTED_MAX_SATURATION, MUTED_VALUE, muted_backgrounds
-from ui3d.teachers.builtin import CAMERA_FEATURES, BuiltinTeacherModel, camera_features, load_teacher_model
+from ui3d.teachers.builtin import ASSETS_DIR, CAMERA_FEATURES, BuiltinTeacherModel, camera_features, load_teacher_model
 from ui3d.world.dataset import WorldDataset, WorldDatasetConfig
 from ui3d.world.palette import COLOURS
+
+V1 = ASSETS_DIR / "builtin_teacher_v1.safetensors"  # the text-only teacher v2 started from
 
 
 def test_muted_backgrounds_leave_white_and_black_objects_a_silhouette():
@@ -37,7 +39,8 @@ def test_muted_dataset_changes_only_the_background():
 
 
 def test_camera_features_and_the_warm_start_from_a_text_only_teacher():
-    text_only, _ = load_teacher_model()
+    text_only, _ = load_teacher_model(V1)
+    assert text_only.config.camera_dim == 0
     cfg = dataclasses.replace(text_only.config, camera_dim=CAMERA_FEATURES)
     model = BuiltinTeacherModel(cfg, text_only.tokenizer)
     model.load_text_only(text_only.state_dict())
@@ -66,16 +69,15 @@ def test_v2_training_starts_from_v1_and_resumes(tmp_path):
     from pathlib import Path
 
     from ui3d.config import load_config
-    from ui3d.teachers.builtin import DEFAULT_TEACHER_PATH, load_teacher_model
     from ui3d.teachers.builtin_train import TeacherTrainConfig, train_teacher
 
     preset = Path(__file__).resolve().parents[2] / "configs" / "teacher" / "builtin_v2.yaml"
     cfg = load_config(TeacherTrainConfig, preset, ["data.n_images=32", "data.render_batch=32", "batch_size=4",
-                                                   "steps=2", f"init_from={DEFAULT_TEACHER_PATH}", "lr=0"])
+                                                   "steps=2", f"init_from={V1}", "lr=0"])
     path = train_teacher(cfg, tmp_path / "run", progress=False)
     model, info = load_teacher_model(path)
     assert model.config.camera_dim == CAMERA_FEATURES and info["steps"] == 2
-    v1, _ = load_teacher_model()
+    v1, _ = load_teacher_model(V1)
     # lr 0: the weights are v1's (the camera columns zero), so the warm start loaded them all
     state = model.state_dict()
     for key, value in v1.state_dict().items():

@@ -163,25 +163,17 @@ def world_renders_mixture(
     return GaussianMixture.empirical(render_pixels(prompt.to_object(), cams, ss))
 
 
-class ExactWorldTeacher:
-    """The closed-form teacher of the built-in world (the oracle of tests and benchmarks).
+class _WorldOracle:
+    """What both exact world teachers share: Stable Diffusion's VP schedule over pixels in [−1, 1] at
+    ``resolution``."""
 
-    p_t(x | caption) is the Gaussian-smoothed set of ``n_renders`` renders of the caption under
-    the VP schedule of Stable Diffusion, so ε̂ = −σ_t·∇log p_t is exact. Same interface as
-    :class:`ui3d.teachers.protocol.Teacher`: ``encode_prompts`` returns caption ids [B, 1] (long);
-    the empty prompt is the pooled set of all renders of the captions encoded so far.
-    """
-
-    takes_camera = False
     clip_sample = True
 
-    def __init__(self, n_renders: int = 64, resolution: int = 32, seed: int = 0, ss: int = 2):
+    def __init__(self, resolution: int, ss: int):
         from ui3d.diffusion import VPSchedule
 
-        self.n_renders, self.resolution, self.seed, self.ss = n_renders, resolution, seed, ss
+        self.resolution, self.ss = resolution, ss
         self.schedule = VPSchedule.scaled_linear()
-        self._captions: list[str] = []
-        self._mixtures: list[GaussianMixture] = []
 
     @property
     def alphas_cumprod(self) -> Tensor:
@@ -196,6 +188,24 @@ class ExactWorldTeacher:
         from ui3d.teachers.protocol import pixel_decode
 
         return pixel_decode(x)
+
+
+class ExactWorldTeacher(_WorldOracle):
+    """The closed-form teacher of the built-in world (the oracle of tests and benchmarks).
+
+    p_t(x | caption) is the Gaussian-smoothed set of ``n_renders`` renders of the caption under
+    the VP schedule of Stable Diffusion, so ε̂ = −σ_t·∇log p_t is exact. Same interface as
+    :class:`ui3d.teachers.protocol.Teacher`: ``encode_prompts`` returns caption ids [B, 1] (long);
+    the empty prompt is the pooled set of all renders of the captions encoded so far.
+    """
+
+    takes_camera = False
+
+    def __init__(self, n_renders: int = 64, resolution: int = 32, seed: int = 0, ss: int = 2):
+        super().__init__(resolution, ss)
+        self.n_renders, self.seed = n_renders, seed
+        self._captions: list[str] = []
+        self._mixtures: list[GaussianMixture] = []
 
     def mixture(self, caption: str) -> GaussianMixture:
         """The render mixture of a caption (rendered once, then cached); "" pools all of them."""
@@ -235,7 +245,7 @@ class ExactWorldTeacher:
         return eps
 
 
-class CameraMatchedWorldTeacher:
+class CameraMatchedWorldTeacher(_WorldOracle):
     """The oracle that also knows the camera: p(x | caption, camera) is the true render of the caption
     at that camera, so under the VP schedule p_t is one Gaussian around α_t·x_c and
     ε̂ = (x_t − α_t·x_c)/σ_t exactly. The unconditional prompt "" is the uniform mixture of the
@@ -248,28 +258,10 @@ class CameraMatchedWorldTeacher:
     """
 
     takes_camera = True
-    clip_sample = True
 
     def __init__(self, resolution: int = 32, ss: int = 2):
-        from ui3d.diffusion import VPSchedule
-
-        self.resolution, self.ss = resolution, ss
-        self.schedule = VPSchedule.scaled_linear()
+        super().__init__(resolution, ss)
         self._objects: list = []
-
-    @property
-    def alphas_cumprod(self) -> Tensor:
-        return self.schedule.alphas_cumprod
-
-    def encode(self, rgb: Tensor) -> Tensor:
-        from ui3d.teachers.protocol import pixel_encode
-
-        return pixel_encode(rgb, self.resolution)
-
-    def decode(self, x: Tensor) -> Tensor:
-        from ui3d.teachers.protocol import pixel_decode
-
-        return pixel_decode(x)
 
     def encode_prompts(self, prompts) -> Tensor:
         """Caption ids [B, 1] (−1 for ""); a view suffix is ignored: the camera says more."""
