@@ -314,6 +314,9 @@ def _fake_turn(job: Job, x: torch.Tensor, cond: torch.Tensor, cams, row: dict, w
 
 
 PREVIEW_GREY = 0.5
+# The progress bar's numbers: the divergence estimate w·h(r̄)·‖ȳ‖², the scene's gradient norm and the
+# fake score's loss (the static surrogate's own value is 0 by design, which read as "broken").
+PROGRESS_KEYS = ("divergence", "grad_norm", "fake_loss")
 
 
 @torch.no_grad()
@@ -352,7 +355,7 @@ def train(job: Job, run_dir: Path, progress: bool = True, on_step: Callable[[Job
 
     return run_loop(job, cfg.steps, lambda: train_step(job, watch), save, checkpoint_every=cfg.checkpoint_every,
                     after_step=after_step, stop=stop, progress=progress, desc="generate",
-                    postfix=lambda row: format_postfix(row, ("loss",)))
+                    postfix=lambda row: format_postfix(row, PROGRESS_KEYS))
 
 
 def prepare(cfg: TextTo3DConfig, run_dir: Path, resume: bool, cache_dir: Path | None = None) -> Job:
