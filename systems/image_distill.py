@@ -27,9 +27,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-from tqdm import tqdm
 
-from systems.base import NonFiniteWatch, load_checkpoint, save_checkpoint, write_csv
+from systems.base import NonFiniteWatch, format_postfix, load_checkpoint, run_loop, save_checkpoint, write_csv
 from ui3d.config import dump_yaml
 from ui3d.diffusion import LogNormalSigma, Noise, SiDSigma, snap_sigma
 from ui3d.errors import UserError, user_input
@@ -263,6 +262,25 @@ class TrainState:
     log: list[dict] = field(default_factory=list)
     bad_steps: int = 0
 
+    @property
+    def step(self) -> int:  # the loop shell's name for the iteration
+        return self.iteration
+
+    @step.setter
+    def step(self, value: int) -> None:
+        self.iteration = value
+
+
+def _any_process(requested: bool) -> bool:
+    """A stop requested in any process stops all of them at the same iteration."""
+    _, size = world()
+    if size == 1:
+        return requested
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    flag = torch.tensor([1.0 if requested else 0.0], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
+
 
 def _checkpoint(nets: Nets, state: TrainState, g: torch.Generator) -> dict:
     return {
@@ -323,31 +341,27 @@ def train(cfg: ImageDistillConfig, teacher: ImageTeacher, data: ImageFolderData 
     clip = cfg.fake_grad_clip if cfg.gan_weight > 0 else 0.0
     watch = NonFiniteWatch(cfg.max_bad_steps)
     end = min(cfg.iterations, stop_at if stop_at is not None else cfg.iterations)
-    bar = tqdm(total=end, initial=state.iteration, desc="distill", unit="it", disable=not progress or rank != 0)
-    save = out_dir is not None and rank == 0
-    try:
-        while state.iteration < end:
-            it = state.iteration
-            row: dict = {"iteration": it}
-            loss, info = fake_turn(cfg, nets, batches.draw(g, batches.fake_sigma, uses_disc), uses_disc)
-            row.update(info, fake_total=float(_step(nets.opt_f, fake_params, loss, watch, it, "fake-score", clip)))
-            if it >= cfg.warmup_iterations:
-                loss, info = generator_turn(cfg, nets, batches.draw(g, batches.gen_sigma, cfg.gan_weight > 0), uncond)
-                row.update(info, generator_total=float(_step(nets.opt_g, gen_params, loss, watch, it, "generator")))
-                images = (it - cfg.warmup_iterations + 1) * cfg.batch
-                _update_ema(nets.ema, nets.generator, _ema_beta(cfg, images))
-            state.iteration += 1
-            state.bad_steps = watch.total
-            state.log.append(row)
-            bar.update(1)
-            bar.set_postfix(fake=f"{row['fake_loss']:.3g}", gen=f"{row.get('generator_loss', float('nan')):.3g}")
-            if save and state.iteration % cfg.checkpoint_every == 0:
-                save_checkpoint(out_dir / "checkpoint.pt", _checkpoint(nets, state, g))
-    finally:  # Ctrl+C or an error: keep what was done (DESIGN rule 7)
-        bar.close()
-        if save:
-            save_checkpoint(out_dir / "checkpoint.pt", _checkpoint(nets, state, g))
-            write_csv(out_dir / "losses.csv", state.log)
+
+    def step() -> dict:
+        it = state.iteration
+        row: dict = {"iteration": it}
+        loss, info = fake_turn(cfg, nets, batches.draw(g, batches.fake_sigma, uses_disc), uses_disc)
+        row.update(info, fake_total=float(_step(nets.opt_f, fake_params, loss, watch, it, "fake-score", clip)))
+        if it >= cfg.warmup_iterations:
+            loss, info = generator_turn(cfg, nets, batches.draw(g, batches.gen_sigma, cfg.gan_weight > 0), uncond)
+            row.update(info, generator_total=float(_step(nets.opt_g, gen_params, loss, watch, it, "generator")))
+            images = (it - cfg.warmup_iterations + 1) * cfg.batch
+            _update_ema(nets.ema, nets.generator, _ema_beta(cfg, images))
+        state.bad_steps = watch.total
+        return row
+
+    def save() -> None:
+        save_checkpoint(out_dir / "checkpoint.pt", _checkpoint(nets, state, g))
+        write_csv(out_dir / "losses.csv", state.log)
+
+    run_loop(state, end, step, save if out_dir is not None and rank == 0 else None,
+             checkpoint_every=cfg.checkpoint_every, agree=_any_process, progress=progress and rank == 0, desc="distill",
+             postfix=lambda row: format_postfix(row, ("fake_loss", "generator_loss")))
     return nets, state
 
 

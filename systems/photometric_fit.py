@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from systems.base import run_loop
 from ui3d.cameras import CameraRanges, Cameras, camera_rays, sample_random_cameras
 from ui3d.export.mesh import ExtractConfig, Mesh, extract_mesh
 from ui3d.metrics.geometry import evaluate_mesh
@@ -98,18 +99,25 @@ def make_scene(cfg: FitConfig, generator: torch.Generator) -> Scene:
     return build_scene(cfg.backend, overrides.get(cfg.backend), generator)
 
 
+@dataclass
+class FitState:
+    opt: torch.optim.Optimizer
+    step: int = 0
+    log: list = field(default_factory=list)
+
+
 def fit(cfg: FitConfig) -> FitResult:
     gen = torch.Generator().manual_seed(cfg.seed)
     obj = make_object(cfg.object, cfg.colour)
     cams = sample_random_cameras(cfg.views, cfg.size, cfg.cameras, generator=gen)
     target_pm, target_alpha = albedo_targets(obj, cams)
     scene = make_scene(cfg, gen)
-    opt = build_optimiser(scene, cfg.training)
-    losses: list[float] = []
+    state = FitState(build_optimiser(scene, cfg.training))
     start = time.perf_counter()
     origins, dirs = (t.reshape(-1, 3) for t in camera_rays(cams))
     flat_pm, flat_alpha = target_pm.reshape(-1, 3), target_alpha.reshape(-1, 1)
-    for step in range(cfg.num_steps):
+
+    def step() -> dict:
         if cfg.backend == "nerf":  # random rays of all views; Gaussians render whole views
             idx = torch.randint(0, origins.shape[0], (cfg.rays_per_step,), generator=gen)
             bg = torch.rand(len(idx), 3, generator=gen)
@@ -122,12 +130,15 @@ def fit(cfg: FitConfig) -> FitResult:
             rgb = scene.render(cams[idx], generator=gen, background=bg).rgb
             target = target_pm[idx] + bg[:, None, None, :] * (1.0 - target_alpha[idx])
         loss = (rgb - target).abs().mean()
-        opt.zero_grad(set_to_none=True)
+        state.opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
-        if scene.maintain(step, cfg.training, gen):
-            opt = build_optimiser(scene, cfg.training)
+        state.opt.step()
+        if scene.maintain(state.step, cfg.training, gen):
+            state.opt = build_optimiser(scene, cfg.training)
+        return {"step": state.step, "loss": float(loss.detach())}
+
+    run_loop(state, cfg.num_steps, step, progress=False, desc="fit")
+    losses = [row["loss"] for row in state.log]
     seconds = (time.perf_counter() - start) / max(cfg.num_steps, 1)
     scene.eval()
     mesh = extract_mesh(scene, ExtractConfig(resolution=cfg.extract_resolution))
