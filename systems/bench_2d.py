@@ -1,4 +1,5 @@
-"""`ui3d bench distill2d`: every divergence × oracle × seed on the 2-D ring, summarised as a table."""
+"""`ui3d bench distill2d`: every divergence × oracle × seed on the 2-D ring (or the config's
+``mixture`` file), summarised as a table."""
 
 from __future__ import annotations
 
@@ -9,22 +10,27 @@ from pathlib import Path
 
 import torch
 
-from systems.distill_2d import Distill2DConfig, run
+from systems.distill_2d import Distill2DConfig, TrainHooks, run
 from ui3d.io import atomic_write_text, write_json
-from ui3d.teachers.exact import GaussianMixture
+from ui3d.teachers.exact import GaussianMixture, load_mixture_json
 
 BENCH_DIVERGENCES = ("rkl", "fkl", "jeffreys", "jkl", "js", "chi2", "hellinger", "softened_rkl")
 
 
-def _one(job: tuple[Distill2DConfig, str]) -> dict:
-    cfg, out = job
+def _one(job: tuple[Distill2DConfig, GaussianMixture, str, TrainHooks]) -> dict:
+    cfg, teacher, out, hooks = job
     torch.set_num_threads(1)  # one thread per process: measured faster on a shared 2-core machine
-    return run(cfg, GaussianMixture.ring(), Path(out), progress=False)
+    return run(cfg, teacher, Path(out), progress=False, hooks=hooks)
 
 
-def run_grid(base: Distill2DConfig, divergences, oracles, seeds: int, out_dir: Path, jobs: int = 1) -> list[dict]:
+def run_grid(base: Distill2DConfig, divergences, oracles, seeds: int, out_dir: Path, jobs: int = 1,
+             hooks: TrainHooks = TrainHooks()) -> list[dict]:
+    """One run per divergence × oracle × seed; ``hooks`` (picklable: module-level functions) reach every run."""
+    # the config's mixture file, read once here so that a bad file fails before any run starts
+    teacher = load_mixture_json(base.mixture) if base.mixture else GaussianMixture.ring()
     grid = [
-        (replace(base, guidance=replace(base.guidance, divergence=d), oracle=o, seed=s), str(out_dir / f"{d}_{o}_s{s}"))
+        (replace(base, guidance=replace(base.guidance, divergence=d), oracle=o, seed=s), teacher,
+         str(out_dir / f"{d}_{o}_s{s}"), hooks)
         for d in divergences for o in oracles for s in range(seeds)
     ]
     with ProcessPoolExecutor(max_workers=jobs) as pool:
@@ -53,9 +59,10 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def bench(base: Distill2DConfig, divergences, oracles, seeds: int, out_dir: Path, jobs: int) -> str:
+def bench(base: Distill2DConfig, divergences, oracles, seeds: int, out_dir: Path, jobs: int,
+          hooks: TrainHooks = TrainHooks()) -> str:
     out_dir.mkdir(parents=True, exist_ok=True)
-    results = run_grid(base, divergences, oracles, seeds, out_dir, jobs)
+    results = run_grid(base, divergences, oracles, seeds, out_dir, jobs, hooks)
     write_json(out_dir / "results.json", results)
     text = table(results)
     atomic_write_text(out_dir / "table.md", text)

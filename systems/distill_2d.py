@@ -11,16 +11,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 import torch
-from tqdm import tqdm
 
-from systems.base import NonFiniteWatch, write_csv
+from systems.base import NonFiniteWatch, run_loop, write_csv
 from ui3d.config import dump_yaml
 from ui3d.diffusion import LogUniformSigma, Noise
 from ui3d.generator import MLPGenerator
-from ui3d.guidance import EDMDenoisingWeight, Guidance, GuidanceConfig
+from ui3d.guidance import EDMDenoisingWeight, GeneratorTurn, Guidance, GuidanceConfig
 from ui3d.guidance.config import check_text_to_3d_fields_unset
 from ui3d.guidance.fake import EmpiricalFakeScore, MLPFakeScore
 from ui3d.io import write_json
@@ -67,6 +66,18 @@ class Distill2DConfig:
                      generator_lr=(0, None), fake_lr=(0, None), adam_beta1=(0, 1), grad_clip=(0, None))
 
 
+@dataclass(frozen=True)
+class TrainHooks:
+    """Entry points for measurements (systems.calibrate_ratio, systems.stein_2d); the defaults change nothing.
+
+    ``generator_loss(guidance, x_g, noise)`` replaces :meth:`Guidance.generator_loss` (an experimental
+    estimator); ``after_step(step, generator, fake)`` sees the models at the end of every loop step
+    (warm-up included; ``fake`` is None for the exact oracle)."""
+
+    generator_loss: Callable[[Guidance, torch.Tensor, Noise], GeneratorTurn] | None = None
+    after_step: Callable[[int, MLPGenerator, MLPFakeScore | None], None] | None = None
+
+
 def _step(opt: torch.optim.Optimizer, loss: torch.Tensor, clip: float = 0.0) -> None:
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -75,7 +86,8 @@ def _step(opt: torch.optim.Optimizer, loss: torch.Tensor, clip: float = 0.0) -> 
     opt.step()
 
 
-def train(cfg: Distill2DConfig, teacher: GaussianMixture, progress: bool = True) -> tuple[MLPGenerator, list[dict]]:
+def train(cfg: Distill2DConfig, teacher: GaussianMixture, progress: bool = True,
+          hooks: TrainHooks = TrainHooks()) -> tuple[MLPGenerator, list[dict]]:
     """Train the generator; returns it and a per-step log (rows for losses.csv)."""
     torch.manual_seed(cfg.seed)  # module initialisation; all sampling below uses `g`
     g = torch.Generator().manual_seed(cfg.seed)
@@ -91,9 +103,13 @@ def train(cfg: Distill2DConfig, teacher: GaussianMixture, progress: bool = True)
     teacher_score, denoising_weight = MixtureTeacher(teacher), EDMDenoisingWeight(sigma_data)
     guidance = Guidance(cfg.guidance, teacher_score, fake, denoising_weight) if learned else None
     sigmas = LogUniformSigma(cfg.sigma_min, cfg.sigma_max)
-    watch, log = NonFiniteWatch(cfg.max_bad_steps), []
+    watch = NonFiniteWatch(cfg.max_bad_steps)
     warmup = cfg.warmup_steps if learned else 0
-    for step in tqdm(range(warmup + cfg.steps), desc="distill", disable=not progress, unit="step"):
+    state = LoopLog()
+
+    def step_fn() -> dict:
+        nonlocal guidance
+        step = state.step
         row: dict = {"step": step}
         for _ in range(cfg.fake_steps if learned else 0):
             with torch.no_grad():
@@ -106,22 +122,31 @@ def train(cfg: Distill2DConfig, teacher: GaussianMixture, progress: bool = True)
             row["fake_loss"] = float(losses.denoising.loss.detach())
             row["disc_loss"] = float(losses.discriminator.loss.detach()) if losses.discriminator is not None else ""
         if step < warmup:
-            log.append(row)
-            continue
+            return row
         x_g = gen(gen.sample_latent(cfg.batch, g))
         if not learned:  # q_t of the finite-sample measure: this batch plus more generator samples
             with torch.no_grad():
                 extra = gen(gen.sample_latent(cfg.oracle_samples, g))
             guidance = Guidance(cfg.guidance, teacher_score, EmpiricalFakeScore(teacher, torch.cat([x_g.detach(), extra])),
                                 denoising_weight)
-        out = guidance.generator_loss(x_g, Noise.edm(sigmas.sample(cfg.batch, g), torch.randn(x_g.shape, generator=g)))
+        noise = Noise.edm(sigmas.sample(cfg.batch, g), torch.randn(x_g.shape, generator=g))
+        out = hooks.generator_loss(guidance, x_g, noise) if hooks.generator_loss else guidance.generator_loss(x_g, noise)
         if watch.ok(out.loss, step, "generator"):
             _step(opt_g, out.loss, cfg.grad_clip)
         row.update(generator_loss=float(out.loss.detach()), divergence=float(out.divergence.mean()), nonfinite=out.nonfinite)
-        log.append(row)
         for schedule in schedules:
             schedule.step()
-    return gen, log
+        return row
+
+    after = (lambda row: hooks.after_step(row["step"], gen, fake)) if hooks.after_step is not None else None
+    run_loop(state, warmup + cfg.steps, step_fn, after_step=after, progress=progress, desc="distill")
+    return gen, state.log
+
+
+@dataclass
+class LoopLog:
+    step: int = 0
+    log: list = field(default_factory=list)
 
 
 def evaluate(gen: MLPGenerator, teacher: GaussianMixture, n: int, seed: int) -> tuple[torch.Tensor, dict]:
@@ -140,12 +165,13 @@ def evaluate(gen: MLPGenerator, teacher: GaussianMixture, n: int, seed: int) -> 
     }
 
 
-def run(cfg: Distill2DConfig, teacher: GaussianMixture, out_dir: Path, progress: bool = True) -> dict:
+def run(cfg: Distill2DConfig, teacher: GaussianMixture, out_dir: Path, progress: bool = True,
+        hooks: TrainHooks = TrainHooks()) -> dict:
     """Train, evaluate and write config.yaml, metrics.json, samples.png and losses.csv into out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
     dump_yaml(cfg, out_dir / "config.yaml")
     start = time.perf_counter()
-    gen, log = train(cfg, teacher, progress)
+    gen, log = train(cfg, teacher, progress, hooks)
     wall = time.perf_counter() - start
     samples, metrics = evaluate(gen, teacher, cfg.eval_samples, cfg.seed)
     metrics.update(steps=cfg.steps, wall_seconds=round(wall, 2),
