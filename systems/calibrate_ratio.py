@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--q-samples", type=int, default=CalibrationConfig.q_samples)
     p.add_argument("--bins", type=int, default=CalibrationConfig.bins)
     p.add_argument("overrides", nargs="*", help="key=value overrides of the run's settings (Distill2DConfig)")
-    args = p.parse_args(argv)
+    args = p.parse_intermixed_args(argv)  # key=value overrides anywhere on the line
     try:
         return _calibrate_command(args)
     except UserError as err:

@@ -44,7 +44,7 @@ class Distill2DConfig:
     adam_beta1: float = 0.0  # the paper's β = (0, 0.999)
     fake_steps: int = 1  # fake-score updates per generator update
     warmup_steps: int = 200  # fake-score-only steps before the first generator step (learned)
-    sigma_min: float = 0.5  # measured: 0.05 made exact-mode FKL/Jeffreys unstable with learned estimators
+    sigma_min: float = 0.5  # at 0.05 with learned estimators JS and χ² lose modes in exact mode (docs/benchmarks.md)
     sigma_max: float = 8.0
     oracle_samples: int = 256  # extra generator samples (beside the batch) behind the exact empirical q_t
     eval_samples: int = 10000

@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--estimator", default="score_function", choices=sorted(ESTIMATORS))
     p.add_argument("--config", help="a YAML preset of systems.distill_2d (default: its class defaults)")
     p.add_argument("overrides", nargs="*", help="key=value overrides (Distill2DConfig)")
-    args = p.parse_args(argv)
+    args = p.parse_intermixed_args(argv)  # key=value overrides anywhere on the line
     try:
         return _command(args)
     except UserError as err:
