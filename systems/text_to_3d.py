@@ -128,7 +128,8 @@ def teacher_samples(teacher, cfg: TextTo3DConfig, cache_dir: Path | None = None)
     n = cfg.real_samples_per_view
     if n == 0:
         return None
-    shape = tuple(teacher.encode(torch.zeros(1, 3, cfg.resolution, cfg.resolution)).shape[1:])
+    with torch.no_grad():  # the shape of a render in the teacher's space (VAE latents for SD)
+        shape = tuple(teacher.encode(torch.zeros(1, 3, cfg.resolution, cfg.resolution)).shape[1:])
     per_view = []
     for k, (view, prompt) in enumerate(zip(VIEWS, view_prompts(cfg.prompt))):
         seed = cfg.seed * len(VIEWS) + k  # one seed per view: a cache hit leaves the other views' draws alone
