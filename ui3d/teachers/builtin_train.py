@@ -75,7 +75,7 @@ class TeacherTrainConfig:
     seed: int = 0
     threads: int = 1
     camera_dropout: float = 0.0  # camera-conditioned models: P(train with no camera), so text alone works
-    init_from: str = ""  # a text-only teacher .safetensors to start from (its camera columns start at zero)
+    init_from: str = ""  # a teacher .safetensors to start from (a text-only one: its camera columns start at zero)
 
     def __post_init__(self) -> None:
         from ui3d.config import check_ranges
