@@ -17,3 +17,14 @@ def _cache_in_a_temp_folder(tmp_path_factory):
     patch.setenv("UI3D_CACHE_DIR", str(tmp_path_factory.mktemp("ui3d-cache")))
     yield
     patch.undo()
+
+
+@pytest.fixture
+def no_run(monkeypatch):
+    """A tripwire: refused runs must not reach the (slow) set-up."""
+    import systems.text_to_3d
+
+    def prepare(*args, **kwargs):
+        raise AssertionError("the run started: the check came after the work")
+
+    monkeypatch.setattr(systems.text_to_3d, "prepare", prepare)

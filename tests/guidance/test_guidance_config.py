@@ -1,24 +1,15 @@
 """GuidanceConfig's ranges, checked at load: a value out of range is refused before any work, as one
 line naming the full key, with exit code 2."""
 
+from pathlib import Path
+
 import pytest
 
 from ui3d.cli import main
 from ui3d.config import FieldValueError
 from ui3d.guidance import GuidanceConfig
 
-DEBUG = "configs/debug/text_to_3d.yaml"
-
-
-@pytest.fixture
-def no_run(monkeypatch):
-    """A tripwire: refused runs must not reach the (slow) set-up."""
-    import systems.text_to_3d
-
-    def prepare(*args, **kwargs):
-        raise AssertionError("the run started: the check came after the work")
-
-    monkeypatch.setattr(systems.text_to_3d, "prepare", prepare)
+DEBUG = str(Path(__file__).resolve().parents[2] / "configs" / "debug" / "text_to_3d.yaml")
 
 
 @pytest.mark.parametrize(

@@ -23,17 +23,6 @@ def _refused(capsys, argv: list[str], *needles: str) -> str:
     return err
 
 
-@pytest.fixture
-def no_run(monkeypatch):
-    """A tripwire: refused runs must not reach the (slow) set-up."""
-    import systems.text_to_3d
-
-    def prepare(*args, **kwargs):
-        raise AssertionError("the run started: the check came after the work")
-
-    monkeypatch.setattr(systems.text_to_3d, "prepare", prepare)
-
-
 @pytest.mark.parametrize(
     "override,needles",
     [
