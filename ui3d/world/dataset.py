@@ -53,9 +53,11 @@ def view_cameras(view: str | None, n: int, resolution: int, generator: torch.Gen
     return cams[keep[:n]]
 
 
-def render_pixels(objects: WorldObject | Sequence[WorldObject], cameras: Cameras, ss: int = 2) -> Tensor:
-    """Renders on white as the teachers see them: [B, 3, r, r] in [-1, 1]."""
-    out = render_world(objects, cameras, ss=ss)
+def render_pixels(objects: WorldObject | Sequence[WorldObject], cameras: Cameras, ss: int = 2,
+                  background: float | Tensor = 1.0) -> Tensor:
+    """Renders as the teachers see them (on white unless ``background`` says otherwise):
+    [B, 3, r, r] in [-1, 1]."""
+    out = render_world(objects, cameras, background=background, ss=ss)
     return out.rgb.permute(0, 3, 1, 2).mul(2.0).sub(1.0).contiguous()
 
 
@@ -70,9 +72,7 @@ def render_captions(captions: Sequence[str], seed: int, resolution: int = 32, ss
     objects = [parse_prompt(c).to_object() for c in captions[shard]]
     if background_kind == "plain":
         return render_pixels(objects, cams[shard], ss)
-    background = muted_backgrounds(len(captions), resolution, resolution, gen)[shard]
-    out = render_world(objects, cams[shard], background=background, ss=ss)
-    return out.rgb.permute(0, 3, 1, 2).mul(2.0).sub(1.0).contiguous()
+    return render_pixels(objects, cams[shard], ss, muted_backgrounds(len(captions), resolution, resolution, gen)[shard])
 
 
 @dataclass(frozen=True)
