@@ -102,7 +102,7 @@ class Run:
     stop: threading.Event = field(default_factory=threading.Event)
     stage: str = "loading the teacher"
     step: int = 0
-    losses: list = field(default_factory=list)  # (step, loss, divergence estimate)
+    losses: list = field(default_factory=list)  # (step, divergence estimate, scene gradient norm)
     preview: Path | None = None
     train_start: float | None = None
     next_preview: float = 0.0
@@ -130,7 +130,7 @@ class Run:
 
     def _on_step(self, job, row: dict) -> None:
         self.step = job.step
-        self.losses.append((row["step"], row["loss"], row.get("divergence", math.nan)))
+        self.losses.append((row["step"], row.get("divergence", math.nan), row.get("grad_norm", math.nan)))
         now = time.perf_counter()
         if now >= self.next_preview:  # the first step, then every few seconds
             path = validation_grid(job, self.run_dir / "live.png")
@@ -156,7 +156,7 @@ def _status(run: Run) -> str:
         return f"**{run.stage}…**" + _warning(run)
     text = f"**step {run.step}/{run.cfg.steps}**"
     if run.losses:
-        text += " · loss {1:.4g} · divergence {2:.4g}".format(*run.losses[-1])
+        text += " · divergence {1:.4g} · grad norm {2:.4g}".format(*run.losses[-1])
     eta = run.eta()
     return text + (f" · about {_duration(eta)} left" if eta is not None else "") + _warning(run)
 
@@ -205,14 +205,14 @@ def _update(**values) -> tuple:
 
 
 def _loss_frame(losses: list):
-    """Long format for the plot: the loss and the divergence estimate (the loss of a stop-gradient
-    surrogate, as in SDS, is a constant whose gradient alone matters)."""
+    """Long format for the plot: the divergence estimate and the scene's gradient norm (not the
+    surrogate's value: a stop-gradient surrogate, as in SDS, is a constant whose gradient alone matters)."""
     import pandas as pd
 
     rows = list(losses)  # a snapshot: the training thread keeps appending
     return pd.DataFrame({"step": pd.Series([r[0] for r in rows] * 2, dtype="int64"),
                          "value": pd.Series([r[1] for r in rows] + [r[2] for r in rows], dtype="float64"),
-                         "series": pd.Series(["loss"] * len(rows) + ["divergence"] * len(rows), dtype="string")})
+                         "series": pd.Series(["divergence"] * len(rows) + ["grad_norm"] * len(rows), dtype="string")})
 
 
 def _markdown_text(text: str) -> str:

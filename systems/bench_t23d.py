@@ -87,25 +87,32 @@ class BenchRun:
     seed: int
     request: GenerateRequest  # the bench's settings (backend, steps, preset, overrides); prompt and method set here
     out: Path
+    teacher: str = "builtin"  # or an oracle of TEACHERS
 
     def config(self):
-        """The run's config, resolved like `ui3d generate` resolves its flags, on the built-in teacher."""
+        """The run's config, resolved like `ui3d generate` resolves its flags."""
         guidance, divergence = METHODS[self.method]
-        return text_to_3d_config(replace(self.request, prompt=self.prompt, seed=self.seed, teacher="builtin",
+        return text_to_3d_config(replace(self.request, prompt=self.prompt, seed=self.seed, teacher=self.teacher,
                                           guidance=guidance, divergence=divergence))
+
+    @property
+    def name(self) -> str:
+        from systems.base import slug
+
+        teacher = "" if self.teacher == "builtin" else f"_{self.teacher}"
+        return f"{slug(self.prompt)}_{self.method}{teacher}_s{self.seed}"
 
 
 def run_one(run: BenchRun) -> dict:
     """One generate run plus the extra metrics (in a worker process: one torch thread). Resumable:
     a run folder with bench.json is read back; one with a finished export is scored again."""
     torch.set_num_threads(1)
-    from systems.base import slug
     from systems.text_to_3d import finish, prepare, timed_train, world_subject
     from ui3d.io import read_json, write_json
     from ui3d.metrics.judge import Judge
     from ui3d.scene.base import load_scene
 
-    run_dir = run.out / "runs" / f"{slug(run.prompt)}_{run.method}_s{run.seed}"
+    run_dir = run.out / "runs" / run.name
     if (run_dir / "bench.json").is_file():
         return read_json(run_dir / "bench.json")
     if (run_dir / "metrics.json").is_file():
@@ -121,7 +128,8 @@ def run_one(run: BenchRun) -> dict:
     metrics["silhouette_iou"], metrics["r_precision"] = silhouette_iou_and_r_precision(scene, subject, Judge.load())
     split = {k: statistics.median(float(r[k]) for r in log if r.get(k) not in (None, ""))
              for k in ("t_render", "t_guidance", "t_backward", "t_fake") if any(r.get(k) not in (None, "") for r in log)}
-    result = {"prompt": run.prompt, "method": run.method, "seed": run.seed, "run_dir": run_dir.name, **metrics, **split}
+    result = {"prompt": run.prompt, "method": run.method, "teacher": run.teacher, "seed": run.seed,
+              "run_dir": run_dir.name, **metrics, **split}
     write_json(run_dir / "bench.json", result)
     return result
 
@@ -138,32 +146,41 @@ def _mean(rows: list[dict], key: str) -> float:
     return sum(vals) / len(vals) if vals else float("nan")
 
 
-def markdown_table(results: list[dict], spheres: dict[str, float]) -> str:
+def row_label(run: dict) -> str:
+    """A table row: the method, and the teacher where it is an oracle ("vsd [exact-camera]")."""
+    teacher = run.get("teacher", "builtin")
+    return run["method"] if teacher == "builtin" else f"{run['method']} [{teacher}]"
+
+
+def markdown_table(results: list[dict], spheres: dict[str, float], ceilings: dict[str, float] | None = None) -> str:
     cols = ("iou", "iou_best", "silhouette_iou", "chamfer", "colour_mae", "r_precision", "wall_seconds")
-    lines = ["| prompt | method | sphere IoU | " + " | ".join(cols) + " | s/step (render, teacher+fake fwd, backward, fake turn) |",
-             "|---" * (len(cols) + 4) + "|"]
+    ceilings = ceilings or {}
+    lines = ["| prompt | method | sphere IoU | ceiling IoU | " + " | ".join(cols)
+             + " | s/step (render, teacher+fake fwd, backward, fake turn) |", "|---" * (len(cols) + 5) + "|"]
     for prompt in dict.fromkeys(r["prompt"] for r in results):
-        for method in dict.fromkeys(r["method"] for r in results):
-            rows = [r for r in results if r["prompt"] == prompt and r["method"] == method]
+        for label in dict.fromkeys(row_label(r) for r in results):
+            rows = [r for r in results if r["prompt"] == prompt and row_label(r) == label]
             if not rows:
                 continue
             cells = [f"{_mean(rows, c):.3f}" if c != "wall_seconds" else f"{_mean(rows, c):.0f}" for c in cols]
             parts = (_mean(rows, k) for k in ("t_render", "t_guidance", "t_backward", "t_fake"))
             split = ", ".join("–" if math.isnan(v) else f"{v:.2f}" for v in parts)  # NaN: SDS has no fake turn
-            lines.append(f"| {prompt} | {method} | {spheres[prompt]:.3f} | " + " | ".join(cells) + f" | {split} |")
+            ceiling = f"{ceilings[prompt]:.3f}" if prompt in ceilings else "–"
+            lines.append(f"| {prompt} | {label} | {spheres[prompt]:.3f} | {ceiling} | " + " | ".join(cells) + f" | {split} |")
     return "\n".join(lines) + "\n"
 
 
 def summary_table(results: list[dict], spheres: dict[str, float]) -> str:
-    """Per method, over prompts (each prompt's mean over seeds): mean IoU, mean best-threshold IoU,
-    mean R-precision, and on how many prompts the IoU beats the sphere line and SDS's IoU."""
-    def per_prompt(method: str, key: str) -> dict[str, float]:
-        return {p: _mean([r for r in results if r["prompt"] == p and r["method"] == method], key) for p in spheres}
+    """Per row (method and teacher), over prompts (each prompt's mean over seeds): mean IoU, mean
+    best-threshold IoU, mean R-precision, and on how many prompts the IoU beats the sphere line and
+    SDS's IoU."""
+    def per_prompt(label: str, key: str) -> dict[str, float]:
+        return {p: _mean([r for r in results if r["prompt"] == p and row_label(r) == label], key) for p in spheres}
 
-    methods = list(dict.fromkeys(r["method"] for r in results))
-    sds = per_prompt("sds", "iou") if "sds" in methods else {}
+    labels = list(dict.fromkeys(row_label(r) for r in results))
+    sds = per_prompt("sds", "iou") if "sds" in labels else {}
     lines = ["| method | mean iou | mean iou_best | mean r_precision | iou > sphere | iou > sds |", "|---|---|---|---|---|---|"]
-    for m in methods:
+    for m in labels:
         iou = per_prompt(m, "iou")
         done = [p for p in spheres if not math.isnan(iou[p])]  # prompts with runs
         above = sum(iou[p] > spheres[p] for p in done)
@@ -173,26 +190,77 @@ def summary_table(results: list[dict], spheres: dict[str, float]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def bench(prompts: list[str], methods: list[str], seeds: int, request: GenerateRequest, out: Path, jobs: int) -> str:
-    """Run prompts × methods × seeds (``jobs`` processes) with the settings of ``request``; write
-    results.json and table.md in out. Every run's config is checked before the first one starts."""
+def paired_differences(results: list[dict], a: str, b: str, key: str = "iou") -> dict | None:
+    """Row ``a`` minus row ``b`` on the same prompt and seed: per seed the mean over prompts, and
+    their mean and spread (sample sd over seeds); None without pairs."""
+    value = {(r["prompt"], r["seed"], row_label(r)): r[key] for r in results if key in r}
+    pairs = [(p, s) for (p, s, label) in value if label == a and (p, s, b) in value]
+    if not pairs:
+        return None
+    seeds = sorted({s for _, s in pairs})
+    per_seed = [statistics.mean(value[p, s, a] - value[p, s, b] for p, s2 in pairs if s2 == s) for s in seeds]
+    wins = sum(value[p, s, a] > value[p, s, b] for p, s in pairs)
+    sd = statistics.stdev(per_seed) if len(per_seed) > 1 else float("nan")
+    return {"per_seed": per_seed, "mean": statistics.mean(per_seed), "sd_over_seeds": sd, "wins": wins,
+            "pairs": len(pairs)}
+
+
+def paired_table(results: list[dict], a: str = "ui-fkl", b: str = "vsd") -> str:
+    diff = paired_differences(results, a, b)
+    if diff is None:
+        return ""
+    seeds = ", ".join(f"{d:+.3f}" for d in diff["per_seed"])
+    return (f"{a} − {b}, IoU on the same prompt and seed: per seed (mean over prompts) {seeds}; "
+            f"mean {diff['mean']:+.3f}, sd over seeds {diff['sd_over_seeds']:.3f}; "
+            f"{a} higher in {diff['wins']} of {diff['pairs']} pairs\n")
+
+
+def photometric_ceiling(prompt: str, backend: str, out: Path) -> float:
+    """IoU of the representation fitted to the prompt's true renders (systems.photometric_fit, its
+    defaults): what this scene and export can reach at all. Cached in out/ceilings/."""
+    torch.set_num_threads(1)
+    from systems.base import slug
+    from systems.photometric_fit import FitConfig, fit
+    from systems.text_to_3d import world_subject
+    from ui3d.io import read_json, write_json
+
+    path = out / "ceilings" / f"{slug(prompt)}_{backend}.json"
+    if path.is_file():
+        return read_json(path)["iou"]
+    result = fit(FitConfig(backend=backend, object=world_subject(prompt).shape.name))
+    write_json(path, {"prompt": prompt, "backend": backend, **result.metrics})
+    return result.metrics["iou"]
+
+
+def bench(prompts: list[str], methods: list[str], seeds: int, request: GenerateRequest, out: Path, jobs: int,
+          teachers: tuple[str, ...] = ("builtin",), ceiling: bool = False) -> str:
+    """Run prompts × methods × teachers × seeds (``jobs`` processes) with the settings of
+    ``request``, and with ``ceiling`` one photometric fit per prompt; write results.json and
+    table.md in out. Every run's config is checked before the first one starts."""
     from ui3d.io import atomic_write_text, write_json
     from systems.text_to_3d import world_subject
 
     # seed outermost: an interrupted bench has whole tables of the first seeds (and resumes the rest)
-    runs = [BenchRun(p, m, s, request, out) for s in range(seeds) for p in prompts for m in methods]
+    runs = [BenchRun(p, m, s, request, out, t) for s in range(seeds) for p in prompts for t in teachers for m in methods]
     for run in runs:
         run.config()
     out.mkdir(parents=True, exist_ok=True)
     spheres = {p: sphere_baseline_iou(world_subject(p)) for p in prompts}
+    backend = runs[0].config().backend
     with ProcessPoolExecutor(max_workers=jobs) as pool:
+        fits = [pool.submit(photometric_ceiling, p, backend, out) for p in prompts] if ceiling else []
         results = list(pool.map(run_one, runs))
-    write_json(out / "results.json", {"spheres": spheres, "runs": results})
-    table = markdown_table(results, spheres) + "\n" + summary_table(results, spheres)
-    atomic_write_text(out / "table.md", table)
-    return table
+        ceilings = {p: f.result() for p, f in zip(prompts, fits)}
+    write_json(out / "results.json", {"spheres": spheres, "ceilings": ceilings, "runs": results})
+    atomic_write_text(out / "table.md", _tables(results, spheres, ceilings))
+    return _tables(results, spheres, ceilings)
+
+
+def _tables(results: list[dict], spheres: dict[str, float], ceilings: dict[str, float]) -> str:
+    return (markdown_table(results, spheres, ceilings) + "\n" + summary_table(results, spheres) + "\n"
+            + paired_table(results))
 
 
 def load_table(out: Path) -> str:
     data = json.loads((out / "results.json").read_text())
-    return markdown_table(data["runs"], data["spheres"]) + "\n" + summary_table(data["runs"], data["spheres"])
+    return _tables(data["runs"], data["spheres"], data.get("ceilings", {}))

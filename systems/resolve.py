@@ -90,7 +90,7 @@ def text_to_3d_config(request: GenerateRequest):
     flags = {"prompt": request.prompt, "negative_prompt": request.negative_prompt, "teacher": request.teacher,
              "backend": request.backend, "guidance.divergence": request.divergence, "steps": request.steps,
              "seed": request.seed, "device": request.device}
-    layers = [_guidance_layer(request.guidance), flags]
+    layers = [_guidance_layer(request.guidance), _oracle_layer(request.teacher), flags]
     cfg = resolve(TextTo3DConfig, preset, layers, request.overrides, base={"teacher": default_teacher_spec()})
     check_device(cfg.device)
     return cfg
@@ -104,6 +104,17 @@ def _guidance_layer(name: str | None) -> dict:
 
     with user_input():
         return {"guidance": to_dict(guidance_preset(name))}
+
+
+def _oracle_layer(teacher: str | None) -> dict:
+    """The world's oracles (``--teacher exact-view | exact-camera``) know objects on white only: their
+    runs render the scene on white, whatever background the preset trains on (overrides still win)."""
+    from ui3d.teachers.oracle import ORACLE_SPECS
+
+    if teacher not in ORACLE_SPECS:
+        return {}
+    white = {"background": {"kind": "solid", "colour": [1.0, 1.0, 1.0]}}
+    return {"nerf": white, "gaussians": white}
 
 
 def check_device(device: str) -> None:

@@ -39,7 +39,7 @@ CHECKPOINT = "checkpoint.pt"
 class TextTo3DConfig:
     prompt: str = "a ceramic owl"
     negative_prompt: str = ""
-    teacher: str = "builtin"  # builtin | sd | a hub id | a local folder
+    teacher: str = "builtin"  # builtin | FILE.safetensors | exact-view | exact-camera | sd | a hub id | a local folder
     backend: Literal["nerf", "gaussians"] = "nerf"
     guidance: GuidanceConfig = field(default_factory=lambda: GUIDANCE_PRESETS["uni-instruct"])
     steps: int = 400
@@ -275,7 +275,9 @@ def train_step(job: Job, watch: NonFiniteWatch) -> dict:
         noise = sample_vp_noise(job.teacher.schedule, cfg.guidance.timesteps(), x, g, step)
         conditioning = Conditioning(cond, uncond, negative, camera_condition(cams.c2w), cameras=cams)
         out = job.guidance.generator_loss(x, noise, conditioning)
-    row.update(loss=float(out.loss.detach()), divergence=float(out.divergence.mean()), shading=shading)
+    # the surrogate's value means little (a static surrogate is 0 by construction; its gradient is
+    # the guidance): the divergence estimate, grad_norm and fake_loss are the numbers to watch
+    row.update(surrogate=float(out.loss.detach()), divergence=float(out.divergence.mean()), shading=shading)
     terms = regularisers(render, cams, cfg)
     row.update({k: float(v.detach()) for k, v in terms.items()})
     loss = out.loss + sum(terms.values())
@@ -417,7 +419,7 @@ def finish(job: Job, run_dir: Path, wall_seconds: float, formats: tuple[str, ...
     metrics = {
         "prompt": cfg.prompt, "teacher": cfg.teacher, "backend": cfg.backend, "divergence": cfg.guidance.divergence,
         "mode": cfg.guidance.mode, "fake_score": cfg.guidance.fake_score, "steps": job.step,
-        "wall_seconds": round(wall_seconds, 1), "nonfinite_steps": sum(1 for r in job.log if not math.isfinite(r["loss"])),
+        "wall_seconds": round(wall_seconds, 1), "nonfinite_steps": sum(1 for r in job.log if not math.isfinite(r["surrogate"])),
         "files": {k: [p.name for p in v] for k, v in written.items()},
     }
     if job.teacher_recognition is not None:

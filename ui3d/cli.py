@@ -311,7 +311,8 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prompts", metavar="FILE", help="a file of prompts, one per line; a run already complete under "
                    "--out is skipped, so the same command finishes a crashed batch; under torchrun each rank takes its share")
     p.add_argument("--negative-prompt", help=FROM_PRESET)
-    p.add_argument("--teacher", help="builtin | sd | a hub id | a local folder (default: the preset's, else sd with "
+    p.add_argument("--teacher", help="builtin | FILE.safetensors | exact-view | exact-camera (the world's oracles) | "
+                                     "sd | a hub id | a local folder (default: the preset's, else sd with "
                                      "CUDA, else builtin)")
     p.add_argument("--backend", choices=["nerf", "gaussians"], help=FROM_PRESET)
     p.add_argument("--guidance", choices=["sds", "vsd", "uni-instruct"],
@@ -368,16 +369,18 @@ def _bench_out(args: argparse.Namespace) -> Path:
 def _bench_t23d(args: argparse.Namespace) -> int:
     from systems.bench_t23d import BENCH_PROMPTS, METHODS, bench
     from systems.resolve import GenerateRequest
+    from ui3d.teachers.oracle import ORACLE_SPECS
     from systems.text_to_3d import world_subject
 
     prompts = [p.strip() for p in (args.prompts or ",".join(BENCH_PROMPTS)).split(",") if p.strip()]
     if not_builtin := [p for p in prompts if world_subject(p) is None]:
         raise UserError(f"--prompts: {clip(not_builtin[0])!r} is not a built-in world prompt (the bench needs its ground truth)")
     methods = _split(args.methods, tuple(METHODS), "--methods")
-    if min(args.seeds, args.jobs, args.steps) <= 0:
+    teachers = _split(args.teachers, ("builtin", *ORACLE_SPECS), "--teachers")
+    if min(args.seeds, args.jobs, args.steps or 1) <= 0:
         raise UserError(f"--seeds, --jobs and --steps must be positive, got {args.seeds}, {args.jobs}, {args.steps}")
     request = GenerateRequest(backend=args.backend, steps=args.steps, config=args.config, overrides=tuple(args.overrides))
-    print(bench(prompts, methods, args.seeds, request, _bench_out(args), args.jobs), end="")
+    print(bench(prompts, methods, args.seeds, request, _bench_out(args), args.jobs, tuple(teachers), args.ceiling), end="")
     return 0
 
 
@@ -409,7 +412,11 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--jobs", type=int, default=1, help="parallel processes (one torch thread each)")
     p.add_argument("--prompts", help="t23d: comma-separated built-in prompts (default: 8 of them)")
     p.add_argument("--methods", default="sds,vsd,ui-fkl,ui-rkl,ui-jeffreys", help="t23d: sds, vsd, ui-fkl, ui-rkl, ui-jeffreys")
-    p.add_argument("--steps", type=int, default=300, help="t23d: steps per run")
+    p.add_argument("--steps", type=int, default=None, help="t23d: steps per run (default: the preset's)")
+    p.add_argument("--teachers", default="builtin",
+                   help="t23d: builtin, exact-view, exact-camera (the world's oracles: rows that split the error)")
+    p.add_argument("--ceiling", action="store_true",
+                   help="t23d: also fit each prompt's true renders photometrically (the representation's ceiling)")
     p.add_argument("--backend", default="nerf", choices=["nerf", "gaussians"], help="t23d")
     p.add_argument("--sizes", default="32,64,128", help="step: render sizes")
     p.add_argument("--backends", default="nerf,gaussians", help="step: nerf, gaussians")

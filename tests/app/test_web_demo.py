@@ -79,8 +79,8 @@ def test_a_short_run_streams_progress_and_returns_a_glb(server, client, monkeypa
     assert any(isinstance(u[2], dict) and len(u[2].get("data") or []) > 0 for u in updates)
     assert any(isinstance(u[1], str) and Path(u[1]).name == "live.png" for u in updates)
     assert Path(preview).name == "preview.png"
-    assert [r[0] for r in losses["data"] if r[2] == "loss"] == [0, 1, 2]
-    assert len([r for r in losses["data"] if r[2] == "divergence"]) == 3
+    assert [r[0] for r in losses["data"] if r[2] == "divergence"] == [0, 1, 2]
+    assert len([r for r in losses["data"] if r[2] == "grad_norm"]) == 3
     assert metrics["steps"] == 3 and 0.0 <= metrics["iou"] <= 1.0
     names = [Path(d).name for d in downloads]
     assert names == ["mesh.glb", "mesh_obj.zip"] and video is None  # the tests' server exports no video

@@ -128,6 +128,30 @@ def test_export_carves_the_density_down_to_what_the_renders_show():
     assert _radius(extract_mesh(BallScene(dense=0.3, seen=0.5), ExtractConfig(resolution=48))) == pytest.approx(0.3, abs=0.03)
 
 
+class SoftBallScene(BallScene):
+    """Solid (50, above the threshold 10) inside ``core``, faint (2, below it) out to ``faint``, and
+    opaque out to ``seen`` in its renders: a soft shell, as guidance leaves them."""
+
+    def __init__(self, core: float, faint: float, seen: float):
+        super().__init__(dense=core, seen=seen)
+        self.faint = faint
+
+    def density(self, x):
+        r = x.norm(dim=-1)
+        return torch.where(r < self.dense, 50.0, torch.where(r < self.faint, 2.0, 0.0))
+
+
+def test_inside_the_hull_the_faint_density_is_the_object_too():
+    scene = SoftBallScene(core=0.2, faint=0.4, seen=0.4)
+    assert _radius(extract_mesh(scene, ExtractConfig(resolution=48, carve_views=16))) == pytest.approx(0.4, abs=0.02)
+    # the scene's own level (an explicit threshold) keeps only the core; so does the density alone
+    assert _radius(extract_mesh(scene, ExtractConfig(resolution=48, carve_views=16, threshold=10.0))) == pytest.approx(0.2, abs=0.02)
+    assert _radius(extract_mesh(scene, ExtractConfig(resolution=48, carve_views=0))) == pytest.approx(0.2, abs=0.02)
+    # the renders still cut the faint density they do not show
+    wide = SoftBallScene(core=0.2, faint=0.6, seen=0.3)
+    assert _radius(extract_mesh(wide, ExtractConfig(resolution=48, carve_views=16))) == pytest.approx(0.3, abs=0.02)
+
+
 def test_a_scene_that_renders_transparent_keeps_its_density_mesh_with_a_warning():
     """A foggy text-to-3D scene (a prompt the teacher cannot draw) is nowhere half opaque in every
     view; the export warns and falls back to the density rather than writing nothing."""

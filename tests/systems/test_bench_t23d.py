@@ -95,3 +95,36 @@ def test_bench_runs_resolve_like_generate_and_are_checked_before_any_run(tmp_pat
                  "resolution=100000"]) == 2
     assert "config key 'resolution'" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_paired_differences_pair_prompt_and_seed_and_spread_over_seeds():
+    from systems.bench_t23d import paired_differences, paired_table, row_label
+
+    def run(prompt, method, seed, iou, teacher="builtin"):
+        return {"prompt": prompt, "method": method, "seed": seed, "iou": iou, "teacher": teacher}
+
+    runs = [run("a red cube", "ui-fkl", 0, 0.6), run("a red cube", "vsd", 0, 0.5),
+            run("a blue torus", "ui-fkl", 0, 0.5), run("a blue torus", "vsd", 0, 0.4),
+            run("a red cube", "ui-fkl", 1, 0.7), run("a red cube", "vsd", 1, 0.4),
+            run("a blue torus", "ui-fkl", 1, 0.5), run("a blue torus", "vsd", 1, 0.4),
+            run("a red cube", "ui-fkl", 2, 0.9),  # no vsd partner: left out
+            run("a red cube", "vsd", 0, 0.9, teacher="exact-camera")]  # another row: left out
+    diff = paired_differences(runs, "ui-fkl", "vsd")
+    assert diff["per_seed"] == pytest.approx([0.1, 0.2])
+    assert diff["mean"] == pytest.approx(0.15) and diff["sd_over_seeds"] == pytest.approx(0.005 ** 0.5)
+    assert diff["wins"] == 4 and diff["pairs"] == 4
+    assert row_label(runs[-1]) == "vsd [exact-camera]" and row_label(runs[0]) == "ui-fkl"
+    assert "+0.100, +0.200; mean +0.150" in paired_table(runs)
+    assert paired_differences(runs, "sds", "vsd") is None
+
+
+def test_bench_has_a_row_per_teacher(tmp_path, capsys):
+    out = tmp_path / "bench"
+    code = main(["bench", "t23d", "--prompts", "a red cube", "--methods", "sds", "--teachers", "builtin,exact-camera",
+                 "--seeds", "1", "--steps", "2", "--out", str(out)])
+    assert code == 0
+    table = capsys.readouterr().out
+    assert "| a red cube | sds | 0.73" in table and "| a red cube | sds [exact-camera] | 0.73" in table
+    names = sorted(r["run_dir"] for r in json.loads((out / "results.json").read_text())["runs"])
+    assert names == ["a-red-cube_sds_exact-camera_s0", "a-red-cube_sds_s0"]
+    assert main(["bench", "t23d", "--prompts", "a red cube", "--teachers", "exact", "--out", str(out)]) == 2
