@@ -134,6 +134,29 @@ def run_one(run: BenchRun) -> dict:
     return result
 
 
+def rescore_one(run_dir: Path) -> dict:
+    """A finished run's mesh metrics again, from its saved scene with today's export (after the
+    export changed: training is not repeated); updates metrics.json and bench.json."""
+    torch.set_num_threads(1)
+    from systems.text_to_3d import world_subject
+    from ui3d.export.mesh import extract_mesh
+    from ui3d.io import read_json, write_json
+    from ui3d.metrics.geometry import evaluate_mesh
+    from ui3d.scene.base import load_scene
+
+    result = read_json(run_dir / "bench.json")
+    scene = load_scene(run_dir / "scene")
+    scene.eval()
+    mesh = extract_mesh(scene)
+    scores = evaluate_mesh(mesh.vertices, mesh.faces, mesh.colours, world_subject(result["prompt"])).as_dict()
+    scores["export_threshold"] = mesh.threshold
+    metrics = {**read_json(run_dir / "metrics.json"), **scores}
+    result = {**result, **scores}
+    write_json(run_dir / "metrics.json", metrics)
+    write_json(run_dir / "bench.json", result)
+    return result
+
+
 def _read_log(path: Path) -> list[dict]:
     import csv
 
@@ -259,6 +282,19 @@ def bench(prompts: list[str], methods: list[str], seeds: int, request: GenerateR
 def _tables(results: list[dict], spheres: dict[str, float], ceilings: dict[str, float]) -> str:
     return (markdown_table(results, spheres, ceilings) + "\n" + summary_table(results, spheres) + "\n"
             + paired_table(results))
+
+
+def rescore(out: Path, jobs: int) -> str:
+    """:func:`rescore_one` for every run of the bench in ``out``; rewrites results.json and table.md."""
+    from ui3d.io import atomic_write_text, write_json
+
+    data = json.loads((out / "results.json").read_text())
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        data["runs"] = list(pool.map(rescore_one, [out / "runs" / r["run_dir"] for r in data["runs"]]))
+    write_json(out / "results.json", data)
+    table = _tables(data["runs"], data["spheres"], data.get("ceilings", {}))
+    atomic_write_text(out / "table.md", table)
+    return table
 
 
 def load_table(out: Path) -> str:

@@ -372,6 +372,14 @@ def _bench_t23d(args: argparse.Namespace) -> int:
     from ui3d.teachers.oracle import ORACLE_SPECS
     from systems.text_to_3d import world_subject
 
+    if args.rescore:
+        from systems.bench_t23d import rescore
+
+        out = _bench_out(args)
+        if not (out / "results.json").is_file():
+            raise UserError(f"--rescore: {str(out)!r} holds no finished bench (results.json)")
+        print(rescore(out, args.jobs), end="")
+        return 0
     prompts = [p.strip() for p in (args.prompts or ",".join(BENCH_PROMPTS)).split(",") if p.strip()]
     if not_builtin := [p for p in prompts if world_subject(p) is None]:
         raise UserError(f"--prompts: {clip(not_builtin[0])!r} is not a built-in world prompt (the bench needs its ground truth)")
@@ -415,6 +423,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=None, help="t23d: steps per run (default: the preset's)")
     p.add_argument("--teachers", default="builtin",
                    help="t23d: builtin, exact-view, exact-camera (the world's oracles: rows that split the error)")
+    p.add_argument("--rescore", action="store_true",
+                   help="t23d: export every finished run of --out again from its saved scene (after the export changed)")
     p.add_argument("--ceiling", action="store_true",
                    help="t23d: also fit each prompt's true renders photometrically (the representation's ceiling)")
     p.add_argument("--backend", default="nerf", choices=["nerf", "gaussians"], help="t23d")

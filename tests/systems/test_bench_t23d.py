@@ -58,6 +58,12 @@ def test_bench_runs_and_writes_the_table(tmp_path, capsys):
     assert "| a red cube | sds | 0.73" in table
     run = json.loads((out / "results.json").read_text())["runs"][0]
     assert run["steps"] == 2 and 0 <= run["iou_best"] <= 1 and 0 <= run["r_precision"] <= 1 and run["t_render"] > 0
+    # --rescore exports the saved scene again (no training) and keeps the rest of the run's record
+    assert main(["bench", "t23d", "--rescore", "--out", str(out)]) == 0
+    again = json.loads((out / "results.json").read_text())["runs"][0]
+    assert again["export_threshold"] > 0 and 0 <= again["iou"] <= 1
+    assert {k: again[k] for k in ("steps", "iou_best", "t_render")} == {k: run[k] for k in ("steps", "iou_best", "t_render")}
+    assert main(["bench", "t23d", "--rescore", "--out", str(tmp_path / "none")]) == 2
 
 
 def test_bench_rejects_prompts_without_ground_truth(tmp_path, capsys):
