@@ -104,6 +104,9 @@ class BallScene(nn.Module):
     def surface_threshold(self, voxel_size):
         return 10.0
 
+    def carved_threshold(self, voxel_size):
+        return 10.0 / 16.0
+
     def render(self, cams, shading="albedo", generator=None, background=None):
         self.renders += len(cams)
         o, d = camera_rays(cams)

@@ -7,8 +7,8 @@ Any field with ``density(points [N, 3]) -> [N]``, ``albedo(points) -> [N, 3]``,
 - The **automatic threshold** is the scene's own notion of "solid" at the grid's voxel size
   (NeRF: the density at which a slab of matter is half opaque, ``ln 2 / thickness``; Gaussians:
   a summed opacity of 0.1), so it does not depend on the scene's scale. Where the mesh is carved
-  (below), the renders' hull sets the outline and inside it the level drops to
-  :data:`CARVED_LEVEL` of that: the faint inside of a soft shell is still the object.
+  (below), the renders' hull sets the outline and inside it the scene's ``carved_threshold``
+  applies (a NeRF's is lower: the faint inside of a soft shell is still the object).
 - **Clean-up** on the thresholded grid: connected components smaller than
   ``min_component_fraction`` of the largest are dropped (floaters), enclosed cavities are filled
   (Gaussians and NeRFs often model only a shell), then marching cubes runs on the density with
@@ -41,13 +41,6 @@ __all__ = [
 ]
 
 
-# Inside the visual hull the automatic threshold is this fraction of the scene's own: the hull sets
-# the outline, and a scene trained by guidance often holds a soft shell whose inside is faint. On 4
-# generated scenes the IoU was flat from 1/16 to 1/8 of the scene's level and fell above it (cube
-# 0.455 → 0.334 at 1×, cone 0.415 → 0.254; docs/benchmarks.md "Export threshold").
-CARVED_LEVEL = 1.0 / 16.0
-
-
 class ExportWarning(UserWarning):
     """A result that is written but worse than asked for (the CLI prints it as one ``warning:`` line)."""
 
@@ -65,9 +58,12 @@ class DensityField(Protocol):
 
 @runtime_checkable
 class RenderedField(DensityField, Protocol):
-    """A density field that renders (every scene): its mesh is carved by its renders."""
+    """A density field that renders (every scene): its mesh is carved by its renders, and inside
+    their hull ``carved_threshold`` is its level of solid."""
 
     def render(self, cameras, shading: str = "albedo", generator=None, background=None): ...
+
+    def carved_threshold(self, voxel_size: float) -> float: ...
 
 
 class EmptySceneError(UserError):
@@ -165,7 +161,7 @@ def extract_mesh(scene: DensityField, cfg: ExtractConfig = ExtractConfig()) -> M
         )
     solid = grid / tau  # solid above 1
     if cfg.carve_views and isinstance(scene, RenderedField):
-        level = tau * (CARVED_LEVEL if cfg.threshold is None else 1.0)
+        level = tau if cfg.threshold is not None else float(scene.carved_threshold(h))
         carved = np.minimum(grid / level, _hull_grid(scene, grid > level, cfg) / 0.5)
         if (carved > 1.0).any():
             solid, tau = carved, level

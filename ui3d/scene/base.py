@@ -63,6 +63,10 @@ class Scene(Protocol):
 
     def surface_threshold(self, voxel_size: float) -> float: ...
 
+    def carved_threshold(self, voxel_size: float) -> float:
+        """The density threshold inside the visual hull of the scene's renders (ui3d.export.mesh)."""
+        ...
+
     def param_groups(self, training: SceneTraining) -> list[dict]:
         """Optimiser parameter groups covering every parameter once."""
         ...

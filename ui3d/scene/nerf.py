@@ -133,6 +133,13 @@ class HashGridNeRF(nn.Module):
         opaque: ``ln 2 / thickness``."""
         return math.log(2.0) / max(voxel_size, self.cfg.surface_thickness)
 
+    def carved_threshold(self, voxel_size: float) -> float:
+        """1/16 of :meth:`surface_threshold`: inside the visual hull, which sets the outline, a
+        guided NeRF often holds a soft shell whose inside is faint, and that is the object too.
+        Measured on saved bench scenes and the photometric proofs: docs/benchmarks.md "Export
+        threshold" (e.g. generated cube 0.334 → 0.455, cone 0.254 → 0.415)."""
+        return self.surface_threshold(voxel_size) / 16.0
+
     @torch.no_grad()
     def update_occupancy(self, generator: torch.Generator | None = None) -> float:
         return self.occupancy.update(self.density, generator)
