@@ -271,8 +271,9 @@ def bench(prompts: list[str], methods: list[str], seeds: int, request: GenerateR
     spheres = {p: sphere_baseline_iou(world_subject(p)) for p in prompts}
     backend = runs[0].config().backend
     with ProcessPoolExecutor(max_workers=jobs) as pool:
+        pending = pool.map(run_one, runs)  # queued first: the fits run after the bench's own runs
         fits = [pool.submit(photometric_ceiling, p, backend, out) for p in prompts] if ceiling else []
-        results = list(pool.map(run_one, runs))
+        results = list(pending)
         ceilings = {p: f.result() for p, f in zip(prompts, fits)}
     write_json(out / "results.json", {"spheres": spheres, "ceilings": ceilings, "runs": results})
     atomic_write_text(out / "table.md", _tables(results, spheres, ceilings))
