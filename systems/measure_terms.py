@@ -7,6 +7,9 @@ networks' inputs), the Fisher part k(r̄)·‖y‖² (zero for forward KL) and t
 (2r̄h'⟨ȳ,c̄⟩ + r̄k'‖ȳ‖²)·⟨ȳ, x_t⟩; and compares each with the static (VSD-direction) gradient
 −h(r̄)·⟨ȳ, x_t⟩ by norm ratio and cosine. Also the mean ⟨ȳ, c̄⟩ (0 for an exact fake score).
 Prints medians over the batches as a markdown table.
+
+`--ratio`: the discriminator's log r per timestep instead (:func:`ratio_by_timestep`): the 3D check
+that the learned ratio acts as a ratio (its spread shrinks toward 0 as t grows).
 """
 
 from __future__ import annotations
@@ -66,6 +69,48 @@ def term_gradients(job, batch_seed: int) -> dict[str, float]:
     }
 
 
+RATIO_TIMESTEPS = (50, 200, 350, 500, 650, 800, 950)
+
+
+@torch.no_grad()
+def ratio_by_timestep(job, batches: int, timesteps: tuple[int, ...] = RATIO_TIMESTEPS) -> list[dict]:
+    """The discriminator's log r (its logit, clamped as the guidance clamps it) at fixed timesteps,
+    on ``batches`` fresh batches of renders (the training backgrounds) and on as many of the
+    teacher's own samples of the same view prompts (the "real" data). A density ratio p_t/q_t
+    tends to 1 as t grows, so the spread of log r over renders must shrink toward 0 with t; the
+    accuracy says whether the discriminator still tells the two apart there."""
+    from ui3d.cameras import sample_random_cameras
+    from ui3d.diffusion import NoiseLevel
+    from ui3d.guidance.fake.lora import camera_condition
+    from ui3d.prompt.views import view_ids
+
+    cfg, fake, clamp = job.cfg, job.guidance.fake, job.cfg.guidance.max_abs_logit
+    g = torch.Generator().manual_seed(2000)
+    fake_logits = {t: [] for t in timesteps}
+    real_logits = {t: [] for t in timesteps}
+    for _ in range(batches):
+        cams = sample_random_cameras(cfg.views_per_step, cfg.resolution, cfg.camera, g)
+        x = job.teacher.encode(job.scene.render(cams, shading="albedo", generator=g).rgb.permute(0, 3, 1, 2))
+        views = view_ids(cams.azimuth_deg, cams.elevation_deg)
+        x_real = job.x_real[views, torch.randint(0, job.x_real.shape[1], (len(views),), generator=g)]
+        cond, _ = job.embeddings.for_cameras(cams.azimuth_deg, cams.elevation_deg)
+        conditioning = Conditioning(cond, camera=camera_condition(cams.c2w), cameras=cams)
+        for t in timesteps:
+            level = NoiseLevel.vp(job.teacher.schedule, torch.full((len(x),), t), x)
+            for batch, out in ((x, fake_logits[t]), (x_real, real_logits[t])):
+                noise = torch.randn(batch.shape, generator=g)
+                x_t = level.alpha.view(-1, 1, 1, 1) * batch + level.sigma.view(-1, 1, 1, 1) * noise
+                logit = fake.predict(x_t, level, conditioning, with_logit=True).logit
+                out.append(logit.reshape(len(batch), -1).mean(1).clamp(-clamp, clamp))
+    rows = []
+    for t in timesteps:
+        lf, lr = torch.cat(fake_logits[t]), torch.cat(real_logits[t])
+        rows.append({"t": t, "std log r (renders)": float(lf.std()), "mean log r (renders)": float(lf.mean()),
+                     "mean log r (teacher samples)": float(lr.mean()),
+                     "accuracy": float(((lf < 0).float().mean() + (lr > 0).float().mean()) / 2)})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     from systems.text_to_3d import TextTo3DConfig, prepare, timed_train
     from ui3d.config import load_config
@@ -75,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--batches", type=int, default=8)
     parser.add_argument("--config", default=str(Path(__file__).resolve().parents[1] / "configs" / "text_to_3d" / "fast.yaml"))
+    parser.add_argument("--ratio", action="store_true",
+                        help="instead of the term gradients: the discriminator's log r per timestep (its spread must shrink with t)")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args(argv)
     cfg = load_config(TextTo3DConfig, args.config, [f"prompt={args.prompt}", f"steps={args.steps}", "check_teacher=false",
@@ -82,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         job = prepare(cfg, Path(tmp) / "run", resume=False)
         timed_train(job, Path(tmp) / "run", progress=False)
+        if args.ratio:
+            _print_rows(f"{args.prompt}, the discriminator after {args.steps} steps of the preset, {args.batches} "
+                        "batches of renders and of teacher samples per timestep:", ratio_by_timestep(job, args.batches))
+            return 0
         rows = [term_gradients(job, 1000 + b) for b in range(args.batches)]
     print(f"{args.prompt}, {cfg.guidance.divergence} after {args.steps} steps of the preset, {args.batches} batches:")
     print("| quantity | median | range |\n|---|---|---|")
@@ -89,6 +140,13 @@ def main(argv: list[str] | None = None) -> int:
         values = [r[key] for r in rows]
         print(f"| {key} | {statistics.median(values):.4g} | {min(values):.4g} … {max(values):.4g} |")
     return 0
+
+
+def _print_rows(title: str, rows: list[dict]) -> None:
+    print(title)
+    print("| " + " | ".join(rows[0]) + " |\n" + "|---" * len(rows[0]) + "|")
+    for r in rows:
+        print("| " + " | ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in r.values()) + " |")
 
 
 if __name__ == "__main__":

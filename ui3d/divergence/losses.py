@@ -109,13 +109,33 @@ def _grad_only(x: Tensor) -> Tensor:
 
 def _exact(t: ScoreTerms, r: Tensor, div: Divergence, _: PaperCodeOptions) -> Tensor:
     """L_UI: 2h(r̄)·yᵀc + k(r̄)·‖y‖² + (2r̄h'⟨ȳ,c̄⟩ + r̄k'‖ȳ‖²)·⟨ȳ, x_t⟩."""
-    y_bar, c_bar = t.y.detach(), t.c.detach()
-    di_coef = div.two_r_dh(r) * _sample_dot(y_bar, c_bar) + div.r_dk(r) * _sample_dot(y_bar, y_bar)
+    return _theorem_b(t, r, div, _sample_dot(t.y.detach(), t.c.detach()))
+
+
+def _theorem_b(t: ScoreTerms, r: Tensor, div: Divergence, coupling: Tensor) -> Tensor:
+    """The exact surrogate with the DI term's ⟨ȳ, c̄⟩ given as ``coupling`` [B]."""
+    y_bar = t.y.detach()
+    di_coef = div.two_r_dh(r) * coupling + div.r_dk(r) * _sample_dot(y_bar, y_bar)
     return (
         2 * div.h(r) * _sample_dot(t.y, t.c)
         + div.k(r) * _sample_dot(t.y, t.y)
         + di_coef * _sample_dot(y_bar, _grad_only(t.x_t))
     )
+
+
+def _exact_cv(t: ScoreTerms, r: Tensor, div: Divergence, _: PaperCodeOptions) -> Tensor:
+    """L_UI with ⟨ȳ, c̄⟩ centred by the other samples' mean (a control variate of known mean 0).
+
+    With an exact fake score E⟨y, c⟩ = 0, so subtracting an independent estimate of it changes the
+    gradient's expectation by nothing; with a fake that lags (s_f = (1−κ)s_p + κs_q), E⟨y, c⟩ =
+    κ(1−κ)·E‖s_p − s_q‖² > 0 and that constant is the bias that turned the exact gradient around
+    (tests/divergence/test_fake_lag.py). The other samples' mean (leave-one-out) keeps each
+    sample's own ⟨ȳ, c̄⟩ out of its centre; a batch of one is not centred."""
+    coupling = _sample_dot(t.y.detach(), t.c.detach())
+    n = coupling.shape[0]
+    if n > 1:
+        coupling = coupling - (coupling.sum() - coupling) / (n - 1)
+    return _theorem_b(t, r, div, coupling)
 
 
 def _sim_sg(t: ScoreTerms, r: Tensor, div: Divergence, _: PaperCodeOptions) -> Tensor:
@@ -140,6 +160,7 @@ def _paper_code(t: ScoreTerms, r: Tensor, div: Divergence, opt: PaperCodeOptions
 GeneratorMode = Callable[[ScoreTerms, Tensor, Divergence, PaperCodeOptions], Tensor]
 MODES: dict[str, GeneratorMode] = {
     "exact": _exact,
+    "exact_cv": _exact_cv,
     "sim_sg": _sim_sg,
     "static": _static,
     "paper_code": _paper_code,

@@ -87,6 +87,15 @@ def teacher_eval(args: argparse.Namespace) -> int:
         teacher, judge, per_caption=args.per_caption, steps=args.steps, cfg=args.cfg, seed=args.seed,
         progress=True, backgrounds=args.backgrounds,
     )
+    if args.view_fidelity:
+        from ui3d.metrics.view_fidelity import view_fidelity
+        from ui3d.world.objects import OBJECTS
+
+        report["view_fidelity"] = view_fidelity(teacher, list(OBJECTS), per_caption=args.view_fidelity, steps=args.steps,
+                                                cfg=args.cfg, seed=args.seed, text_only=teacher.takes_camera)
+        for key, value in report["view_fidelity"].items():
+            if key.startswith(("silhouette_iou", "area_ratio")):
+                report[f"view_fidelity_{key}"] = round(value, 4)
     report["forward_ms_batch8"] = round(1000 * forward_seconds(teacher, 8), 1)
     report["threads"] = torch.get_num_threads()
     report["teacher"] = teacher.info
@@ -132,5 +141,8 @@ def add_teacher_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--backgrounds", choices=["plain", "muted"], default="plain",
                    help="the backgrounds of the renders world-FID compares with (the teacher's own: muted for v2)")
+    p.add_argument("--view-fidelity", type=int, default=0, metavar="N",
+                   help="also N samples per object x saturated colour at random cameras: silhouette IoU against the "
+                        "true render at the camera, with the camera given and dropped (0: skip)")
     p.add_argument("--out", help="write the report as JSON here")
     p.set_defaults(handler=teacher_eval)
