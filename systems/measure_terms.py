@@ -75,39 +75,48 @@ RATIO_TIMESTEPS = (50, 200, 350, 500, 650, 800, 950)
 @torch.no_grad()
 def ratio_by_timestep(job, batches: int, timesteps: tuple[int, ...] = RATIO_TIMESTEPS) -> list[dict]:
     """The discriminator's log r (its logit, clamped as the guidance clamps it) at fixed timesteps,
-    on ``batches`` fresh batches of renders (the training backgrounds) and on as many of the
-    teacher's own samples of the same view prompts (the "real" data). A density ratio p_t/q_t
-    tends to 1 as t grows, so the spread of log r over renders must shrink toward 0 with t; the
-    accuracy says whether the discriminator still tells the two apart there."""
+    on ``batches`` fresh batches of renders (the training backgrounds), on as many of the
+    teacher's own samples of the same view prompts (the "real" data it trained on) and on as many
+    held-out teacher samples (another seed: memorisation shows as a gap between the two). A density
+    ratio p_t/q_t tends to 1 as t grows, so the spread of log r over renders must shrink toward 0
+    with t; the accuracy (renders vs held-out samples) says whether the discriminator still tells
+    the two apart there."""
+    from dataclasses import replace
+
+    from systems.text_to_3d import teacher_samples
     from ui3d.cameras import sample_random_cameras
     from ui3d.diffusion import NoiseLevel
     from ui3d.guidance.fake.lora import camera_condition
     from ui3d.prompt.views import view_ids
 
     cfg, fake, clamp = job.cfg, job.guidance.fake, job.cfg.guidance.max_abs_logit
+    held_out = teacher_samples(job.teacher, replace(cfg, seed=cfg.seed + 1000))
     g = torch.Generator().manual_seed(2000)
     fake_logits = {t: [] for t in timesteps}
     real_logits = {t: [] for t in timesteps}
+    held_logits = {t: [] for t in timesteps}
     for _ in range(batches):
         cams = sample_random_cameras(cfg.views_per_step, cfg.resolution, cfg.camera, g)
         x = job.teacher.encode(job.scene.render(cams, shading="albedo", generator=g).rgb.permute(0, 3, 1, 2))
         views = view_ids(cams.azimuth_deg, cams.elevation_deg)
-        x_real = job.x_real[views, torch.randint(0, job.x_real.shape[1], (len(views),), generator=g)]
+        pick = torch.randint(0, job.x_real.shape[1], (len(views),), generator=g)
+        x_real, x_held = job.x_real[views, pick], held_out[views, pick]
         cond, _ = job.embeddings.for_cameras(cams.azimuth_deg, cams.elevation_deg)
         conditioning = Conditioning(cond, camera=camera_condition(cams.c2w), cameras=cams)
         for t in timesteps:
             level = NoiseLevel.vp(job.teacher.schedule, torch.full((len(x),), t), x)
-            for batch, out in ((x, fake_logits[t]), (x_real, real_logits[t])):
+            for batch, out in ((x, fake_logits[t]), (x_real, real_logits[t]), (x_held, held_logits[t])):
                 noise = torch.randn(batch.shape, generator=g)
                 x_t = level.alpha.view(-1, 1, 1, 1) * batch + level.sigma.view(-1, 1, 1, 1) * noise
                 logit = fake.predict(x_t, level, conditioning, with_logit=True).logit
                 out.append(logit.reshape(len(batch), -1).mean(1).clamp(-clamp, clamp))
     rows = []
     for t in timesteps:
-        lf, lr = torch.cat(fake_logits[t]), torch.cat(real_logits[t])
+        lf, lr, lh = torch.cat(fake_logits[t]), torch.cat(real_logits[t]), torch.cat(held_logits[t])
         rows.append({"t": t, "std log r (renders)": float(lf.std()), "mean log r (renders)": float(lf.mean()),
-                     "mean log r (teacher samples)": float(lr.mean()),
-                     "accuracy": float(((lf < 0).float().mean() + (lr > 0).float().mean()) / 2)})
+                     "mean log r (trained-on teacher samples)": float(lr.mean()),
+                     "mean log r (held-out teacher samples)": float(lh.mean()),
+                     "accuracy (renders vs held-out)": float(((lf < 0).float().mean() + (lh > 0).float().mean()) / 2)})
     return rows
 
 

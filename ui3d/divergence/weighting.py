@@ -7,7 +7,7 @@
   threestudio's SDS/VSD weighting (§5 reduction (i)).
 - ``mean_abs``: the DMD/SiD normaliser ω = 1/sg[mean|x_0 − x̂0_p|], defined in *denoiser* units.
   Converting to score units depends on the mode's degree in the scores: the quadratic modes
-  (exact, sim_sg, paper_code) use L_EDM = ω·{…} = (σ⁴/2α²)·ω·L_score, so w = σ⁴ω/(2α²) and exact
+  (exact, exact_cv, sim_sg, paper_code) use L_EDM = ω·{…} = (σ⁴/2α²)·ω·L_score, so w = σ⁴ω/(2α²) and exact
   reverse KL is SiD(α=½) with SiD's ω; static mode is linear in the scores, so w = σ²ω/α² and its
   gradient is Diff-Instruct's ω·(x̂0_q − x̂0_p).
 
