@@ -87,7 +87,7 @@ class BenchRun:
     seed: int
     request: GenerateRequest  # the bench's settings (backend, steps, preset, overrides); prompt and method set here
     out: Path
-    teacher: str = "builtin"  # or an oracle of TEACHERS
+    teacher: str = "builtin"  # or one of ui3d.teachers.oracle.ORACLE_SPECS
 
     def config(self):
         """The run's config, resolved like `ui3d generate` resolves its flags."""
@@ -138,18 +138,15 @@ def rescore_one(run_dir: Path) -> dict:
     """A finished run's mesh metrics again, from its saved scene with today's export (after the
     export changed: training is not repeated); updates metrics.json and bench.json."""
     torch.set_num_threads(1)
-    from systems.text_to_3d import world_subject
+    from systems.text_to_3d import mesh_scores, world_subject
     from ui3d.export.mesh import extract_mesh
     from ui3d.io import read_json, write_json
-    from ui3d.metrics.geometry import evaluate_mesh
     from ui3d.scene.base import load_scene
 
     result = read_json(run_dir / "bench.json")
     scene = load_scene(run_dir / "scene")
     scene.eval()
-    mesh = extract_mesh(scene)
-    scores = evaluate_mesh(mesh.vertices, mesh.faces, mesh.colours, world_subject(result["prompt"])).as_dict()
-    scores["export_threshold"] = mesh.threshold
+    scores = mesh_scores(extract_mesh(scene), world_subject(result["prompt"]))
     metrics = {**read_json(run_dir / "metrics.json"), **scores}
     result = {**result, **scores}
     write_json(run_dir / "metrics.json", metrics)

@@ -395,6 +395,13 @@ def world_subject(prompt: str):
         return None
 
 
+def mesh_scores(mesh, subject) -> dict:
+    """The exported mesh against a built-in world subject's ground truth, and the threshold it was cut at."""
+    from ui3d.metrics.geometry import evaluate_mesh
+
+    return {**evaluate_mesh(mesh.vertices, mesh.faces, mesh.colours, subject).as_dict(), "export_threshold": mesh.threshold}
+
+
 def finish(job: Job, run_dir: Path, wall_seconds: float, formats: tuple[str, ...] = ("obj", "glb", "ply", "video")) -> dict:
     """Save the scene, export meshes / video, write preview.png and metrics.json; returns the metrics.
     A .ply is written only for a scene that is splats (``metrics["files"]["ply"]``: its file)."""
@@ -403,7 +410,6 @@ def finish(job: Job, run_dir: Path, wall_seconds: float, formats: tuple[str, ...
     from ui3d.export.mesh import extract_mesh
     from ui3d.export.scene import ExportOptions, export_scene
     from ui3d.io import atomic_write_bytes, write_json
-    from ui3d.metrics.geometry import evaluate_mesh
     from ui3d.scene.base import save_scene
 
     cfg = job.cfg
@@ -426,6 +432,6 @@ def finish(job: Job, run_dir: Path, wall_seconds: float, formats: tuple[str, ...
         metrics["teacher_recognition"] = job.teacher_recognition
     subject = world_subject(cfg.prompt)
     if subject is not None and mesh is not None:
-        metrics.update(evaluate_mesh(mesh.vertices, mesh.faces, mesh.colours, subject).as_dict())
+        metrics.update(mesh_scores(mesh, subject))
     write_json(run_dir / "metrics.json", metrics)
     return metrics
