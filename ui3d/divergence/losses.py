@@ -124,17 +124,20 @@ def _theorem_b(t: ScoreTerms, r: Tensor, div: Divergence, coupling: Tensor) -> T
 
 
 def _exact_cv(t: ScoreTerms, r: Tensor, div: Divergence, _: PaperCodeOptions) -> Tensor:
-    """L_UI with ⟨ȳ, c̄⟩ centred by the other samples' mean (a control variate of known mean 0).
+    """L_UI with the fake score's lag taken out of ⟨ȳ, c̄⟩ by a control variate fitted to it.
 
-    With an exact fake score E⟨y, c⟩ = 0, so subtracting an independent estimate of it changes the
-    gradient's expectation by nothing; with a fake that lags (s_f = (1−κ)s_p + κs_q), E⟨y, c⟩ =
-    κ(1−κ)·E‖s_p − s_q‖² > 0 and that constant is the bias that turned the exact gradient around
-    (tests/divergence/test_fake_lag.py). The other samples' mean (leave-one-out) keeps each
-    sample's own ⟨ȳ, c̄⟩ out of its centre; a batch of one is not centred."""
-    coupling = _sample_dot(t.y.detach(), t.c.detach())
-    n = coupling.shape[0]
-    if n > 1:
-        coupling = coupling - (coupling.sum() - coupling) / (n - 1)
+    With an exact fake score E[⟨y, c⟩ | x_t] = 0. With a fake that has learned only a fraction κ of
+    the student (s_f = (1−κ)s_p + κs_q) it is ⟨y, s_f − s_q⟩ = β‖y‖², β = (1−κ)/κ: a bias that, summed
+    over many dimensions, turns the exact gradient around (tests/divergence/test_fake_lag.py). So
+    subtract β̂‖ȳ‖², with β̂ the least-squares fit of ⟨ȳ, c̄⟩ on ‖ȳ‖² over the *other* samples (leave-one-out:
+    a sample's own noise stays out of its centre, so an exact fake keeps the exact gradient's mean).
+    Scaling with ‖ȳ‖² keeps the centre at each sample's own noise level. A batch of two or fewer is not centred."""
+    y_bar = t.y.detach()
+    coupling, yy = _sample_dot(y_bar, t.c.detach()), _sample_dot(y_bar, y_bar)
+    if coupling.shape[0] > 2:
+        cross, square = coupling * yy, yy * yy
+        beta = (cross.sum() - cross) / (square.sum() - square).clamp_min(torch.finfo(yy.dtype).tiny)
+        coupling = coupling - beta * yy
     return _theorem_b(t, r, div, coupling)
 
 
