@@ -4,7 +4,7 @@
 (the static Uni-Instruct preset) for ``steps`` steps, then on ``batches`` fresh batches of renders splits
 the exact forward-KL surrogate's gradient into its three parts: the SIM part 2h(r̄)·yᵀc (through the
 networks' inputs), the Fisher part k(r̄)·‖y‖² (zero for forward KL) and the DI part
-(2r̄h'⟨ȳ,c̄⟩ + r̄k'‖ȳ‖²)·⟨ȳ, x_t⟩; and compares each with the static (VSD-direction) gradient
+(2r̄h'⟨ȳ,c̄⟩ + r̄k'‖ȳ‖²)·⟨ȳ, x_t⟩, also with ⟨ȳ, c̄⟩ lag-corrected as mode ``exact_cv`` does; and compares each with the static (VSD-direction) gradient
 −h(r̄)·⟨ȳ, x_t⟩ by norm ratio and cosine. Also the mean ⟨ȳ, c̄⟩ (0 for an exact fake score).
 Prints medians over the batches as a markdown table.
 
@@ -24,7 +24,7 @@ import torch
 
 from ui3d.diffusion import per_sample, sample_vp_noise
 from ui3d.divergence import generator_loss, ratio_from_logits, score_terms_from_eps
-from ui3d.divergence.losses import _grad_only, _sample_dot
+from ui3d.divergence.losses import _grad_only, _sample_dot, lag_corrected_coupling
 from ui3d.teachers.protocol import Conditioning
 
 
@@ -54,6 +54,8 @@ def term_gradients(job, batch_seed: int) -> dict[str, float]:
         "sim": 2 * div.h(r) * _sample_dot(t.y, t.c),
         "di": (div.two_r_dh(r) * _sample_dot(y_bar, c_bar) + div.r_dk(r) * _sample_dot(y_bar, y_bar))
         * _sample_dot(y_bar, _grad_only(t.x_t)),
+        "di_cv": (div.two_r_dh(r) * lag_corrected_coupling(y_bar, c_bar) + div.r_dk(r) * _sample_dot(y_bar, y_bar))
+        * _sample_dot(y_bar, _grad_only(t.x_t)),
         "static": -div.h(r) * _sample_dot(y_bar, _grad_only(t.x_t)),
     }
     grads = {}
@@ -65,7 +67,9 @@ def term_gradients(job, batch_seed: int) -> dict[str, float]:
     return {
         "sim/static norm": float(grads["sim"].norm() / ref), "cos(sim, static)": cos(grads["sim"], grads["static"]),
         "di/static norm": float(grads["di"].norm() / ref), "cos(di, static)": cos(grads["di"], grads["static"]),
-        "mean <y,c>": float(_sample_dot(y_bar, c_bar).mean()), "mean |y|^2": float(_sample_dot(y_bar, y_bar).mean()),
+        "di_cv/static norm": float(grads["di_cv"].norm() / ref), "cos(di_cv, static)": cos(grads["di_cv"], grads["static"]),
+        "mean <y,c>": float(_sample_dot(y_bar, c_bar).mean()),
+        "mean <y,c> lag-corrected": float(lag_corrected_coupling(y_bar, c_bar).mean()), "mean |y|^2": float(_sample_dot(y_bar, y_bar).mean()),
     }
 
 

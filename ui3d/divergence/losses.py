@@ -123,22 +123,26 @@ def _theorem_b(t: ScoreTerms, r: Tensor, div: Divergence, coupling: Tensor) -> T
     )
 
 
-def _exact_cv(t: ScoreTerms, r: Tensor, div: Divergence, _: PaperCodeOptions) -> Tensor:
-    """L_UI with the fake score's lag taken out of ⟨ȳ, c̄⟩ by a control variate fitted to it.
+def lag_corrected_coupling(y_bar: Tensor, c_bar: Tensor) -> Tensor:
+    """⟨ȳ, c̄⟩ per sample less β̂‖ȳ‖²: the part a lagging fake score adds, fitted to the batch.
 
     With an exact fake score E[⟨y, c⟩ | x_t] = 0. With a fake that has learned only a fraction κ of
     the student (s_f = (1−κ)s_p + κs_q) it is ⟨y, s_f − s_q⟩ = β‖y‖², β = (1−κ)/κ: a bias that, summed
-    over many dimensions, turns the exact gradient around (tests/divergence/test_fake_lag.py). So
-    subtract β̂‖ȳ‖², with β̂ the least-squares fit of ⟨ȳ, c̄⟩ on ‖ȳ‖² over the *other* samples (leave-one-out:
-    a sample's own noise stays out of its centre, so an exact fake keeps the exact gradient's mean).
-    Scaling with ‖ȳ‖² keeps the centre at each sample's own noise level. A batch of two or fewer is not centred."""
-    y_bar = t.y.detach()
-    coupling, yy = _sample_dot(y_bar, t.c.detach()), _sample_dot(y_bar, y_bar)
-    if coupling.shape[0] > 2:
-        cross, square = coupling * yy, yy * yy
-        beta = (cross.sum() - cross) / (square.sum() - square).clamp_min(torch.finfo(yy.dtype).tiny)
-        coupling = coupling - beta * yy
-    return _theorem_b(t, r, div, coupling)
+    over many dimensions, turns the exact gradient around (tests/divergence/test_fake_lag.py). β̂ is
+    the least-squares fit of ⟨ȳ, c̄⟩ on ‖ȳ‖² over the *other* samples (leave-one-out: a sample's own
+    noise stays out of its centre, so an exact fake keeps the exact gradient's mean). Scaling with
+    ‖ȳ‖² keeps the centre at each sample's own noise level. A batch of two or fewer is left alone."""
+    coupling, yy = _sample_dot(y_bar, c_bar), _sample_dot(y_bar, y_bar)
+    if coupling.shape[0] <= 2:
+        return coupling
+    cross, square = coupling * yy, yy * yy
+    beta = (cross.sum() - cross) / (square.sum() - square).clamp_min(torch.finfo(yy.dtype).tiny)
+    return coupling - beta * yy
+
+
+def _exact_cv(t: ScoreTerms, r: Tensor, div: Divergence, _: PaperCodeOptions) -> Tensor:
+    """L_UI with the fake score's lag fitted out of ⟨ȳ, c̄⟩ (:func:`lag_corrected_coupling`)."""
+    return _theorem_b(t, r, div, lag_corrected_coupling(t.y.detach(), t.c.detach()))
 
 
 def _sim_sg(t: ScoreTerms, r: Tensor, div: Divergence, _: PaperCodeOptions) -> Tensor:
