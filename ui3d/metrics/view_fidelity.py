@@ -35,10 +35,11 @@ def _iou(a: Tensor, b: Tensor) -> Tensor:
 
 @torch.no_grad()
 def view_fidelity(teacher, objects: Sequence[str], colours: Sequence[str] = SATURATED_COLOURS, per_caption: int = 2,
-                  steps: int = 30, cfg: float = 4.0, seed: int = 0, text_only: bool = True) -> dict:
+                  steps: int = 30, cfg: float = 4.0, seed: int = 0, text_only: bool = True, guide=None) -> dict:
     """Mean silhouette IoU of samples at random dataset cameras against the true renders there,
     with the camera given and (``text_only``) with it dropped; also the median area ratio
-    (sample / truth) and the IoU per object."""
+    (sample / truth) and the IoU per object. ``guide`` replaces the sampler's CFG combination
+    (``systems/camera_guidance.py``)."""
     from ui3d.cameras import sample_random_cameras
     from ui3d.prompt.views import view_suffixes, with_view_suffix
     from ui3d.teachers.sampling import sample_images
@@ -53,7 +54,8 @@ def view_fidelity(teacher, objects: Sequence[str], colours: Sequence[str] = SATU
     truth = render_world([parse_prompt(c).to_object() for c in captions], cams, background=1.0, ss=2).alpha[..., 0] > 0.5
     report: dict = {"samples": len(captions), "objects": list(objects), "colours": list(colours)}
     for name, cameras in (("with_camera", cams), ("without_camera", None))[: 2 if text_only else 1]:
-        images = sample_images(teacher, prompts, steps, cfg, torch.Generator().manual_seed(seed + 1), cameras=cameras)
+        extra = {} if guide is None else {"guide": guide}
+        images = sample_images(teacher, prompts, steps, cfg, torch.Generator().manual_seed(seed + 1), cameras=cameras, **extra)
         seen = saturated_mask(images)
         iou = _iou(seen, truth)
         area = seen.flatten(1).sum(1).float() / truth.flatten(1).sum(1).clamp_min(1).float()

@@ -5,7 +5,7 @@ teacher, the judge's evaluation of a teacher)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -36,11 +36,13 @@ def sample_x(
     cameras: Cameras | None = None,
     batch_size: int = 64,
     progress: bool = False,
+    guide: Callable[..., Tensor] = guided_eps,
 ) -> Tensor:
     """Deterministic DDIM (η = 0) with classifier-free guidance in the teacher's own space: samples
     [B, *shape] (pixels in [−1, 1], or VAE latents). x̂_0 is clamped to [−1, 1] only where the
     teacher's samples live there (``clip_sample``). ``cameras`` (one per prompt) condition a teacher
-    that takes them."""
+    that takes them. ``guide`` (:func:`~ui3d.teachers.protocol.guided_eps`'s signature) combines the
+    branches; experiments swap it."""
     prompts = list(prompts)
     if not prompts:
         raise ValueError("prompts: expected at least one prompt")
@@ -62,7 +64,7 @@ def sample_x(
         cams = cameras[i : i + batch_size] if cameras is not None else None
         for k, t in enumerate(ts.tolist()):
             tt = torch.full((x.shape[0],), t, dtype=torch.long)
-            eps = guided_eps(teacher, x, tt, cond, uncond, cfg, cameras=cams)
+            eps = guide(teacher, x, tt, cond, uncond, cfg, cameras=cams)
             alpha, sigma = a_bar[t].sqrt(), (1 - a_bar[t]).sqrt()
             x0 = eps_to_x0(x, eps, alpha, sigma)
             if teacher.clip_sample:
@@ -83,10 +85,11 @@ def sample_images(
     batch_size: int = 64,
     progress: bool = False,
     cameras: Cameras | None = None,
+    guide: Callable[..., Tensor] = guided_eps,
 ) -> Tensor:
     """:func:`sample_x` of a pixel teacher at its resolution, decoded: images [B, 3, r, r] in [0, 1]."""
     r = teacher.resolution
-    x = sample_x(teacher, prompts, (3, r, r), steps, cfg, generator, cameras, batch_size, progress)
+    x = sample_x(teacher, prompts, (3, r, r), steps, cfg, generator, cameras, batch_size, progress, guide)
     return teacher.decode(x)
 
 
