@@ -129,17 +129,14 @@ def lag_corrected_coupling(y_bar: Tensor, c_bar: Tensor) -> Tensor:
     With an exact fake score E[⟨y, c⟩ | x_t] = 0. With a fake that has learned only a fraction κ of
     the student (s_f = (1−κ)s_p + κs_q) it is ⟨y, s_f − s_q⟩ = β‖y‖², β = (1−κ)/κ: a bias that, summed
     over many dimensions, turns the exact gradient around (tests/divergence/test_fake_lag.py). β̂ is
-    fitted on the *other* samples (leave-one-out: a sample's own noise stays out of its centre, so
-    an exact fake keeps the exact gradient's mean) by weighted least squares: ⟨y, c⟩'s noise has
-    variance about ‖y‖²‖c‖²/D, so each sample weighs 1/(‖ȳ‖²‖c̄‖²) and β̂ = Σ(⟨ȳ,c̄⟩/‖c̄‖²) / Σ(‖ȳ‖²/‖c̄‖²).
-    (Unweighted, the samples at the smallest σ, largest in ‖y‖ and noisiest, set β̂ for all.)
-    A batch of two or fewer is left alone."""
+    the least-squares fit of ⟨ȳ, c̄⟩ on ‖ȳ‖² over the *other* samples (leave-one-out: a sample's own
+    noise stays out of its centre, so an exact fake keeps the exact gradient's mean). Scaling with
+    ‖ȳ‖² keeps the centre at each sample's own noise level. A batch of two or fewer is left alone."""
     coupling, yy = _sample_dot(y_bar, c_bar), _sample_dot(y_bar, y_bar)
     if coupling.shape[0] <= 2:
         return coupling
-    cc = _sample_dot(c_bar, c_bar).clamp_min(torch.finfo(yy.dtype).tiny)
-    a, b = coupling / cc, yy / cc
-    beta = (a.sum() - a) / (b.sum() - b).clamp_min(torch.finfo(yy.dtype).tiny)
+    cross, square = coupling * yy, yy * yy
+    beta = (cross.sum() - cross) / (square.sum() - square).clamp_min(torch.finfo(yy.dtype).tiny)
     return coupling - beta * yy
 
 
