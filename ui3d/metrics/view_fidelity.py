@@ -42,6 +42,7 @@ def view_fidelity(teacher, objects: Sequence[str], colours: Sequence[str] = SATU
     (``systems/camera_guidance.py``)."""
     from ui3d.cameras import sample_random_cameras
     from ui3d.prompt.views import view_suffixes, with_view_suffix
+    from ui3d.teachers.protocol import guided_eps
     from ui3d.teachers.sampling import sample_images
     from ui3d.world.captions import parse_prompt
     from ui3d.world.dataset import dataset_cameras
@@ -54,8 +55,8 @@ def view_fidelity(teacher, objects: Sequence[str], colours: Sequence[str] = SATU
     truth = render_world([parse_prompt(c).to_object() for c in captions], cams, background=1.0, ss=2).alpha[..., 0] > 0.5
     report: dict = {"samples": len(captions), "objects": list(objects), "colours": list(colours)}
     for name, cameras in (("with_camera", cams), ("without_camera", None))[: 2 if text_only else 1]:
-        extra = {} if guide is None else {"guide": guide}
-        images = sample_images(teacher, prompts, steps, cfg, torch.Generator().manual_seed(seed + 1), cameras=cameras, **extra)
+        images = sample_images(teacher, prompts, steps, cfg, torch.Generator().manual_seed(seed + 1), cameras=cameras,
+                               guide=guide or guided_eps)
         seen = saturated_mask(images)
         iou = _iou(seen, truth)
         area = seen.flatten(1).sum(1).float() / truth.flatten(1).sum(1).clamp_min(1).float()
