@@ -4,8 +4,8 @@
 (the static Uni-Instruct preset) for ``steps`` steps, then on ``batches`` fresh batches of renders splits
 the exact forward-KL surrogate's gradient into its three parts: the SIM part 2h(r̄)·yᵀc (through the
 networks' inputs), the Fisher part k(r̄)·‖y‖² (zero for forward KL) and the DI part
-(2r̄h'⟨ȳ,c̄⟩ + r̄k'‖ȳ‖²)·⟨ȳ, x_t⟩, also with ⟨ȳ, c̄⟩ lag-corrected as mode ``exact_cv`` does; and compares each with the static (VSD-direction) gradient
-−h(r̄)·⟨ȳ, x_t⟩ by norm ratio and cosine. Also the mean ⟨ȳ, c̄⟩ (0 for an exact fake score).
+(2r̄h'⟨ȳ,c̄⟩ + r̄k'‖ȳ‖²)·⟨ȳ, x_t⟩, also with ⟨ȳ, c̄⟩ lag-corrected as mode ``exact_cv`` does; and
+compares each with the static (VSD-direction) gradient −h(r̄)·⟨ȳ, x_t⟩ by norm ratio and cosine. Also the mean ⟨ȳ, c̄⟩ (0 for an exact fake score).
 Prints medians over the batches as a markdown table.
 
 `--ratio`: the discriminator's log r per timestep instead (:func:`ratio_by_timestep`): the 3D check
@@ -69,7 +69,8 @@ def term_gradients(job, batch_seed: int) -> dict[str, float]:
         "di/static norm": float(grads["di"].norm() / ref), "cos(di, static)": cos(grads["di"], grads["static"]),
         "di_cv/static norm": float(grads["di_cv"].norm() / ref), "cos(di_cv, static)": cos(grads["di_cv"], grads["static"]),
         "mean <y,c>": float(_sample_dot(y_bar, c_bar).mean()),
-        "mean <y,c> lag-corrected": float(lag_corrected_coupling(y_bar, c_bar).mean()), "mean |y|^2": float(_sample_dot(y_bar, y_bar).mean()),
+        "mean <y,c> lag-corrected": float(lag_corrected_coupling(y_bar, c_bar).mean()),
+        "mean |y|^2": float(_sample_dot(y_bar, y_bar).mean()),
     }
 
 
