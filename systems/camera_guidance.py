@@ -26,22 +26,27 @@ from ui3d.cameras import Cameras
 from ui3d.teachers.protocol import Teacher, cfg_combine, guided_eps
 
 
+def _per_sample(uncond: Tensor, n: int) -> Tensor:
+    return uncond.expand(n, *uncond.shape[1:])
+
+
 def uncond_without_camera(teacher: Teacher, x_t: Tensor, t: Tensor, cond: Tensor, uncond: Tensor, scale: float,
                           cameras: Cameras | None = None) -> Tensor:
     """CFG whose unconditional branch has neither text nor camera."""
     if cameras is None:
         return guided_eps(teacher, x_t, t, cond, uncond, scale)
-    eps_u = teacher.predict_eps(x_t, t, uncond.expand(len(x_t), *uncond.shape[1:]), None)
+    eps_u = teacher.predict_eps(x_t, t, _per_sample(uncond, len(x_t)), None)
     return cfg_combine(eps_u, teacher.predict_eps(x_t, t, cond, cameras), scale)
 
 
 def with_camera_scale(teacher: Teacher, x_t: Tensor, t: Tensor, cond: Tensor, uncond: Tensor, scale: float,
                       cameras: Cameras | None = None, *, camera_scale: float) -> Tensor:
-    """Plain CFG plus s_cam·(ε(text, c) − ε(text, ∅)): a separate scale on the camera."""
-    guided = guided_eps(teacher, x_t, t, cond, uncond, scale, cameras=cameras)
+    """Plain CFG plus s_cam·(ε(text, c) − ε(text, ∅)): a separate scale on the camera (three forwards)."""
     if cameras is None or camera_scale == 0.0:
-        return guided
-    return guided + camera_scale * (teacher.predict_eps(x_t, t, cond, cameras) - teacher.predict_eps(x_t, t, cond, None))
+        return guided_eps(teacher, x_t, t, cond, uncond, scale, cameras=cameras)
+    eps_u, eps_c, eps_n = (teacher.predict_eps(x_t, t, emb, cams)
+                           for emb, cams in ((_per_sample(uncond, len(x_t)), cameras), (cond, cameras), (cond, None)))
+    return cfg_combine(eps_u, eps_c, scale) + camera_scale * (eps_c - eps_n)
 
 
 VARIANTS = {

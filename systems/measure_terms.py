@@ -50,13 +50,17 @@ def term_gradients(job, batch_seed: int) -> dict[str, float]:
     t = score_terms_from_eps(x_t, eps_p, fake.eps, noise.eps, sigma)
     div = guidance.divergence
     y_bar, c_bar = t.y.detach(), t.c.detach()
+    yy, along_y = _sample_dot(y_bar, y_bar), _sample_dot(y_bar, _grad_only(t.x_t))
+    coupling, corrected = _sample_dot(y_bar, c_bar), lag_corrected_coupling(y_bar, c_bar)
+
+    def di_part(c: torch.Tensor) -> torch.Tensor:  # (2r̄h'·c + r̄k'‖ȳ‖²)·⟨ȳ, x_t⟩ for a given ⟨ȳ, c̄⟩
+        return (div.two_r_dh(r) * c + div.r_dk(r) * yy) * along_y
+
     parts = {
         "sim": 2 * div.h(r) * _sample_dot(t.y, t.c),
-        "di": (div.two_r_dh(r) * _sample_dot(y_bar, c_bar) + div.r_dk(r) * _sample_dot(y_bar, y_bar))
-        * _sample_dot(y_bar, _grad_only(t.x_t)),
-        "di_cv": (div.two_r_dh(r) * lag_corrected_coupling(y_bar, c_bar) + div.r_dk(r) * _sample_dot(y_bar, y_bar))
-        * _sample_dot(y_bar, _grad_only(t.x_t)),
-        "static": -div.h(r) * _sample_dot(y_bar, _grad_only(t.x_t)),
+        "di": di_part(coupling),
+        "di_cv": di_part(corrected),
+        "static": -div.h(r) * along_y,
     }
     grads = {}
     for name, per in parts.items():
@@ -68,9 +72,8 @@ def term_gradients(job, batch_seed: int) -> dict[str, float]:
         "sim/static norm": float(grads["sim"].norm() / ref), "cos(sim, static)": cos(grads["sim"], grads["static"]),
         "di/static norm": float(grads["di"].norm() / ref), "cos(di, static)": cos(grads["di"], grads["static"]),
         "di_cv/static norm": float(grads["di_cv"].norm() / ref), "cos(di_cv, static)": cos(grads["di_cv"], grads["static"]),
-        "mean <y,c>": float(_sample_dot(y_bar, c_bar).mean()),
-        "mean <y,c> lag-corrected": float(lag_corrected_coupling(y_bar, c_bar).mean()),
-        "mean |y|^2": float(_sample_dot(y_bar, y_bar).mean()),
+        "mean <y,c>": float(coupling.mean()), "mean <y,c> lag-corrected": float(corrected.mean()),
+        "mean |y|^2": float(yy.mean()),
     }
 
 

@@ -28,11 +28,11 @@ CANDIDATES = {
 }
 
 
-def forward_seconds(config: BuiltinTeacherConfig, repeats: int, batch: int = 8) -> float:
+def forward_seconds(model: BuiltinTeacherModel, repeats: int, batch: int = 8) -> float:
     """Median seconds of one ``predict_eps`` at ``batch`` (the teacher's own precision rule)."""
-    torch.manual_seed(0)
-    teacher = BuiltinTeacher(BuiltinTeacherModel(config))
-    x = torch.randn(batch, 3, config.resolution, config.resolution)
+    teacher = BuiltinTeacher(model)
+    r = model.config.resolution
+    x = torch.randn(batch, 3, r, r, generator=torch.Generator().manual_seed(0))
     t = torch.full((batch,), 500)
     cond = teacher.encode_prompts(["a red cube, front view"] * batch)
     times = []
@@ -53,9 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     base = None
     print("| network | parameters | forward at batch 8 (median) | × shipped |\n|---|---|---|---|")
     for name, config in CANDIDATES.items():
-        seconds = forward_seconds(config, args.repeats)
+        torch.manual_seed(0)
+        model = BuiltinTeacherModel(config)
+        seconds = forward_seconds(model, args.repeats)
         base = base or seconds
-        params = sum(p.numel() for p in BuiltinTeacherModel(config).parameters())
+        params = sum(p.numel() for p in model.parameters())
         print(f"| {name} | {params / 1e6:.2f} M | {seconds * 1e3:.1f} ms | {seconds / base:.2f} |", flush=True)
     return 0
 
