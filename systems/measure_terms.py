@@ -28,7 +28,10 @@ from ui3d.divergence.losses import _grad_only, _sample_dot, lag_corrected_coupli
 from ui3d.teachers.protocol import Conditioning
 
 
-def term_gradients(job, batch_seed: int) -> dict[str, float]:
+def term_losses(job, batch_seed: int):
+    """One fresh batch of renders x (requires grad) and the exact surrogate's parts as per-sample
+    losses of x: "sim", "di", "di_cv" (the DI part with the lag-corrected coupling) and "static";
+    also the score terms, the ratio and the divergence they were built from."""
     from ui3d.cameras import sample_random_cameras
     from ui3d.guidance.fake.lora import camera_condition
 
@@ -62,6 +65,11 @@ def term_gradients(job, batch_seed: int) -> dict[str, float]:
         "di_cv": di_part(corrected),
         "static": -div.h(r) * along_y,
     }
+    return x, parts, t, r, div
+
+
+def term_gradients(job, batch_seed: int) -> dict[str, float]:
+    x, parts, *_ = term_losses(job, batch_seed)
     grads = {}
     for name, per in parts.items():
         (grad,) = torch.autograd.grad(per.sum(), x, retain_graph=True)
