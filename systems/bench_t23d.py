@@ -7,7 +7,8 @@ reported with:
   holds, whatever the export threshold);
 - ``silhouette_iou``: opacity > 0.5 against the true silhouettes over 8 orbit views;
 - ``chamfer``, ``colour_mae``: of the exported mesh;
-- ``r_precision``: the judge's object recognition on 8 albedo renders of the result;
+- ``r_precision``: the judge's object recognition on 16 albedo renders of the result on mid-grey
+  (``judge_recognition``; before 2026-12-02: 8 renders on white, where white objects vanish);
 and two references per prompt: ``sphere_iou``, the best centred sphere (a result at or below it
 learned nothing), and optionally a photometric fit to true renders (the representation's ceiling).
 """
@@ -65,8 +66,9 @@ def best_threshold_iou(scene, subject, resolution: int = EVAL_RESOLUTION) -> tup
 
 
 def silhouette_iou_and_r_precision(scene, subject, judge) -> tuple[float, float]:
-    """Silhouette IoU over 8 orbit views, and the fraction of albedo renders whose object the judge
-    names correctly (3D R-precision)."""
+    """Silhouette IoU over 8 orbit views, and 3D R-precision: the fraction of 16 renders whose
+    object the judge names correctly (:func:`systems.text_to_3d.judge_recognition`)."""
+    from systems.text_to_3d import judge_recognition
     from ui3d.cameras import orbit_cameras
     from ui3d.metrics.geometry import iou
     from ui3d.world.render import render_world
@@ -76,8 +78,7 @@ def silhouette_iou_and_r_precision(scene, subject, judge) -> tuple[float, float]
         ours = scene.render(cams, shading="albedo", background=torch.ones(3))
         truth = render_world(subject, cams)
     sil = iou(ours.alpha[..., 0] > 0.5, truth.alpha[..., 0] > 0.5)
-    names = judge.predict(ours.rgb.permute(0, 3, 1, 2).mul(2).sub(1))["object"]
-    return sil, sum(n == subject.name for n in names) / len(names)
+    return sil, judge_recognition(scene, subject, judge)
 
 
 @dataclass(frozen=True)
@@ -135,18 +136,24 @@ def run_one(run: BenchRun) -> dict:
 
 
 def rescore_one(run_dir: Path) -> dict:
-    """A finished run's mesh metrics again, from its saved scene with today's export (after the
-    export changed: training is not repeated); updates metrics.json and bench.json."""
+    """A finished run's mesh metrics, silhouettes and R-precision again, from its saved scene with
+    today's export and clean-up (after they changed: training is not repeated); updates
+    metrics.json and bench.json."""
     torch.set_num_threads(1)
     from systems.text_to_3d import mesh_scores, world_subject
-    from ui3d.export.mesh import extract_mesh
+    from ui3d.export.mesh import MeshRegion, extract_mesh
     from ui3d.io import read_json, write_json
+    from ui3d.metrics.judge import Judge
     from ui3d.scene.base import load_scene
 
     result = read_json(run_dir / "bench.json")
     scene = load_scene(run_dir / "scene")
     scene.eval()
-    scores = mesh_scores(extract_mesh(scene), world_subject(result["prompt"]))
+    subject = world_subject(result["prompt"])
+    mesh = extract_mesh(scene)
+    scene.keep_region(MeshRegion.from_mesh(mesh).contains)  # as `finish` does since it keeps the mesh's region
+    scores = mesh_scores(mesh, subject)
+    scores["silhouette_iou"], scores["r_precision"] = silhouette_iou_and_r_precision(scene, subject, Judge.load())
     metrics = {**read_json(run_dir / "metrics.json"), **scores}
     result = {**result, **scores}
     write_json(run_dir / "metrics.json", metrics)

@@ -164,6 +164,22 @@ def teacher_recognition(teacher, prompt: str, seed: int) -> float | None:
     return sum(n == subject.name for n in names) / len(names)
 
 
+RESULT_VIEWS = 16
+
+
+def judge_recognition(scene, subject, judge) -> float:
+    """The fraction of 16 orbit renders of a result (albedo, 15° up, 32², on mid-grey, where a white
+    object keeps its outline; the judge trained on such backgrounds too) in which the judge names
+    the subject's object: whether the result looks like what was asked for."""
+    from ui3d.cameras import orbit_cameras
+
+    cams = orbit_cameras(RESULT_VIEWS, 32, elevation_deg=15.0).to(scene.device)
+    with torch.no_grad():
+        rgb = scene.render(cams, shading="albedo", background=torch.full((3,), 0.5, device=scene.device)).rgb
+    names = judge.predict(rgb.permute(0, 3, 1, 2).cpu() * 2.0 - 1.0)["object"]
+    return sum(n == subject.name for n in names) / len(names)
+
+
 def teacher_warning(job: Job) -> str | None:
     """One line for the user when the built-in teacher draws the prompt poorly (CLI and web demo)."""
     if job.teacher_recognition is None or job.teacher_recognition >= 0.5:
@@ -404,21 +420,28 @@ def mesh_scores(mesh, subject) -> dict:
 
 def finish(job: Job, run_dir: Path, wall_seconds: float, formats: tuple[str, ...] = ("obj", "glb", "ply", "video")) -> dict:
     """Save the scene, export meshes / video, write preview.png and metrics.json; returns the metrics.
-    A .ply is written only for a scene that is splats (``metrics["files"]["ply"]``: its file)."""
+    Once the mesh is made, the scene keeps only the space within two 64³ cells of it
+    (``Scene.keep_region``; saved again), so the video, the .ply and the preview show the object
+    without the floaters the mesh dropped. A .ply is written only for a scene that is splats
+    (``metrics["files"]["ply"]``: its file)."""
     import math
 
-    from ui3d.export.mesh import extract_mesh
+    from ui3d.export.mesh import MeshRegion, extract_mesh
     from ui3d.export.scene import ExportOptions, export_scene
     from ui3d.io import atomic_write_bytes, write_json
     from ui3d.scene.base import save_scene
 
     cfg = job.cfg
-    save_scene(job.scene, run_dir / "scene")
+    save_scene(job.scene, run_dir / "scene")  # first: a failed export (an empty scene) keeps it
     if not job.scene.has_splats:  # a NeRF's .ply would only repeat its mesh
         formats = tuple(f for f in formats if f != "ply")
     options = ExportOptions(formats=formats)
     needs_mesh = any(f in formats for f in ("obj", "glb"))
     mesh = extract_mesh(job.scene, options.extract) if needs_mesh else None  # once: export and metrics
+    removed = None
+    if mesh is not None:  # renders, video, .ply and the saved scene show the mesh's object, not its floaters
+        removed = 1.0 - job.scene.keep_region(MeshRegion.from_mesh(mesh, options.extract.bound).contains)
+        save_scene(job.scene, run_dir / "scene")
     written = export_scene(job.scene, run_dir, options, mesh=mesh)
     grid = validation_grid(job, run_dir / "validation" / f"step_{job.step:05d}.png")
     atomic_write_bytes(run_dir / "preview.png", grid.read_bytes())
@@ -430,8 +453,13 @@ def finish(job: Job, run_dir: Path, wall_seconds: float, formats: tuple[str, ...
     }
     if job.teacher_recognition is not None:
         metrics["teacher_recognition"] = job.teacher_recognition
+    if removed is not None:  # NeRF: of the occupied cells; Gaussians: of the splats
+        metrics["floaters_removed"] = round(removed, 4)
     subject = world_subject(cfg.prompt)
     if subject is not None and mesh is not None:
+        from ui3d.metrics.judge import Judge
+
         metrics.update(mesh_scores(mesh, subject))
+        metrics["judge_recognition"] = judge_recognition(job.scene, subject, Judge.load())
     write_json(run_dir / "metrics.json", metrics)
     return metrics

@@ -18,13 +18,14 @@ def test_sphere_baseline_matches_the_measured_world_facts():
 
 
 class TrueCube(torch.nn.Module):
-    """A 'scene' whose density is the true cube's occupancy, rendered by the world renderer."""
+    """A 'scene' whose density is the true object's occupancy (a red cube unless told), rendered by
+    the world renderer."""
 
     device = torch.device("cpu")
 
-    def __init__(self):
+    def __init__(self, prompt: str = "a red cube"):
         super().__init__()
-        self.obj = parse_prompt("a red cube").to_object()
+        self.obj = parse_prompt(prompt).to_object()
         self.dummy = torch.nn.Parameter(torch.zeros(1))
 
     def density(self, x):
@@ -33,7 +34,7 @@ class TrueCube(torch.nn.Module):
     def render(self, cams, shading="albedo", background=None):
         from ui3d.world.render import render_world
 
-        return render_world(self.obj, cams, background=1.0)
+        return render_world(self.obj, cams, background=1.0 if background is None else background)
 
 
 def test_extra_metrics_are_perfect_for_the_truth_and_low_for_a_wrong_object():
@@ -48,6 +49,15 @@ def test_extra_metrics_are_perfect_for_the_truth_and_low_for_a_wrong_object():
     torus = parse_prompt("a red torus").to_object()
     assert best_threshold_iou(scene, torus)[0] < 0.4
     assert silhouette_iou_and_r_precision(scene, torus, judge)[1] <= 0.25
+
+
+def test_the_judge_recognises_a_true_white_object_on_its_grey_background():
+    from systems.text_to_3d import judge_recognition
+    from ui3d.metrics.judge import Judge
+
+    owl = TrueCube("a ceramic owl")
+    assert judge_recognition(owl, owl.obj, Judge.load()) >= 0.9
+    assert judge_recognition(owl, parse_prompt("a white snowman").to_object(), Judge.load()) <= 0.1
 
 
 def test_bench_runs_and_writes_the_table(tmp_path, capsys):

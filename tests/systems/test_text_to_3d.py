@@ -42,6 +42,7 @@ def test_two_steps_export_a_mesh_and_resume(tmp_path):
 
     from systems.text_to_3d import TextTo3DConfig, finish, prepare, timed_train
     from ui3d.config import load_config
+    from ui3d.scene.base import load_scene
 
     cfg = load_config(TextTo3DConfig, DEBUG, ["prompt=a red cube"])
     run = tmp_path / "run"
@@ -53,6 +54,9 @@ def test_two_steps_export_a_mesh_and_resume(tmp_path):
     assert len(mesh.vertices) > 0 and len(mesh.faces) > 0
     assert json.loads((run / "metrics.json").read_text())["steps"] == 2
     assert 0.0 <= metrics["iou"] <= 1.0 and "chamfer" in metrics
+    # the scene was cut down to the mesh's region (tests/export/test_region.py) and saved that way
+    assert 0.0 <= metrics["floaters_removed"] <= 1.0
+    assert torch.equal(load_scene(run / "scene").occupancy.occupied, job.scene.occupancy.occupied)
     assert (run / "preview.png").is_file() and (run / "config.yaml").is_file()
     longer = load_config(TextTo3DConfig, run / "config.yaml", ["steps=3"])
     resumed = prepare(longer, run, resume=True)

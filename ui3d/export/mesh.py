@@ -18,6 +18,9 @@ Any field with ``density(points [N, 3]) -> [N]``, ``albedo(points) -> [N, 3]``,
   (:mod:`ui3d.export.carve`), so the mesh's outline is what the scene's renders show, not where
   its density happens to cross a level.
 - Optional **decimation** to ``max_faces`` (quadric, ``fast_simplification`` through trimesh).
+
+:class:`MeshRegion` is the space in and around an exported mesh: a finished scene keeps only what
+lies there (``Scene.keep_region``), so its previews and videos lose the floaters the mesh dropped.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from ui3d.errors import UserError
 
 __all__ = [
     "Mesh", "ExtractConfig", "DensityField", "RenderedField", "density_grid", "extract_mesh", "EmptySceneError",
-    "ExportWarning",
+    "ExportWarning", "MeshRegion",
 ]
 
 
@@ -217,3 +220,29 @@ def _finish(verts: np.ndarray, faces: np.ndarray, max_faces: int | None) -> tupl
         if m.volume < 0:
             m.invert()
     return np.asarray(m.vertices), np.asarray(m.faces)
+
+
+@dataclass(frozen=True)
+class MeshRegion:
+    """The cells of a [-bound, bound]^3 grid (bool [R, R, R], indexed [x, y, z]) inside a closed mesh
+    or within ``margin`` cells of it. ``contains(points)`` says which points lie in such a cell."""
+
+    cells: Tensor
+    bound: float
+
+    @staticmethod
+    def from_mesh(mesh: Mesh, bound: float = 1.0, resolution: int = 64, margin: int = 2) -> "MeshRegion":
+        from ui3d.metrics.geometry import voxelize_mesh
+
+        inside = voxelize_mesh(mesh.vertices, mesh.faces, resolution, bound)
+        if margin > 0:
+            inside = ndimage.binary_dilation(inside, iterations=margin)
+        return MeshRegion(torch.from_numpy(inside), bound)
+
+    def contains(self, points: Tensor) -> Tensor:
+        """[N, 3] world points -> [N] bool (outside the grid: False)."""
+        r = self.cells.shape[0]
+        idx = ((points + self.bound) / (2.0 * self.bound) * r).floor().long()
+        in_grid = ((idx >= 0) & (idx < r)).all(-1)
+        idx = idx.clamp(0, r - 1).cpu()
+        return self.cells[idx[:, 0], idx[:, 1], idx[:, 2]].to(points.device) & in_grid

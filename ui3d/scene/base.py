@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Callable, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -74,6 +74,11 @@ class Scene(Protocol):
     def maintain(self, step: int, training: SceneTraining, generator: torch.Generator | None = None) -> bool:
         """Upkeep after the optimiser step of ``step``; True when the parameter set changed (the
         optimiser must be rebuilt)."""
+        ...
+
+    def keep_region(self, contains: Callable[[Tensor], Tensor]) -> float:
+        """For a finished scene: stop rendering what lies outside a region (``contains(points [N, 3])
+        -> [N] bool``), e.g. the floaters its mesh export dropped. Returns the fraction kept."""
         ...
 
 

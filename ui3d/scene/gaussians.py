@@ -199,6 +199,15 @@ class GaussianScene(nn.Module):
         self._set_state(merged)
         return self.num
 
+    @torch.no_grad()
+    def keep_region(self, contains) -> float:
+        """Drop the Gaussians whose centre lies outside the region; returns the fraction kept."""
+        keep = contains(self.means.detach())
+        before = self.num
+        state = {n: p.data[keep] for n, p in self.named_parameters() if not n.startswith("background")}
+        self._set_state({**state, "seen": self.seen[keep]})
+        return self.num / max(before, 1)
+
     def _set_state(self, state: dict[str, Tensor]) -> None:
         n = state["means"].shape[0]
         for name in ("means", "log_scales", "quats", "opacity_logits", "colour_logits"):

@@ -144,6 +144,22 @@ class HashGridNeRF(nn.Module):
     def update_occupancy(self, generator: torch.Generator | None = None) -> float:
         return self.occupancy.update(self.density, generator)
 
+    @torch.no_grad()
+    def keep_region(self, contains) -> float:
+        """Empty the occupancy cells with no point in the region (tested at each cell's 27 corner,
+        edge, face and centre points, so a region reaching into a cell keeps it): rendering skips
+        them. Training refreshes the grid, so this is for finished scenes. Returns the fraction of
+        occupied cells kept."""
+        occ = self.occupancy
+        r = occ.resolution
+        cells = torch.stack(torch.meshgrid(*(torch.arange(r),) * 3, indexing="ij"), -1).reshape(-1, 1, 3)
+        offsets = torch.stack(torch.meshgrid(*(torch.linspace(0.0, 1.0, 3),) * 3, indexing="ij"), -1).reshape(1, -1, 3)
+        points = ((cells + offsets) * (2.0 * occ.bound / r) - occ.bound).reshape(-1, 3).to(self.device)
+        touched = contains(points).reshape(r, r, r, -1).any(-1).to(occ.occupied.device)
+        before = int(occ.occupied.sum())
+        occ.occupied &= touched
+        return int(occ.occupied.sum()) / max(before, 1)
+
     # --- training ---------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
