@@ -75,7 +75,7 @@ def silhouette_iou_and_r_precision(scene, subject, judge) -> tuple[float, float]
 
     cams = orbit_cameras(VIEWS, 32, elevation_deg=15.0)
     with torch.no_grad():
-        ours = scene.render(cams, shading="albedo", background=torch.ones(3))
+        ours = scene.render(cams, shading="albedo", background=torch.ones(3), normals=False)
         truth = render_world(subject, cams)
     sil = iou(ours.alpha[..., 0] > 0.5, truth.alpha[..., 0] > 0.5)
     return sil, judge_recognition(scene, subject, judge)
@@ -140,7 +140,8 @@ def rescore_one(run_dir: Path) -> dict:
     today's export and clean-up (after they changed: training is not repeated); updates
     metrics.json and bench.json."""
     torch.set_num_threads(1)
-    from systems.text_to_3d import mesh_scores, world_subject
+    from systems.text_to_3d import TextTo3DConfig, mesh_scores, world_subject
+    from ui3d.config import load_config
     from ui3d.export.mesh import MeshRegion, extract_mesh
     from ui3d.io import read_json, write_json
     from ui3d.metrics.judge import Judge
@@ -150,8 +151,9 @@ def rescore_one(run_dir: Path) -> dict:
     scene = load_scene(run_dir / "scene")
     scene.eval()
     subject = world_subject(result["prompt"])
-    mesh = extract_mesh(scene)
-    scene.keep_region(MeshRegion.from_mesh(mesh).contains)  # as `finish` does since it keeps the mesh's region
+    export = load_config(TextTo3DConfig, run_dir / "config.yaml").export  # the run's own mesh settings
+    mesh = extract_mesh(scene, export)
+    scene.keep_region(MeshRegion.from_mesh(mesh, export.bound).contains)  # as `finish` does since it keeps the mesh's region
     scores = mesh_scores(mesh, subject)
     scores["silhouette_iou"], scores["r_precision"] = silhouette_iou_and_r_precision(scene, subject, Judge.load())
     metrics = {**read_json(run_dir / "metrics.json"), **scores}

@@ -22,6 +22,7 @@ from systems.base import NonFiniteWatch, format_postfix, load_checkpoint, run_lo
 from ui3d.cameras import CameraRanges, camera_rays, orbit_cameras, sample_random_cameras
 from ui3d.config import dump_yaml, to_dict
 from ui3d.diffusion import ALL_TIMESTEPS, sample_vp_noise
+from ui3d.export.mesh import ExtractConfig
 from ui3d.guidance import GUIDANCE_PRESETS, Guidance, GuidanceConfig
 from ui3d.guidance.fake import LoRAFakeScore, camera_condition
 from ui3d.prompt.embeddings import PromptEmbeddings, encode_prompt
@@ -69,6 +70,7 @@ class TextTo3DConfig:
     camera: CameraRanges = field(default_factory=CameraRanges)
     nerf: NeRFConfig = field(default_factory=NeRFConfig)
     gaussians: GaussianConfig = field(default_factory=GaussianConfig)
+    export: ExtractConfig = field(default_factory=ExtractConfig)  # the mesh: grid resolution, carving views, faces
 
     def __post_init__(self) -> None:
         if not self.prompt.strip():
@@ -175,7 +177,8 @@ def judge_recognition(scene, subject, judge) -> float:
 
     cams = orbit_cameras(RESULT_VIEWS, 32, elevation_deg=15.0).to(scene.device)
     with torch.no_grad():
-        rgb = scene.render(cams, shading="albedo", background=torch.full((3,), 0.5, device=scene.device)).rgb
+        rgb = scene.render(cams, shading="albedo", background=torch.full((3,), 0.5, device=scene.device),
+                           normals=False).rgb
     names = judge.predict(rgb.permute(0, 3, 1, 2).cpu() * 2.0 - 1.0)["object"]
     return sum(n == subject.name for n in names) / len(names)
 
@@ -283,7 +286,8 @@ def train_step(job: Job, watch: NonFiniteWatch) -> dict:
     cams = sample_random_cameras(cfg.views_per_step, cfg.resolution, cfg.camera, g)
     shading = "albedo" if step < cfg.albedo_warmup else pick_shading(g, cfg.textureless_prob)
     with _timed(row, "t_render"):
-        render = job.scene.render(cams, shading=shading, generator=g)
+        # albedo steps read no NeRF normals: they would be central differences, with no gradient
+        render = job.scene.render(cams, shading=shading, generator=g, normals=shading != "albedo")
     with _timed(row, "t_guidance"):
         x = job.teacher.encode(render.rgb.permute(0, 3, 1, 2))
         cond, uncond = job.embeddings.for_cameras(cams.azimuth_deg, cams.elevation_deg)
@@ -435,7 +439,7 @@ def finish(job: Job, run_dir: Path, wall_seconds: float, formats: tuple[str, ...
     save_scene(job.scene, run_dir / "scene")  # first: a failed export (an empty scene) keeps it
     if not job.scene.has_splats:  # a NeRF's .ply would only repeat its mesh
         formats = tuple(f for f in formats if f != "ply")
-    options = ExportOptions(formats=formats)
+    options = ExportOptions(formats=formats, extract=cfg.export)
     needs_mesh = any(f in formats for f in ("obj", "glb"))
     mesh = extract_mesh(job.scene, options.extract) if needs_mesh else None  # once: export and metrics
     removed = None

@@ -107,7 +107,7 @@ class BallScene(nn.Module):
     def carved_threshold(self, voxel_size):
         return 10.0 / 16.0
 
-    def render(self, cams, shading="albedo", generator=None, background=None):
+    def render(self, cams, shading="albedo", generator=None, background=None, normals=True):
         self.renders += len(cams)
         o, d = camera_rays(cams)
         b = (o * d).sum(-1)

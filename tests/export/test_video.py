@@ -20,7 +20,7 @@ class AzimuthColour(nn.Module):
     def device(self) -> torch.device:  # the Scene protocol's
         return self.dummy.device
 
-    def render(self, cams, shading="albedo", background=None):
+    def render(self, cams, shading="albedo", background=None, normals=True):
         self.render_sizes.append((cams.height, cams.width))
         level = ((cams.azimuth_deg + 180.0) / 360.0)[:, None, None, None]
         rgb = level.expand(len(cams), cams.height, cams.width, 3)

@@ -121,3 +121,18 @@ def test_nerfacc_sampler_parity():
     cosine = torch.nn.functional.cosine_similarity(fast_grad, ref_grad, dim=0).item()
     size = (fast_grad.norm() / ref_grad.norm()).item()
     assert cosine > 0.98 and 0.95 < size < 1.05, f"gradient: cosine {cosine:.3f}, norm ratio {size:.3f}"
+
+
+def test_renders_without_normals_skip_only_the_normals():
+    """``normals=False`` under albedo shading: the same colours, opacity and depth, zero normals; under
+    lambertian shading the normals are needed for the colour and are computed anyway."""
+    cfg = NeRFConfig(grid=HashGridConfig(levels=2, log2_table_size=10, max_resolution=32), samples_per_ray=16)
+    scene = HashGridNeRF(cfg, generator=torch.Generator().manual_seed(0)).eval()
+    cams = orbit_cameras(2, 16)
+    with torch.no_grad():
+        full, bare = scene.render(cams), scene.render(cams, normals=False)
+        lit, lit_bare = scene.render(cams, "lambertian"), scene.render(cams, "lambertian", normals=False)
+    for key in ("rgb", "alpha", "depth"):
+        assert torch.equal(getattr(bare, key), getattr(full, key)), key
+    assert full.normal.abs().sum() > 0 and bare.normal.abs().sum() == 0
+    assert torch.equal(lit_bare.rgb, lit.rgb) and torch.equal(lit_bare.normal, lit.normal)

@@ -10,6 +10,8 @@ from systems.bench_t23d import best_threshold_iou, silhouette_iou_and_r_precisio
 from ui3d.cli import main
 from ui3d.world.captions import parse_prompt
 
+DEBUG = "configs/debug/text_to_3d.yaml"  # two steps and a coarse mesh
+
 
 def test_sphere_baseline_matches_the_measured_world_facts():
     assert sphere_baseline_iou(parse_prompt("a red sphere").to_object()) > 0.95
@@ -31,7 +33,7 @@ class TrueCube(torch.nn.Module):
     def density(self, x):
         return (self.obj.sdf(x) < 0).float() * 100.0
 
-    def render(self, cams, shading="albedo", background=None):
+    def render(self, cams, shading="albedo", background=None, normals=True):
         from ui3d.world.render import render_world
 
         return render_world(self.obj, cams, background=1.0 if background is None else background)
@@ -62,7 +64,8 @@ def test_the_judge_recognises_a_true_white_object_on_its_grey_background():
 
 def test_bench_runs_and_writes_the_table(tmp_path, capsys):
     out = tmp_path / "bench"
-    code = main(["bench", "t23d", "--prompts", "a red cube", "--methods", "sds", "--seeds", "1", "--steps", "2", "--out", str(out)])
+    code = main(["bench", "t23d", "--prompts", "a red cube", "--methods", "sds", "--seeds", "1", "--steps", "2",
+                 "--config", DEBUG, "--out", str(out)])
     assert code == 0
     table = capsys.readouterr().out
     assert "| a red cube | sds | 0.73" in table
@@ -137,7 +140,7 @@ def test_paired_differences_pair_prompt_and_seed_and_spread_over_seeds():
 def test_bench_has_a_row_per_teacher(tmp_path, capsys):
     out = tmp_path / "bench"
     code = main(["bench", "t23d", "--prompts", "a red cube", "--methods", "sds", "--teachers", "builtin,exact-camera",
-                 "--seeds", "1", "--steps", "2", "--out", str(out)])
+                 "--seeds", "1", "--steps", "2", "--config", DEBUG, "--out", str(out)])
     assert code == 0
     table = capsys.readouterr().out
     assert "| a red cube | sds | 0.73" in table and "| a red cube | sds [exact-camera] | 0.73" in table

@@ -71,6 +71,6 @@ def rendered_hull(scene, points: Tensor, views: int, size: int, radius: float, d
     :func:`carving_cameras`, at the points [N, 3]."""
     dev = points.device
     cams = carving_cameras(views, size, radius, distance).to(dev)
-    alphas = [scene.render(cams[i : i + batch], background=torch.zeros(3, device=dev)).alpha[..., 0]
+    alphas = [scene.render(cams[i : i + batch], background=torch.zeros(3, device=dev), normals=False).alpha[..., 0]
               for i in range(0, views, batch)]
     return silhouette_hull(torch.cat(alphas).float(), cams, points)

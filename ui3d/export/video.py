@@ -32,7 +32,7 @@ def turntable_frames(scene, frames: int = 3 * TURNTABLE_FPS, size: int = 256, el
     out = []
     for i in range(0, frames, batch):
         c = cams[i : i + batch].to(dev)
-        rgb = scene.render(c, shading=shading, background=torch.ones(3, device=dev)).rgb
+        rgb = scene.render(c, shading=shading, background=torch.ones(3, device=dev), normals=False).rgb
         out.append(_upscale(rgb, size).cpu())
     rgb = torch.cat(out).clamp(0, 1).numpy()
     return (rgb * 255).round().astype(np.uint8)

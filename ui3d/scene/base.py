@@ -54,8 +54,11 @@ class Scene(Protocol):
 
     def render(
         self, cameras: Cameras, shading: str = "albedo", generator: torch.Generator | None = None,
-        background: Tensor | None = None,
-    ) -> RenderOutput: ...
+        background: Tensor | None = None, normals: bool = True,
+    ) -> RenderOutput:
+        """``normals=False``: the caller reads no ``normal`` (under albedo shading a backend may
+        leave it zero: hulls, videos, the judge's renders and albedo training steps skip its cost)."""
+        ...
 
     def density(self, x: Tensor) -> Tensor: ...
 

@@ -128,6 +128,7 @@ class GaussianScene(nn.Module):
         shading: str = "albedo",
         generator: torch.Generator | None = None,
         background: Tensor | None = None,
+        normals: bool = True,  # the rasteriser's normals come with its colours: always filled
     ) -> RenderOutput:
         if shading not in SHADING_MODES:
             raise ValueError(f"shading: expected one of {', '.join(SHADING_MODES)}, got {shading!r}")

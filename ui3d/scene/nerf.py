@@ -184,13 +184,16 @@ class HashGridNeRF(nn.Module):
         shading: str = "albedo",
         light_pos: Tensor | None = None,
         generator: torch.Generator | None = None,
+        normals: bool = True,
     ) -> dict[str, Tensor]:
         """Render rays [R, 3] (unit directions): albedo (premultiplied by opacity), opacity, depth,
-        normal, points, each [R, C], before shading and background. ``generator`` given = training (stratified jitter)."""
+        normal, points, each [R, C], before shading and background. ``generator`` given = training
+        (stratified jitter); ``normals=False`` under albedo shading leaves the normals zero (they cost
+        six density evaluations per surface ray and nothing reads them)."""
         if shading not in SHADING_MODES:
             raise ValueError(f"shading: expected one of {', '.join(SHADING_MODES)}, got {shading!r}")
         if self.cfg.use_nerfacc and origins.is_cuda and nerfacc_available():
-            return self._render_rays_nerfacc(origins, dirs, shading, generator)
+            return self._render_rays_nerfacc(origins, dirs, shading, generator, normals)
         cfg = self.cfg
         near, far, hit = ray_aabb(origins, dirs, cfg.bound)
         samples = stratified_samples(near, far, cfg.samples_per_ray, generator)
@@ -206,7 +209,7 @@ class HashGridNeRF(nn.Module):
         opacity = accumulate(weights)
         out_albedo = accumulate(weights, albedo)
         depth = accumulate(weights, samples.t[..., None]) / opacity.clamp_min(1e-6)
-        return self._finish(out_albedo, opacity, depth, origins + depth * dirs, shading)
+        return self._finish(out_albedo, opacity, depth, origins + depth * dirs, shading, normals)
 
     def surface_normals(self, points: Tensor) -> Tensor:
         """Outward unit normals ``-grad sigma / |grad sigma|`` at points [N, 3], differentiable in the
@@ -216,13 +219,14 @@ class HashGridNeRF(nn.Module):
             (grad,) = torch.autograd.grad(self._raw(p)[0].sum(), p, create_graph=True)
         return -F.normalize(grad, dim=-1)
 
-    def _finish(self, albedo: Tensor, opacity: Tensor, depth: Tensor, points: Tensor, shading: str) -> dict[str, Tensor]:
+    def _finish(self, albedo: Tensor, opacity: Tensor, depth: Tensor, points: Tensor, shading: str,
+                normals: bool = True) -> dict[str, Tensor]:
         """Normals at each ray's expected surface point: differentiable when shading uses them in
         training (one field evaluation per ray, not per sample: measured several times cheaper than
         per-sample autograd normals), central differences otherwise."""
         normal = torch.zeros_like(points)
         surf = (opacity[:, 0] > 1e-3).nonzero().squeeze(-1)
-        if surf.numel():
+        if surf.numel() and (normals or shading != "albedo"):
             if shading != "albedo" and torch.is_grad_enabled():
                 normal = normal.index_put((surf,), self.surface_normals(points[surf]))
             else:
@@ -231,7 +235,8 @@ class HashGridNeRF(nn.Module):
         depth = torch.where(covered, depth, torch.zeros_like(depth))
         return {"albedo": albedo, "opacity": opacity, "depth": depth, "normal": normal * covered, "points": points}
 
-    def _render_rays_nerfacc(self, origins: Tensor, dirs: Tensor, shading: str, generator: torch.Generator | None) -> dict[str, Tensor]:
+    def _render_rays_nerfacc(self, origins: Tensor, dirs: Tensor, shading: str, generator: torch.Generator | None,
+                             normals: bool = True) -> dict[str, Tensor]:
         """The same rendering with nerfacc's CUDA estimator (packed samples, occupancy skipping
         with our occupancy grid's cells)."""
         import nerfacc
@@ -252,7 +257,7 @@ class HashGridNeRF(nn.Module):
         acc = lambda v: nerfacc.accumulate_along_rays(weights, v, ray_indices=ray_idx, n_rays=n)  # noqa: E731
         opacity = acc(None)
         depth = acc(t_mid[:, None]) / opacity.clamp_min(1e-6)
-        return self._finish(acc(alb), opacity, depth, origins + depth * dirs, shading)
+        return self._finish(acc(alb), opacity, depth, origins + depth * dirs, shading, normals)
 
     def render(
         self,
@@ -260,13 +265,14 @@ class HashGridNeRF(nn.Module):
         shading: str = "albedo",
         generator: torch.Generator | None = None,
         background: Tensor | None = None,
+        normals: bool = True,
     ) -> RenderOutput:
         """Render every pixel of ``cameras``. ``generator`` given = training (stratified samples,
         random background augmentation). ``background`` [B, 3] or [3] overrides the background
-        model."""
+        model. ``normals=False``: the caller reads no normals (see :meth:`render_rays`)."""
         origins, dirs = camera_rays(cameras)
         b, h, w, _ = dirs.shape
-        out = self.render_rays(origins.reshape(-1, 3), dirs.reshape(-1, 3), shading, generator=generator)
+        out = self.render_rays(origins.reshape(-1, 3), dirs.reshape(-1, 3), shading, generator=generator, normals=normals)
         view = lambda t: t.reshape(b, h, w, -1)  # noqa: E731
         albedo, alpha, depth, normal, points = (view(out[k]) for k in ("albedo", "opacity", "depth", "normal", "points"))
         albedo = albedo / alpha.clamp_min(1e-6)  # render_rays returns premultiplied albedo
