@@ -28,48 +28,57 @@ from ui3d.divergence.losses import _grad_only, _sample_dot, lag_corrected_coupli
 from ui3d.teachers.protocol import Conditioning
 
 
-def term_losses(job, batch_seed: int):
+def term_losses(job, batch_seed: int, draws: int = 1):
     """One fresh batch of renders x (requires grad) and the exact surrogate's parts as per-sample
     losses of x: "sim", "di", "di_cv" (the DI part with the lag-corrected coupling) and "static";
-    also the score terms, the ratio and the divergence they were built from."""
+    also the score terms, the ratio and the divergence of the first draw, and the mean coupling
+    statistics. ``draws`` > 1: each part is averaged over that many noise draws ε at the same
+    renders and timesteps (a noise-averaged estimator; its gradient is the mean of the draws')."""
     from ui3d.cameras import sample_random_cameras
+    from ui3d.diffusion.noise import Noise
     from ui3d.guidance.fake.lora import camera_condition
 
     cfg, guidance = job.cfg, job.guidance
     g = torch.Generator().manual_seed(batch_seed)
     cams = sample_random_cameras(cfg.views_per_step, cfg.resolution, cfg.camera, g)
     with torch.no_grad():
-        rgb = job.scene.render(cams, shading="albedo").rgb
+        rgb = job.scene.render(cams, shading="albedo", normals=False).rgb
     x = job.teacher.encode(rgb.permute(0, 3, 1, 2)).detach().requires_grad_(True)
     cond, uncond = job.embeddings.for_cameras(cams.azimuth_deg, cams.elevation_deg)
-    noise = sample_vp_noise(job.teacher.schedule, cfg.guidance.timesteps(), x, g, job.step)
+    first = sample_vp_noise(job.teacher.schedule, cfg.guidance.timesteps(), x, g, job.step)
     conditioning = Conditioning(cond, uncond, None, camera_condition(cams.c2w), cameras=cams)
-    x_t = noise.apply(x)
-    eps_p = guidance.teacher.predict(x_t, noise.level, conditioning)
-    fake = guidance.fake.predict(x_t, noise.level, conditioning, with_logit=True)
-    r = ratio_from_logits(fake.logit, max_abs_logit=cfg.guidance.max_abs_logit,
-                          self_normalize=cfg.guidance.self_normalize_ratio).detach()
-    sigma = per_sample(noise.level.sigma, x)
-    t = score_terms_from_eps(x_t, eps_p, fake.eps, noise.eps, sigma)
     div = guidance.divergence
-    y_bar, c_bar = t.y.detach(), t.c.detach()
-    yy, along_y = _sample_dot(y_bar, y_bar), _sample_dot(y_bar, _grad_only(t.x_t))
-    coupling, corrected = _sample_dot(y_bar, c_bar), lag_corrected_coupling(y_bar, c_bar)
+    parts: dict[str, torch.Tensor] = {}
+    stats = {"mean <y,c>": 0.0, "mean <y,c> lag-corrected": 0.0, "mean |y|^2": 0.0}
+    for d in range(draws):
+        noise = first if d == 0 else Noise(first.level, torch.randn(x.shape, generator=g).to(x))
+        x_t = noise.apply(x)
+        eps_p = guidance.teacher.predict(x_t, noise.level, conditioning)
+        fake = guidance.fake.predict(x_t, noise.level, conditioning, with_logit=True)
+        r = ratio_from_logits(fake.logit, max_abs_logit=cfg.guidance.max_abs_logit,
+                              self_normalize=cfg.guidance.self_normalize_ratio).detach()
+        t = score_terms_from_eps(x_t, eps_p, fake.eps, noise.eps, per_sample(noise.level.sigma, x))
+        y_bar, c_bar = t.y.detach(), t.c.detach()
+        yy, along_y = _sample_dot(y_bar, y_bar), _sample_dot(y_bar, _grad_only(t.x_t))
+        coupling, corrected = _sample_dot(y_bar, c_bar), lag_corrected_coupling(y_bar, c_bar)
 
-    def di_part(c: torch.Tensor) -> torch.Tensor:  # (2r̄h'·c + r̄k'‖ȳ‖²)·⟨ȳ, x_t⟩ for a given ⟨ȳ, c̄⟩
-        return (div.two_r_dh(r) * c + div.r_dk(r) * yy) * along_y
+        def di_part(c: torch.Tensor) -> torch.Tensor:  # (2r̄h'·c + r̄k'‖ȳ‖²)·⟨ȳ, x_t⟩ for a given ⟨ȳ, c̄⟩
+            return (div.two_r_dh(r) * c + div.r_dk(r) * yy) * along_y
 
-    parts = {
-        "sim": 2 * div.h(r) * _sample_dot(t.y, t.c),
-        "di": di_part(coupling),
-        "di_cv": di_part(corrected),
-        "static": -div.h(r) * along_y,
-    }
-    return x, parts, t, r, div
+        draw = {"sim": 2 * div.h(r) * _sample_dot(t.y, t.c), "di": di_part(coupling), "di_cv": di_part(corrected),
+                "static": -div.h(r) * along_y}
+        for name, per in draw.items():
+            parts[name] = parts.get(name, 0) + per / draws
+        for key, v in zip(stats, (coupling, corrected, yy)):
+            stats[key] += float(v.mean()) / draws
+        if d == 0:
+            first_terms, first_r = t, r
+    return x, parts, first_terms, first_r, div, stats
 
 
-def term_gradients(job, batch_seed: int) -> dict[str, float]:
-    x, parts, *_ = term_losses(job, batch_seed)
+def term_gradients(job, batch_seed: int, draws: int = 1) -> dict[str, float]:
+    """Each part's gradient with respect to the renders against the static one: norm ratio and cosine."""
+    x, parts, *_, stats = term_losses(job, batch_seed, draws)
     grads = {}
     for name, per in parts.items():
         (grad,) = torch.autograd.grad(per.sum(), x, retain_graph=True)
@@ -80,8 +89,7 @@ def term_gradients(job, batch_seed: int) -> dict[str, float]:
         "sim/static norm": float(grads["sim"].norm() / ref), "cos(sim, static)": cos(grads["sim"], grads["static"]),
         "di/static norm": float(grads["di"].norm() / ref), "cos(di, static)": cos(grads["di"], grads["static"]),
         "di_cv/static norm": float(grads["di_cv"].norm() / ref), "cos(di_cv, static)": cos(grads["di_cv"], grads["static"]),
-        "mean <y,c>": float(coupling.mean()), "mean <y,c> lag-corrected": float(corrected.mean()),
-        "mean |y|^2": float(yy.mean()),
+        **stats,
     }
 
 
@@ -144,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompt", default="a red cube")
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--batches", type=int, default=8)
+    parser.add_argument("--draws", type=int, default=1,
+                        help="noise draws per render averaged in each term (the DI term's noise shrinks as 1/sqrt(draws) "
+                             "if it is the per-sample noise of <y, c>)")
     parser.add_argument("--config", default=str(Path(__file__).resolve().parents[1] / "configs" / "text_to_3d" / "fast.yaml"))
     parser.add_argument("--ratio", action="store_true",
                         help="instead of the term gradients: the discriminator's log r per timestep (its spread must shrink with t)")
@@ -158,8 +169,9 @@ def main(argv: list[str] | None = None) -> int:
             _print_rows(f"{args.prompt}, the discriminator after {args.steps} steps of the preset, {args.batches} "
                         "batches of renders and of teacher samples per timestep:", ratio_by_timestep(job, args.batches))
             return 0
-        rows = [term_gradients(job, 1000 + b) for b in range(args.batches)]
-    print(f"{args.prompt}, {cfg.guidance.divergence} after {args.steps} steps of the preset, {args.batches} batches:")
+        rows = [term_gradients(job, 1000 + b, args.draws) for b in range(args.batches)]
+    print(f"{args.prompt}, {cfg.guidance.divergence} after {args.steps} steps of the preset, {args.batches} batches, "
+          f"{args.draws} noise draws each:")
     print("| quantity | median | range |\n|---|---|---|")
     for key in rows[0]:
         values = [r[key] for r in rows]
