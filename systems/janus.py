@@ -1,0 +1,78 @@
+"""Janus check: does a generated object show its front from behind?
+
+`python -m systems.janus RUN [RUN ...]`: for each finished run of a built-in prompt, 16 orbit renders
+(albedo, 15° up, on mid-grey, as `judge_recognition`), and the judge's view head on the renders
+seen from behind (|azimuth| ≥ 135°) and from the front (|azimuth| ≤ 45°). The "Janus rate" is the
+share of back renders the judge calls "front view". The judge's view head is imperfect (62 % on
+held-out renders), so the same is measured on the true object's renders at the same cameras: a
+result whose rate is well above its truth's shows a face on both sides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from ui3d.cameras import orbit_cameras
+from ui3d.prompt.views import view_suffixes
+
+VIEWS_PER_ORBIT = 16
+
+
+def view_rates(render, judge, elevation_deg: float = 15.0) -> dict[str, float]:
+    """``render(cameras) -> rgb [B, H, W, 3]`` in [0, 1]; the judge's "front view" share among the
+    back cameras (Janus rate) and among the front cameras (how well it sees the front at all)."""
+    cams = orbit_cameras(VIEWS_PER_ORBIT, 32, elevation_deg=elevation_deg)
+    rgb = render(cams)
+    said = judge.predict(rgb.permute(0, 3, 1, 2) * 2.0 - 1.0)["view"]
+    truth = view_suffixes(cams.azimuth_deg, cams.elevation_deg)
+
+    def front_share(bucket: str) -> float:
+        picked = [s for s, t in zip(said, truth) if t == bucket]
+        return sum(s == "front view" for s in picked) / len(picked)
+
+    return {"janus rate": front_share("back view"), "front seen as front": front_share("front view")}
+
+
+def janus_rows(run_dirs: list[Path]) -> list[dict]:
+    from systems.text_to_3d import world_subject
+    from ui3d.io import read_json
+    from ui3d.metrics.judge import Judge
+    from ui3d.scene.base import load_scene
+    from ui3d.world.render import render_world
+
+    judge = Judge.load()
+    rows = []
+    for run in run_dirs:
+        prompt = read_json(run / "metrics.json")["prompt"]
+        subject = world_subject(prompt)
+        if subject is None:
+            raise SystemExit(f"janus: {run} is not a run of a built-in prompt")
+        scene = load_scene(run / "scene")
+        grey = torch.full((3,), 0.5)
+        with torch.no_grad():
+            ours = view_rates(lambda c: scene.render(c, background=grey, normals=False).rgb, judge)
+        truth = view_rates(lambda c: render_world(subject, c, background=0.5).rgb, judge)
+        rows.append({"run": run.name, "janus rate": ours["janus rate"], "truth's janus rate": truth["janus rate"],
+                     "front seen as front": ours["front seen as front"],
+                     "truth's front seen as front": truth["front seen as front"]})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    rows = janus_rows(args.runs)
+    print("| " + " | ".join(rows[0]) + " |\n" + "|---" * len(rows[0]) + "|")
+    for r in rows:
+        print("| " + " | ".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in r.values()) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
