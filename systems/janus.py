@@ -4,8 +4,9 @@
 (albedo, 15° up, on mid-grey, as `judge_recognition`), and the judge's view head on the renders
 seen from behind (|azimuth| ≥ 135°) and from the front (|azimuth| ≤ 45°). The "Janus rate" is the
 share of back renders the judge calls "front view". The judge's view head is imperfect (62 % on
-held-out renders), so the same is measured on the true object's renders at the same cameras: a
-result whose rate is well above its truth's shows a face on both sides.
+held-out renders), so the same is measured on the true object's renders at the same cameras. A
+rate well above the truth's means the back looks like a front to the judge: two faces, or no view
+cues at all (an object the same from every side scores high too), so look at the renders.
 """
 
 from __future__ import annotations
