@@ -7,8 +7,8 @@ reported with:
   holds, whatever the export threshold);
 - ``silhouette_iou``: opacity > 0.5 against the true silhouettes over 8 orbit views;
 - ``chamfer``, ``colour_mae``: of the exported mesh;
-- ``r_precision``: the judge's object recognition on 16 albedo renders of the result on mid-grey
-  (``judge_recognition``; before 2026-12-02: 8 renders on white, where white objects vanish);
+- ``r_precision``: the run's ``judge_recognition`` (the judge's object recognition on 16 albedo
+  renders of the result on mid-grey; before 2026-12-02: 8 renders on white, where white objects vanish);
 and two references per prompt: ``sphere_iou``, the best centred sphere (a result at or below it
 learned nothing), and optionally a photometric fit to true renders (the representation's ceiling).
 """
@@ -65,10 +65,8 @@ def best_threshold_iou(scene, subject, resolution: int = EVAL_RESOLUTION) -> tup
     return max((iou(density > th, truth), th) for th in thresholds)
 
 
-def silhouette_iou_and_r_precision(scene, subject, judge) -> tuple[float, float]:
-    """Silhouette IoU over 8 orbit views, and 3D R-precision: the fraction of 16 renders whose
-    object the judge names correctly (:func:`systems.text_to_3d.judge_recognition`)."""
-    from systems.text_to_3d import judge_recognition
+def silhouette_iou(scene, subject) -> float:
+    """Silhouette IoU (opacity > 0.5) against the truth over 8 orbit views."""
     from ui3d.cameras import orbit_cameras
     from ui3d.metrics.geometry import iou
     from ui3d.world.render import render_world
@@ -77,8 +75,7 @@ def silhouette_iou_and_r_precision(scene, subject, judge) -> tuple[float, float]
     with torch.no_grad():
         ours = scene.render(cams, shading="albedo", background=torch.ones(3), normals=False)
         truth = render_world(subject, cams)
-    sil = iou(ours.alpha[..., 0] > 0.5, truth.alpha[..., 0] > 0.5)
-    return sil, judge_recognition(scene, subject, judge)
+    return iou(ours.alpha[..., 0] > 0.5, truth.alpha[..., 0] > 0.5)
 
 
 @dataclass(frozen=True)
@@ -108,7 +105,7 @@ def run_one(run: BenchRun) -> dict:
     """One generate run plus the extra metrics (in a worker process: one torch thread). Resumable:
     a run folder with bench.json is read back; one with a finished export is scored again."""
     torch.set_num_threads(1)
-    from systems.text_to_3d import finish, prepare, timed_train, world_subject
+    from systems.text_to_3d import finish, judge_recognition, prepare, timed_train, world_subject
     from ui3d.io import read_json, write_json
     from ui3d.metrics.judge import Judge
     from ui3d.scene.base import load_scene
@@ -126,7 +123,10 @@ def run_one(run: BenchRun) -> dict:
     subject = world_subject(run.prompt)
     scene.eval()
     metrics["iou_best"], metrics["best_threshold"] = best_threshold_iou(scene, subject)
-    metrics["silhouette_iou"], metrics["r_precision"] = silhouette_iou_and_r_precision(scene, subject, Judge.load())
+    metrics["silhouette_iou"] = silhouette_iou(scene, subject)
+    if "judge_recognition" not in metrics:  # a run exported before `finish` judged its results
+        metrics["judge_recognition"] = judge_recognition(scene, subject, Judge.load())
+    metrics["r_precision"] = metrics["judge_recognition"]
     split = {k: statistics.median(float(r[k]) for r in log if r.get(k) not in (None, ""))
              for k in ("t_render", "t_guidance", "t_backward", "t_fake") if any(r.get(k) not in (None, "") for r in log)}
     result = {"prompt": run.prompt, "method": run.method, "teacher": run.teacher, "seed": run.seed,
@@ -140,7 +140,7 @@ def rescore_one(run_dir: Path) -> dict:
     today's export and clean-up (after they changed: training is not repeated); updates
     metrics.json and bench.json."""
     torch.set_num_threads(1)
-    from systems.text_to_3d import TextTo3DConfig, mesh_scores, world_subject
+    from systems.text_to_3d import TextTo3DConfig, judge_recognition, mesh_scores, world_subject
     from ui3d.config import load_config
     from ui3d.export.mesh import MeshRegion, extract_mesh
     from ui3d.io import read_json, write_json
@@ -155,7 +155,8 @@ def rescore_one(run_dir: Path) -> dict:
     mesh = extract_mesh(scene, export)
     scene.keep_region(MeshRegion.from_mesh(mesh, export.bound).contains)  # as `finish` does since it keeps the mesh's region
     scores = mesh_scores(mesh, subject)
-    scores["silhouette_iou"], scores["r_precision"] = silhouette_iou_and_r_precision(scene, subject, Judge.load())
+    scores["silhouette_iou"] = silhouette_iou(scene, subject)
+    scores["judge_recognition"] = scores["r_precision"] = judge_recognition(scene, subject, Judge.load())
     metrics = {**read_json(run_dir / "metrics.json"), **scores}
     result = {**result, **scores}
     write_json(run_dir / "metrics.json", metrics)

@@ -1,7 +1,7 @@
 """Janus check: does a generated object show its front from behind?
 
-`python -m systems.janus RUN [RUN ...]`: for each finished run of a built-in prompt, 16 orbit renders
-(albedo, 15° up, on mid-grey, as `judge_recognition`), and the judge's view head on the renders
+`python -m systems.janus RUN [RUN ...]`: for each finished run of a built-in prompt, the 16 orbit
+renders of `judge_recognition` (albedo, 15° up, on mid-grey), and the judge's view head on the renders
 seen from behind (|azimuth| ≥ 135°) and from the front (|azimuth| ≤ 45°). The "Janus rate" is the
 share of back renders the judge calls "front view". The judge's view head is imperfect (62 % on
 held-out renders), so the same is measured on the true object's renders at the same cameras. A
@@ -17,19 +17,16 @@ from pathlib import Path
 
 import torch
 
-from ui3d.cameras import orbit_cameras
+from systems.text_to_3d import grey_albedo, judged_orbit
 from ui3d.prompt.views import view_suffixes
 
-VIEWS_PER_ORBIT = 16
 
-
-def view_rates(render, judge, elevation_deg: float = 15.0) -> dict[str, float]:
-    """``render(cameras) -> rgb [B, H, W, 3]`` in [0, 1]; the judge's "front view" share among the
-    back cameras (Janus rate) and among the front cameras (how well it sees the front at all)."""
-    cams = orbit_cameras(VIEWS_PER_ORBIT, 32, elevation_deg=elevation_deg)
-    rgb = render(cams)
-    said = judge.predict(rgb.permute(0, 3, 1, 2) * 2.0 - 1.0)["view"]
-    truth = view_suffixes(cams.azimuth_deg, cams.elevation_deg)
+def view_rates(render, judge) -> dict[str, float]:
+    """``render(cameras) -> rgb [B, H, W, 3]`` in [0, 1]; over :func:`judged_orbit`'s cameras, the
+    judge's "front view" share among the back cameras (Janus rate) and among the front cameras (how
+    well it sees the front at all)."""
+    cams, verdicts = judged_orbit(render, judge)
+    said, truth = verdicts["view"], view_suffixes(cams.azimuth_deg, cams.elevation_deg)
 
     def front_share(bucket: str) -> float:
         picked = [s for s, t in zip(said, truth) if t == bucket]
@@ -52,10 +49,7 @@ def janus_rows(run_dirs: list[Path]) -> list[dict]:
         subject = world_subject(prompt)
         if subject is None:
             raise SystemExit(f"janus: {run} is not a run of a built-in prompt")
-        scene = load_scene(run / "scene")
-        grey = torch.full((3,), 0.5)
-        with torch.no_grad():
-            ours = view_rates(lambda c: scene.render(c, background=grey, normals=False).rgb, judge)
+        ours = view_rates(grey_albedo(load_scene(run / "scene")), judge)
         truth = view_rates(lambda c: render_world(subject, c, background=0.5).rgb, judge)
         rows.append({"run": run.name, "janus rate": ours["janus rate"], "truth's janus rate": truth["janus rate"],
                      "front seen as front": ours["front seen as front"],

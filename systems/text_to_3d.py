@@ -169,17 +169,25 @@ def teacher_recognition(teacher, prompt: str, seed: int) -> float | None:
 RESULT_VIEWS = 16
 
 
-def judge_recognition(scene, subject, judge) -> float:
-    """The fraction of 16 orbit renders of a result (albedo, 15° up, 32², on mid-grey, where a white
-    object keeps its outline; the judge trained on such backgrounds too) in which the judge names
-    the subject's object: whether the result looks like what was asked for."""
-    from ui3d.cameras import orbit_cameras
+def grey_albedo(scene) -> Callable:
+    """``render(cameras) -> rgb [B, H, W, 3]`` of a scene in albedo on mid-grey, where a white object
+    keeps its outline (the judge trained on such backgrounds too)."""
+    grey = torch.full((3,), 0.5, device=scene.device)
+    return lambda cams: scene.render(cams.to(scene.device), shading="albedo", background=grey, normals=False).rgb
 
-    cams = orbit_cameras(RESULT_VIEWS, 32, elevation_deg=15.0).to(scene.device)
+
+def judged_orbit(render: Callable, judge):
+    """16 orbit cameras (15° up, 32²) and the judge's verdicts (every head) on ``render(cameras)``."""
+    cams = orbit_cameras(RESULT_VIEWS, 32, elevation_deg=15.0)
     with torch.no_grad():
-        rgb = scene.render(cams, shading="albedo", background=torch.full((3,), 0.5, device=scene.device),
-                           normals=False).rgb
-    names = judge.predict(rgb.permute(0, 3, 1, 2).cpu() * 2.0 - 1.0)["object"]
+        rgb = render(cams)
+    return cams, judge.predict(rgb.permute(0, 3, 1, 2).cpu() * 2.0 - 1.0)
+
+
+def judge_recognition(scene, subject, judge) -> float:
+    """The fraction of 16 orbit renders of a result (:func:`grey_albedo`) in which the judge names the
+    subject's object: whether the result looks like what was asked for."""
+    names = judged_orbit(grey_albedo(scene), judge)[1]["object"]
     return sum(n == subject.name for n in names) / len(names)
 
 
@@ -425,7 +433,7 @@ def mesh_scores(mesh, subject) -> dict:
 def finish(job: Job, run_dir: Path, wall_seconds: float, formats: tuple[str, ...] = ("obj", "glb", "ply", "video")) -> dict:
     """Save the scene, export meshes / video, write preview.png and metrics.json; returns the metrics.
     Once the mesh is made, the scene keeps only the space within two 64³ cells of it
-    (``Scene.keep_region``; saved again), so the video, the .ply and the preview show the object
+    (``Scene.keep_region``, before it is saved), so the video, the .ply and the preview show the object
     without the floaters the mesh dropped. A .ply is written only for a scene that is splats
     (``metrics["files"]["ply"]``: its file)."""
     import math
@@ -436,16 +444,19 @@ def finish(job: Job, run_dir: Path, wall_seconds: float, formats: tuple[str, ...
     from ui3d.scene.base import save_scene
 
     cfg = job.cfg
-    save_scene(job.scene, run_dir / "scene")  # first: a failed export (an empty scene) keeps it
     if not job.scene.has_splats:  # a NeRF's .ply would only repeat its mesh
         formats = tuple(f for f in formats if f != "ply")
     options = ExportOptions(formats=formats, extract=cfg.export)
     needs_mesh = any(f in formats for f in ("obj", "glb"))
-    mesh = extract_mesh(job.scene, options.extract) if needs_mesh else None  # once: export and metrics
+    try:
+        mesh = extract_mesh(job.scene, options.extract) if needs_mesh else None  # once: export and metrics
+    except BaseException:
+        save_scene(job.scene, run_dir / "scene")  # a failed export (an empty scene) still keeps the scene
+        raise
     removed = None
     if mesh is not None:  # renders, video, .ply and the saved scene show the mesh's object, not its floaters
         removed = 1.0 - job.scene.keep_region(MeshRegion.from_mesh(mesh, options.extract.bound).contains)
-        save_scene(job.scene, run_dir / "scene")
+    save_scene(job.scene, run_dir / "scene")
     written = export_scene(job.scene, run_dir, options, mesh=mesh)
     grid = validation_grid(job, run_dir / "validation" / f"step_{job.step:05d}.png")
     atomic_write_bytes(run_dir / "preview.png", grid.read_bytes())

@@ -6,7 +6,8 @@ import json
 import pytest
 import torch
 
-from systems.bench_t23d import best_threshold_iou, silhouette_iou_and_r_precision, sphere_baseline_iou
+from systems.bench_t23d import best_threshold_iou, silhouette_iou, sphere_baseline_iou
+from systems.text_to_3d import judge_recognition
 from ui3d.cli import main
 from ui3d.world.captions import parse_prompt
 
@@ -46,15 +47,14 @@ def test_extra_metrics_are_perfect_for_the_truth_and_low_for_a_wrong_object():
     judge = Judge.load()
     iou, threshold = best_threshold_iou(scene, cube)
     assert iou == 1.0 and threshold < 100.0
-    sil, r_precision = silhouette_iou_and_r_precision(scene, cube, judge)
+    sil, r_precision = silhouette_iou(scene, cube), judge_recognition(scene, cube, judge)
     assert sil == 1.0 and r_precision >= 0.75
     torus = parse_prompt("a red torus").to_object()
     assert best_threshold_iou(scene, torus)[0] < 0.4
-    assert silhouette_iou_and_r_precision(scene, torus, judge)[1] <= 0.25
+    assert judge_recognition(scene, torus, judge) <= 0.25
 
 
 def test_the_judge_recognises_a_true_white_object_on_its_grey_background():
-    from systems.text_to_3d import judge_recognition
     from ui3d.metrics.judge import Judge
 
     owl = TrueCube("a ceramic owl")

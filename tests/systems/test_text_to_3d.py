@@ -160,3 +160,25 @@ def test_generate_warns_about_a_prompt_the_teacher_draws_poorly(tmp_path, capsys
     assert code == 0
     assert [line for line in lines if line.startswith("warning: the built-in teacher draws 'a gray mug' poorly")]
     assert json.loads((out / "metrics.json").read_text())["teacher_recognition"] <= 0.25
+
+
+def test_an_export_that_fails_still_saves_the_scene(tmp_path, monkeypatch):
+    """`ui3d export --threshold` can retry from the saved scene when the automatic export found nothing."""
+    import ui3d.export.mesh as mesh_module
+    from systems.text_to_3d import TextTo3DConfig, finish, prepare, timed_train
+    from ui3d.config import load_config
+    from ui3d.export.mesh import EmptySceneError
+    from ui3d.scene.base import load_scene
+
+    run = tmp_path / "run"
+    job = prepare(load_config(TextTo3DConfig, DEBUG, ["steps=1"]), run, resume=False)
+    _, wall = timed_train(job, run, progress=False)
+
+    def empty(scene, cfg):
+        raise EmptySceneError("export: nothing in the scene is above the density threshold")
+
+    monkeypatch.setattr(mesh_module, "extract_mesh", empty)
+    with pytest.raises(EmptySceneError):
+        finish(job, run, wall, formats=("glb",))
+    assert torch.equal(load_scene(run / "scene").occupancy.occupied, job.scene.occupancy.occupied)
+    assert not (run / "mesh.glb").exists()

@@ -32,7 +32,6 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
-from scipy import ndimage
 from torch import Tensor
 
 from ui3d.config import FieldValueError, check_ranges
@@ -134,6 +133,8 @@ def density_grid(scene: DensityField, resolution: int = 128, bound: float = 1.0,
 
 def clean_occupancy(occ: np.ndarray, min_component_fraction: float, fill_cavities: bool) -> np.ndarray:
     """Drop small connected components (relative to the largest) and fill enclosed cavities."""
+    from scipy import ndimage  # here, not at import: run configs import ExtractConfig (0.5 s of scipy)
+
     labels, n = ndimage.label(occ)
     if n > 1:
         sizes = np.bincount(labels.ravel())[1:]
@@ -197,6 +198,8 @@ def _hull_grid(scene: RenderedField, dense: np.ndarray, cfg: ExtractConfig) -> n
     """The visual hull (:func:`ui3d.export.carve.rendered_hull`) on the grid, evaluated at the
     dense cells and their neighbours (all that marching cubes reads there; elsewhere 1). The
     carving cameras frame the ball around the origin that holds every dense cell."""
+    from scipy import ndimage
+
     from ui3d.export.carve import rendered_hull
 
     near = ndimage.binary_dilation(dense)
@@ -232,6 +235,8 @@ class MeshRegion:
 
     @staticmethod
     def from_mesh(mesh: Mesh, bound: float = 1.0, resolution: int = 64, margin: int = 2) -> "MeshRegion":
+        from scipy import ndimage
+
         from ui3d.metrics.geometry import voxelize_mesh
 
         inside = voxelize_mesh(mesh.vertices, mesh.faces, resolution, bound)
