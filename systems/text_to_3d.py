@@ -12,7 +12,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -75,6 +75,11 @@ class TextTo3DConfig:
     def __post_init__(self) -> None:
         if not self.prompt.strip():
             raise ValueError('the prompt is empty; describe the object, e.g. "a ceramic owl"')
+        if self.guidance.guidance_scale is None:  # the teacher's own CFG; config.yaml records the number
+            from ui3d.teachers.loading import teacher_guidance_scale
+
+            scale = teacher_guidance_scale(self.teacher)
+            object.__setattr__(self, "guidance", replace(self.guidance, guidance_scale=scale))
         for name in ("steps", "resolution", "views_per_step", "validate_every", "checkpoint_every", "max_bad_steps",
                      "occupancy_every", "densify_every"):
             if getattr(self, name) <= 0:

@@ -4,6 +4,8 @@ guidance config's per-system defaults and refusals."""
 import pytest
 import torch
 
+from dataclasses import replace
+
 from ui3d.config import ConfigError, load_config
 from ui3d.diffusion import Noise
 from ui3d.guidance import GUIDANCE_PRESETS, EDMDenoisingWeight, Guidance, GuidanceConfig
@@ -81,7 +83,7 @@ def test_each_system_keeps_its_guidance_defaults():
     from systems.text_to_3d import TextTo3DConfig
 
     assert ImageDistillConfig().guidance.weighting == Distill2DConfig().guidance.weighting == "mean_abs"
-    assert TextTo3DConfig().guidance == GUIDANCE_PRESETS["uni-instruct"]
+    assert TextTo3DConfig().guidance == replace(GUIDANCE_PRESETS["uni-instruct"], guidance_scale=2.5)  # builtin's CFG
     assert {p.weighting for p in GUIDANCE_PRESETS.values()} == {"sds"}
     assert (GUIDANCE_PRESETS["sds"].fake_score, GUIDANCE_PRESETS["sds"].guidance_scale) == ("noise", 100.0)
 

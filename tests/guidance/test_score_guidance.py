@@ -12,6 +12,7 @@ from ui3d.teachers.stable_diffusion import StableDiffusionTeacher
 from ui3d.teachers.tiny import save_tiny_stable_diffusion
 
 B = 2
+SD_CFG = 7.5  # the presets take the teacher's CFG; these teachers stand in for Stable Diffusion
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +86,7 @@ def test_sds_preset_is_dreamfusion_sds(teacher, prompts):
 
 def test_vsd_preset_is_prolificdreamer_vsd(teacher, prompts):
     fake = _perturbed_lora(teacher)
-    guidance = Guidance.from_teacher(guidance_preset("vsd"), teacher, fake)
+    guidance = Guidance.from_teacher(guidance_preset("vsd", guidance_scale=SD_CFG), teacher, fake)
     x = torch.randn(B, 4, 8, 8, requires_grad=True)
     cam = _camera()
     _generator_loss(guidance, x, prompts, 4, camera=cam).loss.backward()
@@ -96,7 +97,7 @@ def test_vsd_preset_is_prolificdreamer_vsd(teacher, prompts):
 @pytest.mark.parametrize("mode", ["static", "exact"])
 def test_uni_instruct_generator_turn_touches_neither_teacher_nor_fake(teacher, prompts, mode):
     fake = _perturbed_lora(teacher)
-    guidance = Guidance.from_teacher(guidance_preset("uni-instruct", mode=mode), teacher, fake)
+    guidance = Guidance.from_teacher(guidance_preset("uni-instruct", mode=mode, guidance_scale=SD_CFG), teacher, fake)
     x = torch.randn(B, 4, 8, 8, requires_grad=True)
     out = _generator_loss(guidance, x, prompts, 5, camera=_camera())
     out.loss.backward()
@@ -115,8 +116,8 @@ def test_uni_instruct_3d_preset_is_vsd_weighted_by_h_of_the_ratio(teacher, promp
     with torch.no_grad():
         fake.discriminator_head.weight.normal_(0, 1.0, generator=torch.Generator().manual_seed(8))
     cam = _camera()
-    ui = Guidance.from_teacher(guidance_preset("uni-instruct"), teacher, fake)
-    vsd = Guidance.from_teacher(guidance_preset("vsd"), teacher, fake)
+    ui = Guidance.from_teacher(guidance_preset("uni-instruct", guidance_scale=SD_CFG), teacher, fake)
+    vsd = Guidance.from_teacher(guidance_preset("vsd", guidance_scale=SD_CFG), teacher, fake)
     grads = []
     for guidance in (ui, vsd):
         x = torch.randn(B, 4, 8, 8, generator=torch.Generator().manual_seed(9)).requires_grad_(True)
@@ -132,7 +133,7 @@ def test_uni_instruct_3d_preset_is_vsd_weighted_by_h_of_the_ratio(teacher, promp
 
 def test_fake_turn_trains_lora_camera_and_discriminator_not_the_render(teacher, prompts):
     fake = LoRAFakeScore(teacher.eps_network(), rank=4)
-    guidance = Guidance.from_teacher(guidance_preset("uni-instruct"), teacher, fake)
+    guidance = Guidance.from_teacher(guidance_preset("uni-instruct", guidance_scale=SD_CFG), teacher, fake)
     x = torch.randn(B, 4, 8, 8, requires_grad=True)
     noise = sample_vp_noise(teacher.schedule, ALL_TIMESTEPS, x, torch.Generator().manual_seed(6))
     losses = guidance.fake_score_loss(x, noise, Conditioning(prompts[0], camera=_camera()), x_real=torch.randn(B, 4, 8, 8))

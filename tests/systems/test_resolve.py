@@ -55,6 +55,22 @@ def test_layers_preset_then_guidance_preset_then_flags_then_overrides(tmp_path):
     assert (last.steps, last.guidance.divergence) == (9, "rkl")
 
 
+@pytest.mark.parametrize("teacher,expected", [("builtin", 2.5), ("runs/other.safetensors", 2.5), ("sd", 7.5),
+                                              ("exact-camera", 7.5)])
+def test_vsd_and_uni_instruct_take_the_teachers_cfg(teacher, expected, tmp_path):
+    """The built-in teacher's samples grow with CFG (docs/benchmarks.md), so its runs guide at 2.5;
+    Stable Diffusion keeps ProlificDreamer's 7.5, SDS its 100, and a config or override still wins."""
+    request = GenerateRequest(prompt="a red cube", teacher=teacher)
+    for guidance in (None, "vsd", "uni-instruct"):
+        assert text_to_3d_config(replace(request, guidance=guidance)).guidance.guidance_scale == expected
+    assert text_to_3d_config(replace(request, guidance="sds")).guidance.guidance_scale == 100.0
+    override = text_to_3d_config(replace(request, overrides=("guidance.guidance_scale=4",)))
+    assert override.guidance.guidance_scale == 4.0
+    assert TextTo3DConfig(teacher=teacher).guidance.guidance_scale == expected  # every constructor resolves it
+    dump_yaml(text_to_3d_config(request), tmp_path / "config.yaml")  # the run records the number it used
+    assert resolve(TextTo3DConfig, tmp_path / "config.yaml").guidance.guidance_scale == expected
+
+
 def test_divergence_reaches_the_guidance_one_way():
     request = GenerateRequest(prompt="a red cube", teacher="builtin", guidance="uni-instruct")
     by_flag = text_to_3d_config(replace(request, divergence="jeffreys"))

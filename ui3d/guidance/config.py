@@ -47,7 +47,7 @@ class GuidanceConfig:
     sid_alpha: float = 1.0  # mode paper_code only
     fisher_weight: float = 0.0  # mode paper_code only
     # --- text-to-3D only
-    guidance_scale: float = 7.5
+    guidance_scale: float | None = None  # teacher CFG; None: the teacher's own (teachers.loading.teacher_guidance_scale)
     perp_neg: bool = False  # Perp-Neg against the opposite view's prompt (fights Janus faces)
     perp_neg_weight: float = 1.0
     fake_score: Literal["noise", "lora"] = "lora"
@@ -65,8 +65,10 @@ class GuidanceConfig:
         get_divergence(self.divergence)  # fail at load time with the list of names
         self.timesteps()  # validates the range: 0 <= t_min < t_max (and t_max_final) <= 1
         # the LoRA's rank sets its parameter count; the weights are scales, negative ones invert their terms
-        check_ranges(self, camera_dropout=(0, 1), guidance_scale=(0, None), perp_neg_weight=(0, None),
-                     fisher_weight=(0, None), lora_rank=(1, 256), anneal_start=(0, None))
+        check_ranges(self, camera_dropout=(0, 1), perp_neg_weight=(0, None), fisher_weight=(0, None),
+                     lora_rank=(1, 256), anneal_start=(0, None))
+        if self.guidance_scale is not None:
+            check_ranges(self, guidance_scale=(0, None))
         if not self.max_abs_logit > 0:
             raise FieldValueError("max_abs_logit", f"expected > 0 (the clamp of log r), got {self.max_abs_logit}")
         if self.fake_score == "noise" and self.ratio != "none":
@@ -96,13 +98,14 @@ def check_text_to_3d_fields_unset(cfg: GuidanceConfig, system: str, instead: dic
 
 
 # weighting "sds": threestudio's σ³/α (divergence/weighting.py), written out since the class default is mean_abs.
+# SDS keeps DreamFusion's CFG 100 (its Dirac fake score needs it); VSD and Uni-Instruct take the teacher's own
+# CFG (guidance_scale None): 7.5 for Stable Diffusion as in ProlificDreamer, 2.5 for the built-in teacher,
+# whose samples CFG inflates (docs/benchmarks.md, "Teacher CFG in text-to-3D").
 GUIDANCE_PRESETS: dict[str, GuidanceConfig] = {
     "sds": GuidanceConfig(divergence="rkl", mode="static", weighting="sds", guidance_scale=100.0, fake_score="noise",
                           ratio="none"),
-    "vsd": GuidanceConfig(divergence="rkl", mode="static", weighting="sds", guidance_scale=7.5, fake_score="lora",
-                          ratio="none"),
-    "uni-instruct": GuidanceConfig(divergence="fkl", mode="static", weighting="sds", guidance_scale=7.5,
-                                   fake_score="lora"),
+    "vsd": GuidanceConfig(divergence="rkl", mode="static", weighting="sds", fake_score="lora", ratio="none"),
+    "uni-instruct": GuidanceConfig(divergence="fkl", mode="static", weighting="sds", fake_score="lora"),
 }
 
 

@@ -105,6 +105,8 @@ class Guidance:
     def from_teacher(cls, cfg: GuidanceConfig, teacher: Teacher, fake: FakeScore | None = None,
                      ratio_available: bool = True) -> "Guidance":
         """Text-to-3D: a :class:`~ui3d.teachers.protocol.Teacher` with the config's CFG and Perp-Neg."""
+        if cfg.guidance_scale is None:
+            raise ValueError("guidance_scale is None: set the teacher's CFG (TextTo3DConfig does, from its teacher)")
         perp_neg_weight = cfg.perp_neg_weight if cfg.perp_neg else None
         return cls(cfg, GuidedTeacher(teacher, cfg.guidance_scale, perp_neg_weight), fake,
                    ratio_available=ratio_available)

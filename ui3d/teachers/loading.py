@@ -19,6 +19,19 @@ def default_teacher_spec() -> str:
     return "sd" if torch.cuda.is_available() else "builtin"
 
 
+# CFG in text-to-3D. The built-in teacher's samples grow with CFG: silhouette area over the true render's
+# at the same camera 1.05 at CFG 1.5, 1.26 at 4, 1.35 at 7.5 (red and blue cubes), and the scenes guided
+# by it follow (cube 1.18 at 1.5, 1.47 at 7.5). Over the 11 benchmark prompts (one seed) CFG 2.5 gave the
+# best mean IoU; 1.5 lost the gray house's walls: docs/benchmarks.md, "Teacher CFG in text-to-3D".
+BUILTIN_GUIDANCE_SCALE = 2.5
+GUIDANCE_SCALE = 7.5  # Stable Diffusion (ProlificDreamer's VSD); the oracles' rows were measured with it
+
+
+def teacher_guidance_scale(spec: str) -> float:
+    """The CFG that VSD and Uni-Instruct use with a teacher unless a config sets one."""
+    return BUILTIN_GUIDANCE_SCALE if spec == "builtin" or spec.endswith(".safetensors") else GUIDANCE_SCALE
+
+
 def load_teacher(spec: str, device: str = "cpu", prompts: Sequence[str] = ()):
     """Load and check: prompts the teacher cannot read raise ValueError before any heavy work."""
     if spec == "builtin" or spec.endswith(".safetensors"):  # the shipped built-in teacher, or another one's file
