@@ -47,8 +47,9 @@ def scene_size(render_alpha: Callable[[object], Tensor], subject, seed: int = 0)
 
 
 def finished_scene(run_dir: Path, metrics: dict):
-    """A run's saved scene as ``finish`` leaves it today: runs made before it kept only the mesh's
-    region (no ``floaters_removed``) are cut the same way, so their floaters do not count."""
+    """A run's saved scene as ``finish`` leaves it today, only the mesh's region kept: a run made
+    before that change (no ``floaters_removed`` in its metrics) is cut the same way here, so its
+    floaters do not count."""
     from systems.text_to_3d import TextTo3DConfig
     from ui3d.config import load_config
     from ui3d.export.mesh import MeshRegion, extract_mesh

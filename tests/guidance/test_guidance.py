@@ -1,10 +1,10 @@
 """The one Guidance in EDM units (image and 2-D distillation) against closed forms, and the one
 guidance config's per-system defaults and refusals."""
 
+from dataclasses import replace
+
 import pytest
 import torch
-
-from dataclasses import replace
 
 from ui3d.config import ConfigError, load_config
 from ui3d.diffusion import Noise
