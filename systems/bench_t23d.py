@@ -140,9 +140,9 @@ def rescore_one(run_dir: Path) -> dict:
     today's export and clean-up (after they changed: training is not repeated); updates
     metrics.json and bench.json."""
     torch.set_num_threads(1)
-    from systems.text_to_3d import TextTo3DConfig, judge_recognition, mesh_scores, world_subject
+    from systems.text_to_3d import TextTo3DConfig, judge_recognition, keep_mesh_region, mesh_scores, world_subject
     from ui3d.config import load_config
-    from ui3d.export.mesh import MeshRegion, extract_mesh
+    from ui3d.export.mesh import extract_mesh
     from ui3d.io import read_json, write_json
     from ui3d.metrics.judge import Judge
     from ui3d.scene.base import load_scene
@@ -153,7 +153,7 @@ def rescore_one(run_dir: Path) -> dict:
     subject = world_subject(result["prompt"])
     export = load_config(TextTo3DConfig, run_dir / "config.yaml").export  # the run's own mesh settings
     mesh = extract_mesh(scene, export)
-    scene.keep_region(MeshRegion.from_mesh(mesh, export.bound).contains)  # as `finish` does since it keeps the mesh's region
+    keep_mesh_region(scene, mesh, export.bound)  # as `finish` does
     scores = mesh_scores(mesh, subject)
     scores["silhouette_iou"] = silhouette_iou(scene, subject)
     scores["judge_recognition"] = scores["r_precision"] = judge_recognition(scene, subject, Judge.load())

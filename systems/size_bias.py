@@ -50,15 +50,15 @@ def finished_scene(run_dir: Path, metrics: dict):
     """A run's saved scene as ``finish`` leaves it today, only the mesh's region kept: a run made
     before that change (no ``floaters_removed`` in its metrics) is cut the same way here, so its
     floaters do not count."""
-    from systems.text_to_3d import TextTo3DConfig
+    from systems.text_to_3d import TextTo3DConfig, keep_mesh_region
     from ui3d.config import load_config
-    from ui3d.export.mesh import MeshRegion, extract_mesh
+    from ui3d.export.mesh import extract_mesh
     from ui3d.scene.base import find_scene_dir, load_scene
 
     scene = load_scene(find_scene_dir(run_dir))
     if "floaters_removed" not in metrics:
         export = load_config(TextTo3DConfig, run_dir / "config.yaml").export
-        scene.keep_region(MeshRegion.from_mesh(extract_mesh(scene, export), export.bound).contains)
+        keep_mesh_region(scene, extract_mesh(scene, export), export.bound)
     return scene
 
 

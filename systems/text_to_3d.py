@@ -435,6 +435,14 @@ def mesh_scores(mesh, subject) -> dict:
     return {**evaluate_mesh(mesh.vertices, mesh.faces, mesh.colours, subject).as_dict(), "export_threshold": mesh.threshold}
 
 
+def keep_mesh_region(scene, mesh, bound: float) -> float:
+    """Cut the scene to the space within two 64³ cells of its mesh (``Scene.keep_region``): the
+    floaters the mesh dropped go from the renders too. Returns the share removed."""
+    from ui3d.export.mesh import MeshRegion
+
+    return 1.0 - scene.keep_region(MeshRegion.from_mesh(mesh, bound).contains)
+
+
 def finish(job: Job, run_dir: Path, wall_seconds: float, formats: tuple[str, ...] = ("obj", "glb", "ply", "video")) -> dict:
     """Save the scene, export meshes / video, write preview.png and metrics.json; returns the metrics.
     Once the mesh is made, the scene keeps only the space within two 64³ cells of it
@@ -443,7 +451,7 @@ def finish(job: Job, run_dir: Path, wall_seconds: float, formats: tuple[str, ...
     (``metrics["files"]["ply"]``: its file)."""
     import math
 
-    from ui3d.export.mesh import MeshRegion, extract_mesh
+    from ui3d.export.mesh import extract_mesh
     from ui3d.export.scene import ExportOptions, export_scene
     from ui3d.io import atomic_write_bytes, write_json
     from ui3d.scene.base import save_scene
@@ -460,7 +468,7 @@ def finish(job: Job, run_dir: Path, wall_seconds: float, formats: tuple[str, ...
         raise
     removed = None
     if mesh is not None:  # renders, video, .ply and the saved scene show the mesh's object, not its floaters
-        removed = 1.0 - job.scene.keep_region(MeshRegion.from_mesh(mesh, options.extract.bound).contains)
+        removed = keep_mesh_region(job.scene, mesh, options.extract.bound)
     save_scene(job.scene, run_dir / "scene")
     written = export_scene(job.scene, run_dir, options, mesh=mesh)
     grid = validation_grid(job, run_dir / "validation" / f"step_{job.step:05d}.png")
