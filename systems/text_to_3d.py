@@ -41,6 +41,8 @@ class TextTo3DConfig:
     prompt: str = "a ceramic owl"
     negative_prompt: str = ""
     teacher: str = "builtin"  # builtin | FILE.safetensors | exact-view | exact-camera | sd | a hub id | a local folder
+    teacher_camera: bool = True  # a camera-conditioned teacher sees each render's camera; False: text (and view
+    # prompt) only, as Stable Diffusion, which measures what the camera buys
     backend: Literal["nerf", "gaussians"] = "nerf"
     guidance: GuidanceConfig = field(default_factory=lambda: GUIDANCE_PRESETS["uni-instruct"])
     steps: int = 400
@@ -99,6 +101,9 @@ class TextTo3DConfig:
             if len(getattr(self, name)) > 1000:
                 raise FieldValueError(name, f"{len(getattr(self, name))} characters; at most 1000 (a text encoder reads "
                                       "the first 77 tokens)")
+        if not self.teacher_camera and self.teacher == "exact-camera":
+            raise FieldValueError("teacher_camera", "the exact-camera teacher is the true render at each camera; "
+                                  "it needs the cameras (use --teacher exact-view for a text-only oracle)")
         if self.guidance.fake_score == "noise" and self.guidance.divergence != "rkl":
             raise FieldValueError("guidance.divergence", f"'{self.guidance.divergence}' has no effect with fake_score "
                                   "'noise' (the sds guidance): its fake score is the noise itself, so every divergence "
@@ -127,7 +132,8 @@ def teacher_samples(teacher, cfg: TextTo3DConfig, cache_dir: Path | None = None)
     """The discriminator's real data: the teacher's own samples of each view prompt, in its space at
     the size of the run's renders ([len(VIEWS), n, ...]), drawn once before training with their own
     seed (a cached and a fresh draw are the same), for every teacher (Stable Diffusion's are
-    latents). A teacher that takes cameras samples each view prompt at cameras of that view. None
+    latents). A teacher that takes cameras (and ``teacher_camera``) samples each view prompt at cameras
+    of that view. None
     when ``real_samples_per_view`` is 0: then the ratio is 1 exactly."""
     from ui3d.teachers.sampling import cached_samples
     from ui3d.world.dataset import view_cameras
@@ -140,7 +146,8 @@ def teacher_samples(teacher, cfg: TextTo3DConfig, cache_dir: Path | None = None)
     per_view = []
     for k, (view, prompt) in enumerate(zip(VIEWS, view_prompts(cfg.prompt))):
         seed = cfg.seed * len(VIEWS) + k  # one seed per view: a cache hit leaves the other views' draws alone
-        cameras = view_cameras(view, n, cfg.resolution, torch.Generator().manual_seed(seed)) if teacher.takes_camera else None
+        with_camera = teacher.takes_camera and cfg.teacher_camera
+        cameras = view_cameras(view, n, cfg.resolution, torch.Generator().manual_seed(seed)) if with_camera else None
         per_view.append(cached_samples(teacher, [prompt] * n, shape, cfg.real_sample_steps, cfg.guidance.guidance_scale,
                                        seed, cameras, cache_dir))
     return torch.stack(per_view)
@@ -306,7 +313,8 @@ def train_step(job: Job, watch: NonFiniteWatch) -> dict:
         cond, uncond = job.embeddings.for_cameras(cams.azimuth_deg, cams.elevation_deg)
         negative = job.embeddings.perp_negatives(cams.azimuth_deg, cams.elevation_deg) if cfg.guidance.perp_neg else None
         noise = sample_vp_noise(job.teacher.schedule, cfg.guidance.timesteps(), x, g, step)
-        conditioning = Conditioning(cond, uncond, negative, camera_condition(cams.c2w), cameras=cams)
+        teacher_cams = cams if cfg.teacher_camera else None
+        conditioning = Conditioning(cond, uncond, negative, camera_condition(cams.c2w), cameras=teacher_cams)
         out = job.guidance.generator_loss(x, noise, conditioning)
     # the surrogate's value means little (a static surrogate is 0 by construction; its gradient is
     # the guidance): the divergence estimate, grad_norm and fake_loss are the numbers to watch

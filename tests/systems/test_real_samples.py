@@ -72,3 +72,32 @@ def test_real_samples_are_cached_and_a_cached_draw_equals_a_fresh_one(builtin, t
                                                 "seed=1"])
     with pytest.raises(pytest.fail.Exception, match="despite the cache"):
         teacher_samples(builtin, other, tmp_path)  # another seed is another key
+
+
+@pytest.mark.parametrize("teacher_camera", [True, False])
+def test_teacher_camera_switches_the_camera_off_for_guidance_and_real_samples(builtin, tmp_path, monkeypatch,
+                                                                              teacher_camera):
+    """``teacher_camera=false`` (text and view prompt only) must reach every forward of the teacher:
+    the guidance's and the discriminator's real samples'."""
+    from systems.base import NonFiniteWatch
+    from systems.text_to_3d import train_step
+
+    assert builtin.takes_camera  # the shipped teacher is camera-conditioned: else this test shows nothing
+    seen = []
+    predict = builtin.predict_eps
+    monkeypatch.setattr(builtin, "predict_eps", lambda x, t, e, camera=None: seen.append(camera) or predict(x, t, e, camera))
+    cfg = load_config(TextTo3DConfig, DEBUG, ["prompt=a red cube", "real_samples_per_view=1", "real_sample_steps=2",
+                                              f"teacher_camera={str(teacher_camera).lower()}"])
+    job = build_job(cfg, builtin, None)  # no cache: a cache key's fingerprint reads the teacher at a fixed camera
+    sampled = len(seen)
+    assert sampled > 0 and job.x_real is not None
+    train_step(job, NonFiniteWatch(limit=3))
+    assert len(seen) > sampled  # the guidance ran the teacher
+    assert all((c is not None) == teacher_camera for c in seen)
+
+
+def test_the_camera_oracle_refuses_to_run_without_cameras():
+    from ui3d.config import FieldValueError
+
+    with pytest.raises(FieldValueError, match="needs the cameras"):
+        TextTo3DConfig(teacher="exact-camera", teacher_camera=False)
