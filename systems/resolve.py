@@ -107,14 +107,15 @@ def _guidance_layer(name: str | None) -> dict:
 
 
 def _oracle_layer(teacher: str | None) -> dict:
-    """The world's oracles (``--teacher exact-view | exact-camera``) know objects on white only: their
-    runs render the scene on white, whatever background the preset trains on (overrides still win)."""
-    from ui3d.teachers.oracle import ORACLE_SPECS
+    """The world's oracles (``--teacher exact-view | exact-camera``) are exact only for renders on their
+    own background (``ORACLE_BACKGROUND``): their runs render the scene on it, whatever background the
+    preset trains on (overrides still win)."""
+    from ui3d.teachers.oracle import ORACLE_BACKGROUND, ORACLE_SPECS
 
     if teacher not in ORACLE_SPECS:
         return {}
-    white = {"background": {"kind": "solid", "colour": [1.0, 1.0, 1.0]}}
-    return {"nerf": white, "gaussians": white}
+    solid = {"background": {"kind": "solid", "colour": list(ORACLE_BACKGROUND)}}
+    return {"nerf": solid, "gaussians": solid}
 
 
 def check_device(device: str) -> None:

@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+Background = float | tuple[float, float, float]  # a grey level or an RGB triple in [0, 1]
+
 
 @dataclass(frozen=True)
 class GaussianMixture:
@@ -148,11 +150,12 @@ def load_mixture_json(path: str | Path) -> GaussianMixture:
 # --- The exact teacher of the built-in world: Gaussian-smoothed renders of each caption -------------
 
 def world_renders_mixture(
-    caption: str, n: int = 64, resolution: int = 32, seed: int = 0, ss: int = 2
+    caption: str, n: int = 64, resolution: int = 32, seed: int = 0, ss: int = 2, background: Background = 1.0
 ) -> GaussianMixture:
-    """The uniform mixture of ``n`` renders of one built-in caption, pixels in [-1, 1] flattened to
-    [n, 3·r·r] (channels first). Cameras are the dataset's random cameras; a caption with a view
-    suffix keeps only cameras of that view. Raises ValueError for a prompt the world can't parse."""
+    """The uniform mixture of ``n`` renders of one built-in caption on ``background`` (a grey level or
+    an RGB triple), pixels in [-1, 1] flattened to [n, 3·r·r] (channels first). Cameras are the
+    dataset's random cameras; a caption with a view suffix keeps only cameras of that view. Raises
+    ValueError for a prompt the world can't parse."""
     from ui3d.world.captions import parse_prompt
     from ui3d.world.dataset import render_pixels, view_cameras
 
@@ -160,19 +163,24 @@ def world_renders_mixture(
         raise ValueError(f"n: expected >= 1 renders, got {n}")
     prompt = parse_prompt(caption)
     cams = view_cameras(prompt.view, n, resolution, torch.Generator().manual_seed(seed))
-    return GaussianMixture.empirical(render_pixels(prompt.to_object(), cams, ss))
+    return GaussianMixture.empirical(render_pixels(prompt.to_object(), cams, ss, _background_tensor(background)))
+
+
+def _background_tensor(background: Background) -> float | Tensor:
+    return background if isinstance(background, (int, float)) else torch.tensor(background, dtype=torch.float32)
 
 
 class _WorldOracle:
     """What both exact world teachers share: Stable Diffusion's VP schedule over pixels in [−1, 1] at
-    ``resolution``."""
+    ``resolution``, renders on ``background``. An oracle is exact only for renders on that same
+    background: text-to-3D gives its scenes the oracle's (``ui3d.teachers.oracle.ORACLE_BACKGROUND``)."""
 
     clip_sample = True
 
-    def __init__(self, resolution: int, ss: int):
+    def __init__(self, resolution: int, ss: int, background: Background = 1.0):
         from ui3d.diffusion import VPSchedule
 
-        self.resolution, self.ss = resolution, ss
+        self.resolution, self.ss, self.background = resolution, ss, background
         self.schedule = VPSchedule.scaled_linear()
 
     @property
@@ -201,8 +209,9 @@ class ExactWorldTeacher(_WorldOracle):
 
     takes_camera = False
 
-    def __init__(self, n_renders: int = 64, resolution: int = 32, seed: int = 0, ss: int = 2):
-        super().__init__(resolution, ss)
+    def __init__(self, n_renders: int = 64, resolution: int = 32, seed: int = 0, ss: int = 2,
+                 background: Background = 1.0):
+        super().__init__(resolution, ss, background)
         self.n_renders, self.seed = n_renders, seed
         self._captions: list[str] = []
         self._mixtures: list[GaussianMixture] = []
@@ -215,7 +224,7 @@ class ExactWorldTeacher(_WorldOracle):
             return GaussianMixture.empirical(torch.cat([m.means for m in self._mixtures]))
         if caption not in self._captions:
             self._mixtures.append(
-                world_renders_mixture(caption, self.n_renders, self.resolution, self.seed, self.ss)
+                world_renders_mixture(caption, self.n_renders, self.resolution, self.seed, self.ss, self.background)
             )
             self._captions.append(caption)
         return self._mixtures[self._captions.index(caption)]
@@ -259,8 +268,8 @@ class CameraMatchedWorldTeacher(_WorldOracle):
 
     takes_camera = True
 
-    def __init__(self, resolution: int = 32, ss: int = 2):
-        super().__init__(resolution, ss)
+    def __init__(self, resolution: int = 32, ss: int = 2, background: Background = 1.0):
+        super().__init__(resolution, ss, background)
         self._objects: list = []
 
     def encode_prompts(self, prompts) -> Tensor:
@@ -288,7 +297,8 @@ class CameraMatchedWorldTeacher(_WorldOracle):
         if not self._objects:
             raise ValueError("the camera-matched teacher needs at least one encoded caption first")
         cams = cameras.resized(self.resolution, self.resolution)
-        every = torch.stack([render_pixels([obj] * len(cams), cams, self.ss) for obj in self._objects], dim=1)
+        bg = _background_tensor(self.background)
+        every = torch.stack([render_pixels([obj] * len(cams), cams, self.ss, bg) for obj in self._objects], dim=1)
         pick = [[i] if i >= 0 else list(range(len(self._objects))) for i in ids]
         k = max(len(p) for p in pick)
         return torch.stack([every[b, (p * k)[:k]] for b, p in enumerate(pick)])

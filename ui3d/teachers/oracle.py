@@ -24,9 +24,13 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ORACLE_SPECS", "OracleTeacher", "check_world_prompts", "load_oracle"]
+__all__ = ["ORACLE_BACKGROUND", "ORACLE_SPECS", "OracleTeacher", "check_world_prompts", "load_oracle"]
 
 ORACLE_SPECS = ("exact-view", "exact-camera")
+# What the oracles render on, and so what a scene guided by one must render on: exact only for the same
+# background. A dark slate of the muted family, not a colour of the world's palette, so that white,
+# gray and black objects keep a silhouette (on white, the first oracle rows lost the white prompts).
+ORACLE_BACKGROUND = (0.25, 0.30, 0.36)
 
 
 class _WithoutCaptionRow(nn.Module):
@@ -109,7 +113,8 @@ def load_oracle(spec: str, prompts: Sequence[str] = ()) -> OracleTeacher:
         raise ValueError(f"unknown oracle {spec!r} (choices: {', '.join(ORACLE_SPECS)})")
     language = BuiltinTeacher.load()
     r = language.resolution
-    exact = ExactWorldTeacher(resolution=r) if spec == "exact-view" else CameraMatchedWorldTeacher(resolution=r)
+    oracle = ExactWorldTeacher if spec == "exact-view" else CameraMatchedWorldTeacher
+    exact = oracle(resolution=r, background=ORACLE_BACKGROUND)
     teacher = OracleTeacher(exact, language)
     teacher.check_prompts([p for p in prompts if p])
     # the caller's prompts (text-to-3D: the prompt and its view prompts) now, so caption ids do not
