@@ -12,11 +12,13 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-Background = float | tuple[float, float, float]  # a grey level or an RGB triple in [0, 1]
+if TYPE_CHECKING:
+    from ui3d.world.render import Background
 
 
 @dataclass(frozen=True)
@@ -163,11 +165,7 @@ def world_renders_mixture(
         raise ValueError(f"n: expected >= 1 renders, got {n}")
     prompt = parse_prompt(caption)
     cams = view_cameras(prompt.view, n, resolution, torch.Generator().manual_seed(seed))
-    return GaussianMixture.empirical(render_pixels(prompt.to_object(), cams, ss, _background_tensor(background)))
-
-
-def _background_tensor(background: Background) -> float | Tensor:
-    return background if isinstance(background, (int, float)) else torch.tensor(background, dtype=torch.float32)
+    return GaussianMixture.empirical(render_pixels(prompt.to_object(), cams, ss, background))
 
 
 class _WorldOracle:
@@ -297,8 +295,8 @@ class CameraMatchedWorldTeacher(_WorldOracle):
         if not self._objects:
             raise ValueError("the camera-matched teacher needs at least one encoded caption first")
         cams = cameras.resized(self.resolution, self.resolution)
-        bg = _background_tensor(self.background)
-        every = torch.stack([render_pixels([obj] * len(cams), cams, self.ss, bg) for obj in self._objects], dim=1)
+        every = torch.stack([render_pixels([obj] * len(cams), cams, self.ss, self.background) for obj in self._objects],
+                            dim=1)
         pick = [[i] if i >= 0 else list(range(len(self._objects))) for i in ids]
         k = max(len(p) for p in pick)
         return torch.stack([every[b, (p * k)[:k]] for b, p in enumerate(pick)])
