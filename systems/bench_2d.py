@@ -3,14 +3,18 @@
 
 from __future__ import annotations
 
+import argparse
 import statistics
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from systems.distill_2d import Distill2DConfig, TrainHooks, run
+from ui3d.errors import UserError
 from ui3d.io import atomic_write_text, write_json
 from ui3d.teachers.exact import GaussianMixture, load_mixture_json
 
@@ -67,3 +71,37 @@ def bench(base: Distill2DConfig, divergences, oracles, seeds: int, out_dir: Path
     text = table(results)
     atomic_write_text(out_dir / "table.md", text)
     return text
+
+
+def hooked_bench_main(argv: list[str] | None, prog: str, description: str,
+                      add_arguments: Callable[[argparse.ArgumentParser], None],
+                      hooks_for: Callable[[argparse.Namespace, Distill2DConfig], TrainHooks],
+                      divergences: str = "fkl") -> int:
+    """The command line of a ``ui3d bench distill2d`` variant whose runs take training hooks
+    (systems.stein_2d, systems.swap_2d): --out, --divergences, --seeds, --jobs, --config and
+    key=value overrides, plus the variant's own arguments; prints the table. A user error is one
+    line and exit 2."""
+    from systems.resolve import resolve
+
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    p.add_argument("--out", required=True)
+    p.add_argument("--divergences", default=divergences)
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--config", help="a YAML preset of systems.distill_2d (default: its class defaults)")
+    add_arguments(p)
+    p.add_argument("overrides", nargs="*", help="key=value overrides (Distill2DConfig)")
+    args = p.parse_intermixed_args(argv)  # key=value overrides anywhere on the line
+    try:
+        names = [d.strip() for d in args.divergences.split(",") if d.strip()]
+        if unknown := [d for d in names if d not in BENCH_DIVERGENCES]:
+            raise UserError(f"--divergences: unknown {unknown}; choices: {', '.join(BENCH_DIVERGENCES)}")
+        if args.seeds < 1 or args.jobs < 1:
+            raise UserError(f"--seeds and --jobs must be positive, got {args.seeds} and {args.jobs}")
+        base = resolve(Distill2DConfig, args.config, overrides=args.overrides)
+        hooks = hooks_for(args, base)
+        print(bench(base, names, [base.oracle], args.seeds, Path(args.out), args.jobs, hooks), end="")
+        return 0
+    except UserError as err:
+        print(f"{prog}: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 2

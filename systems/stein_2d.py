@@ -22,16 +22,14 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from systems.bench_2d import BENCH_DIVERGENCES, bench
-from systems.distill_2d import Distill2DConfig, TrainHooks
+from systems.bench_2d import hooked_bench_main
+from systems.distill_2d import TrainHooks
 from ui3d.diffusion import Noise, NoiseLevel, eps_to_x0, per_sample
 from ui3d.divergence import Divergence, loss_weight, ratio_from_logits
-from ui3d.errors import UserError
 from ui3d.guidance import GeneratorTurn, Guidance, frozen
 
 
@@ -140,35 +138,12 @@ ESTIMATORS = {"score_function": stein_generator_loss, "pathwise": pathwise_gener
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", required=True)
-    p.add_argument("--divergences", default="fkl")
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--jobs", type=int, default=1)
-    p.add_argument("--estimator", default="score_function", choices=sorted(ESTIMATORS))
-    p.add_argument("--config", help="a YAML preset of systems.distill_2d (default: its class defaults)")
-    p.add_argument("overrides", nargs="*", help="key=value overrides (Distill2DConfig)")
-    args = p.parse_intermixed_args(argv)  # key=value overrides anywhere on the line
-    try:
-        return _command(args)
-    except UserError as err:
-        print(f"stein_2d: {str(err).splitlines()[0]}", file=sys.stderr)
-        return 2
+    def add_arguments(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--estimator", default="score_function", choices=sorted(ESTIMATORS))
 
-
-def _command(args: argparse.Namespace) -> int:
-    from systems.resolve import resolve
-
-    divergences = [d.strip() for d in args.divergences.split(",") if d.strip()]
-    if unknown := [d for d in divergences if d not in BENCH_DIVERGENCES]:
-        raise UserError(f"--divergences: unknown {unknown}; choices: {', '.join(BENCH_DIVERGENCES)}")
-    if args.seeds < 1 or args.jobs < 1:
-        raise UserError(f"--seeds and --jobs must be positive, got {args.seeds} and {args.jobs}")
-    base = resolve(Distill2DConfig, args.config, overrides=args.overrides)
-    hooks = TrainHooks(generator_loss=ESTIMATORS[args.estimator])
     # oracle=exact (closed-form scores and ratio) tells the estimator's variance from the fake's lag
-    print(bench(base, divergences, [base.oracle], args.seeds, Path(args.out), args.jobs, hooks), end="")
-    return 0
+    return hooked_bench_main(argv, "stein_2d", __doc__.splitlines()[0], add_arguments,
+                             lambda args, base: TrainHooks(generator_loss=ESTIMATORS[args.estimator]))
 
 
 if __name__ == "__main__":

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from systems.bench_2d import BENCH_DIVERGENCES, bench
+from systems.bench_2d import hooked_bench_main
 from systems.distill_2d import Distill2DConfig, TrainHooks
 from ui3d.diffusion import Noise
 from ui3d.errors import UserError
@@ -78,37 +77,17 @@ class SwapHooks:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", required=True)
-    p.add_argument("--swap", required=True, choices=SWAPS)
-    p.add_argument("--divergences", default="js")
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--jobs", type=int, default=1)
-    p.add_argument("--config", help="a YAML preset of systems.distill_2d (default: its class defaults)")
-    p.add_argument("overrides", nargs="*", help="key=value overrides (Distill2DConfig)")
-    args = p.parse_intermixed_args(argv)  # key=value overrides anywhere on the line
-    try:
-        return _command(args)
-    except UserError as err:
-        print(f"swap_2d: {str(err).splitlines()[0]}", file=sys.stderr)
-        return 2
+    def add_arguments(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--swap", required=True, choices=SWAPS)
+
+    return hooked_bench_main(argv, "swap_2d", __doc__.splitlines()[0], add_arguments, _hooks, divergences="js")
 
 
-def _command(args: argparse.Namespace) -> int:
-    from systems.resolve import resolve
-
-    divergences = [d.strip() for d in args.divergences.split(",") if d.strip()]
-    if unknown := [d for d in divergences if d not in BENCH_DIVERGENCES]:
-        raise UserError(f"--divergences: unknown {unknown}; choices: {', '.join(BENCH_DIVERGENCES)}")
-    if args.seeds < 1 or args.jobs < 1:
-        raise UserError(f"--seeds and --jobs must be positive, got {args.seeds} and {args.jobs}")
-    base = resolve(Distill2DConfig, args.config, overrides=args.overrides)
+def _hooks(args: argparse.Namespace, base: Distill2DConfig) -> TrainHooks:
     if base.oracle != "learned":
         raise UserError("swap_2d swaps one learned estimator for the exact one: it needs oracle=learned")
     swap = SwapHooks(args.swap, base.oracle_samples)
-    hooks = TrainHooks(generator_loss=swap.generator_loss, after_step=swap.after_step)
-    print(bench(base, divergences, [base.oracle], args.seeds, Path(args.out), args.jobs, hooks), end="")
-    return 0
+    return TrainHooks(generator_loss=swap.generator_loss, after_step=swap.after_step)
 
 
 if __name__ == "__main__":
