@@ -101,11 +101,17 @@ class BenchRun:
         return f"{slug(self.prompt)}_{self.method}{teacher}_s{self.seed}"
 
 
+def empty_scores(err: Exception) -> dict:
+    """The mesh scores of a scene that exports nothing: an empty shape overlaps nothing (IoU 0)."""
+    return {"iou": 0.0, "export_error": str(err).splitlines()[0]}
+
+
 def run_one(run: BenchRun) -> dict:
     """One generate run plus the extra metrics (in a worker process: one torch thread). Resumable:
     a run folder with bench.json is read back; one with a finished export is scored again."""
     torch.set_num_threads(1)
     from systems.text_to_3d import finish, judge_recognition, prepare, timed_train, world_subject
+    from ui3d.export.mesh import EmptySceneError
     from ui3d.io import read_json, write_json
     from ui3d.metrics.judge import Judge
     from ui3d.scene.base import load_scene
@@ -119,7 +125,11 @@ def run_one(run: BenchRun) -> dict:
     else:
         job = prepare(run.config(), run_dir, resume=False, cache_dir=run.out / "prompt-cache")
         _, wall = timed_train(job, run_dir, progress=False)
-        metrics, log, scene = finish(job, run_dir, wall, formats=("glb",)), job.log, job.scene
+        try:
+            metrics = finish(job, run_dir, wall, formats=("glb",))
+        except EmptySceneError as err:  # the run's result, not the bench's failure: the other runs go on
+            metrics = {"steps": job.step, "wall_seconds": round(wall, 1), **empty_scores(err)}
+        log, scene = job.log, job.scene
     subject = world_subject(run.prompt)
     scene.eval()
     metrics["iou_best"], metrics["best_threshold"] = best_threshold_iou(scene, subject)
@@ -142,7 +152,7 @@ def rescore_one(run_dir: Path) -> dict:
     torch.set_num_threads(1)
     from systems.text_to_3d import TextTo3DConfig, judge_recognition, keep_mesh_region, mesh_scores, world_subject
     from ui3d.config import load_config
-    from ui3d.export.mesh import extract_mesh
+    from ui3d.export.mesh import EmptySceneError, extract_mesh
     from ui3d.io import read_json, write_json
     from ui3d.metrics.judge import Judge
     from ui3d.scene.base import load_scene
@@ -152,12 +162,20 @@ def rescore_one(run_dir: Path) -> dict:
     scene.eval()
     subject = world_subject(result["prompt"])
     export = load_config(TextTo3DConfig, run_dir / "config.yaml").export  # the run's own mesh settings
-    mesh = extract_mesh(scene, export)
-    keep_mesh_region(scene, mesh, export.bound)  # as `finish` does
-    scores = mesh_scores(mesh, subject)
+    try:
+        mesh = extract_mesh(scene, export)
+    except EmptySceneError as err:
+        scores = empty_scores(err)
+    else:
+        keep_mesh_region(scene, mesh, export.bound)  # as `finish` does
+        scores = mesh_scores(mesh, subject)
     scores["silhouette_iou"] = silhouette_iou(scene, subject)
     scores["judge_recognition"] = scores["r_precision"] = judge_recognition(scene, subject, Judge.load())
-    metrics = {**read_json(run_dir / "metrics.json"), **scores}
+    saved = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}  # none if it failed
+    if "export_error" not in scores:  # exports now: an earlier failure is history
+        saved.pop("export_error", None)
+        result.pop("export_error", None)
+    metrics = {**saved, **scores}
     result = {**result, **scores}
     write_json(run_dir / "metrics.json", metrics)
     write_json(run_dir / "bench.json", result)

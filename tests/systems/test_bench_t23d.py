@@ -147,3 +147,19 @@ def test_bench_has_a_row_per_teacher(tmp_path, capsys):
     names = sorted(r["run_dir"] for r in json.loads((out / "results.json").read_text())["runs"])
     assert names == ["a-red-cube_sds_exact-camera_s0", "a-red-cube_sds_s0"]
     assert main(["bench", "t23d", "--prompts", "a red cube", "--teachers", "exact", "--out", str(out)]) == 2
+
+
+def test_a_run_whose_scene_exports_nothing_scores_zero_and_the_bench_goes_on(tmp_path, capsys):
+    """One empty result (a scene under any export level) once stopped a whole bench; it is that
+    run's IoU 0, the next run still runs, and --rescore keeps it at 0."""
+    out = tmp_path / "bench"
+    code = main(["bench", "t23d", "--prompts", "a red cube,a blue torus", "--methods", "sds", "--seeds", "1",
+                 "--steps", "2", "--config", DEBUG, "--out", str(out), "export.threshold=1e12"])
+    assert code == 0
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    assert [r["prompt"] for r in runs] == ["a red cube", "a blue torus"]
+    assert all(r["iou"] == 0.0 and "nothing in the scene" in r["export_error"] for r in runs)
+    assert "| a blue torus | sds |" in capsys.readouterr().out
+    assert main(["bench", "t23d", "--rescore", "--out", str(out)]) == 0
+    again = json.loads((out / "results.json").read_text())["runs"]
+    assert all(r["iou"] == 0.0 and r["export_error"] for r in again)
