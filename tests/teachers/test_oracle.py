@@ -75,7 +75,9 @@ def test_an_oracle_run_renders_on_the_oracles_background_unless_told_otherwise()
 
     cfg = text_to_3d_config(GenerateRequest(prompt="a red cube", teacher="exact-camera"))
     assert cfg.nerf.background.kind == "solid" and tuple(cfg.nerf.background.colour) == ORACLE_BACKGROUND
-    assert text_to_3d_config(GenerateRequest(prompt="a red cube")).nerf.background.kind == "muted"
+    assert cfg.textureless_prob == 0.0  # white-shaded renders dissolve a scene guided by exact pixels
+    learned = text_to_3d_config(GenerateRequest(prompt="a red cube"))
+    assert learned.nerf.background.kind == "muted" and learned.textureless_prob > 0
     told = text_to_3d_config(GenerateRequest(prompt="a red cube", teacher="exact-view",
                                              overrides=("nerf.background.kind=random",)))
     assert told.nerf.background.kind == "random"
