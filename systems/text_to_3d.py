@@ -132,9 +132,8 @@ def teacher_samples(teacher, cfg: TextTo3DConfig, cache_dir: Path | None = None)
     """The discriminator's real data: the teacher's own samples of each view prompt, in its space at
     the size of the run's renders ([len(VIEWS), n, ...]), drawn once before training with their own
     seed (a cached and a fresh draw are the same), for every teacher (Stable Diffusion's are
-    latents). A teacher that takes cameras (and ``teacher_camera``) samples each view prompt at cameras
-    of that view. None
-    when ``real_samples_per_view`` is 0: then the ratio is 1 exactly."""
+    latents). A teacher that takes cameras (unless ``teacher_camera`` is off) samples each view prompt
+    at cameras of that view. None when ``real_samples_per_view`` is 0: then the ratio is 1 exactly."""
     from ui3d.teachers.sampling import cached_samples
     from ui3d.world.dataset import view_cameras
 
@@ -144,9 +143,9 @@ def teacher_samples(teacher, cfg: TextTo3DConfig, cache_dir: Path | None = None)
     with torch.no_grad():  # the shape of a render in the teacher's space (VAE latents for SD)
         shape = tuple(teacher.encode(torch.zeros(1, 3, cfg.resolution, cfg.resolution)).shape[1:])
     per_view = []
+    with_camera = teacher.takes_camera and cfg.teacher_camera
     for k, (view, prompt) in enumerate(zip(VIEWS, view_prompts(cfg.prompt))):
         seed = cfg.seed * len(VIEWS) + k  # one seed per view: a cache hit leaves the other views' draws alone
-        with_camera = teacher.takes_camera and cfg.teacher_camera
         cameras = view_cameras(view, n, cfg.resolution, torch.Generator().manual_seed(seed)) if with_camera else None
         per_view.append(cached_samples(teacher, [prompt] * n, shape, cfg.real_sample_steps, cfg.guidance.guidance_scale,
                                        seed, cameras, cache_dir))
