@@ -50,7 +50,9 @@ class SwappedFake:
 
 class SwapHooks:
     """Training hooks (picklable for the process pool): ``after_step`` keeps the generator, whose extra
-    samples make the exact q_t; ``generator_loss`` builds the swapped guidance of each step."""
+    samples make the exact q_t; ``generator_loss`` builds the swapped guidance of each step. Needs a
+    warm-up (``warmup_steps`` > 0, 200 by default): without one, a worker's first generator step of a
+    run comes before ``after_step`` and would draw from the previous run's generator."""
 
     def __init__(self, swap: str, oracle_samples: int):
         if swap not in SWAPS:
