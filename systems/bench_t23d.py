@@ -172,9 +172,8 @@ def rescore_one(run_dir: Path) -> dict:
     scores["silhouette_iou"] = silhouette_iou(scene, subject)
     scores["judge_recognition"] = scores["r_precision"] = judge_recognition(scene, subject, Judge.load())
     saved = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}  # none if it failed
-    if "export_error" not in scores:  # exports now: an earlier failure is history
-        saved.pop("export_error", None)
-        result.pop("export_error", None)
+    for record in (saved, result):  # today's export decides: an earlier failure is history
+        record.pop("export_error", None)
     metrics = {**saved, **scores}
     result = {**result, **scores}
     write_json(run_dir / "metrics.json", metrics)

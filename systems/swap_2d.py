@@ -39,9 +39,6 @@ class SwappedFake:
     def __init__(self, eps_from, logit_from):
         self.eps_from, self.logit_from = eps_from, logit_from
 
-    def parameters(self):
-        return iter(())
-
     def predict(self, x_t: Tensor, level, cond, with_logit: bool = True) -> FakePrediction:
         eps = self.eps_from.predict(x_t, level, cond, with_logit=False).eps
         logit = self.logit_from.predict(x_t, level, cond, with_logit=True).logit if with_logit else None
