@@ -163,3 +163,19 @@ def test_fp32_inference_matches_the_bf16_training_precision():
     torch.testing.assert_close(eps_default, eps16 if bf16_is_fast("cpu") else eps32, rtol=0, atol=0)
     rel = (eps32 - eps16).norm() / eps32.norm()
     assert rel < 0.03, rel
+
+
+def test_cosine_lr_warms_up_then_anneals_to_lr_min_at_the_last_step():
+    from ui3d.config import FieldValueError
+    from ui3d.teachers.builtin_train import _lr_at
+
+    cfg = TeacherTrainConfig(lr=1e-3, lr_min=1e-5, warmup_steps=10, steps=110, lr_schedule="cosine")
+    assert _lr_at(cfg, 0) == pytest.approx(1e-4)  # warm-up: (step + 1) / warmup_steps
+    assert _lr_at(cfg, 10) == pytest.approx(1e-3)
+    assert _lr_at(cfg, 60) == pytest.approx((1e-3 + 1e-5) / 2)  # half-way through the decay
+    assert _lr_at(cfg, 110) == pytest.approx(1e-5)
+    lrs = [_lr_at(cfg, s) for s in range(10, 111)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+    assert _lr_at(TeacherTrainConfig(lr=1e-3, warmup_steps=10, steps=110), 100) == 1e-3  # constant stays
+    with pytest.raises(FieldValueError, match="lr_schedule"):
+        TeacherTrainConfig(lr_schedule="linear")

@@ -65,6 +65,8 @@ class TeacherTrainConfig:
     batch_size: int = 64
     lr: float = 2e-3
     warmup_steps: int = 100
+    lr_schedule: str = "constant"  # constant | cosine (from lr down to lr_min at `steps`: anneals a continuation)
+    lr_min: float = 0.0
     weight_decay: float = 0.0
     ema_decay: float = 0.999
     cond_dropout: float = 0.12
@@ -78,9 +80,11 @@ class TeacherTrainConfig:
     init_from: str = ""  # a teacher .safetensors to start from (a text-only one: its camera columns start at zero)
 
     def __post_init__(self) -> None:
-        from ui3d.config import check_ranges
+        from ui3d.config import FieldValueError, check_ranges
 
-        check_ranges(self, camera_dropout=(0, 1))
+        check_ranges(self, camera_dropout=(0, 1), lr_min=(0, None))
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise FieldValueError("lr_schedule", f"expected constant or cosine, got {self.lr_schedule!r}")
         check_ranges(self, steps=(1, None), max_minutes=(0, None), batch_size=(1, 4096), lr=(0, None),
                      warmup_steps=(0, None), weight_decay=(0, None), ema_decay=(0, 1), cond_dropout=(0, 1),
                      min_snr_gamma=(0, None), grad_clip=(0, None), checkpoint_minutes=(0, None), threads=(0, 1024))
@@ -193,7 +197,10 @@ def _load_checkpoint(path: Path, model, ema, opt, gen: torch.Generator) -> tuple
 
 def _lr_at(cfg: TeacherTrainConfig, step: int) -> float:
     warm = min(1.0, (step + 1) / max(1, cfg.warmup_steps))
-    return cfg.lr * warm
+    if cfg.lr_schedule == "constant" or step < cfg.warmup_steps:
+        return cfg.lr * warm
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+    return cfg.lr_min + (cfg.lr - cfg.lr_min) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def train_teacher(
