@@ -43,6 +43,7 @@ class Distill2DConfig:
     fake_lr: float = 2e-3
     adam_beta1: float = 0.0  # the paper's β = (0, 0.999)
     fake_steps: int = 1  # fake-score updates per generator update
+    disc_steps: int = 0  # extra discriminator-only updates per step (8: JS covers 7 of 8 modes; docs/benchmarks.md)
     warmup_steps: int = 200  # fake-score-only steps before the first generator step (learned)
     sigma_min: float = 0.5  # at 0.05 with learned estimators JS and χ² lose modes in exact mode (docs/benchmarks.md)
     sigma_max: float = 8.0
@@ -62,7 +63,7 @@ class Distill2DConfig:
 
         # upper bounds: memory grows with the batches, the evaluation's time with eval_samples²
         check_ranges(self, batch=(1, 1 << 16), oracle_samples=(1, 1 << 16), eval_samples=(1, 100_000),
-                     latent_dim=(1, 1024), hidden=(1, 4096), fake_steps=(1, 100), warmup_steps=(0, None),
+                     latent_dim=(1, 1024), hidden=(1, 4096), fake_steps=(1, 100), disc_steps=(0, 100), warmup_steps=(0, None),
                      generator_lr=(0, None), fake_lr=(0, None), adam_beta1=(0, 1), grad_clip=(0, None))
 
 
@@ -97,6 +98,8 @@ def train(cfg: Distill2DConfig, teacher: GaussianMixture, progress: bool = True,
     opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.generator_lr, betas=(cfg.adam_beta1, 0.999))
     fake = MLPFakeScore(teacher.dim, cfg.hidden, sigma_data=sigma_data) if learned else None
     opt_f = torch.optim.Adam(fake.parameters(), lr=cfg.fake_lr, betas=(cfg.adam_beta1, 0.999)) if learned else None
+    disc_steps = cfg.disc_steps if learned and cfg.guidance.uses_ratio else 0
+    opt_d = torch.optim.Adam(fake.discriminator.parameters(), lr=cfg.fake_lr, betas=(cfg.adam_beta1, 0.999)) if disc_steps else None
     # Cosine decay sharpens the modes at the end; the fake score decays with the generator it tracks.
     schedules = [torch.optim.lr_scheduler.CosineAnnealingLR(o, cfg.steps, eta_min=0.05 * o.param_groups[0]["lr"])
                  for o in (opt_g, opt_f) if o is not None]
@@ -121,6 +124,13 @@ def train(cfg: Distill2DConfig, teacher: GaussianMixture, progress: bool = True,
                 _step(opt_f, losses.total)
             row["fake_loss"] = float(losses.denoising.loss.detach())
             row["disc_loss"] = float(losses.discriminator.loss.detach()) if losses.discriminator is not None else ""
+        for _ in range(disc_steps):  # the ratio must keep up with the generator's newest samples
+            with torch.no_grad():
+                x_g = gen(gen.sample_latent(cfg.batch, g))
+            noise = Noise.edm(sigmas.sample(cfg.batch, g), torch.randn(x_g.shape, generator=g))
+            disc = guidance.discriminator_loss(x_g, noise, teacher.sample(cfg.batch, g))
+            if watch.ok(disc, step, "discriminator"):
+                _step(opt_d, disc)
         if step < warmup:
             return row
         x_g = gen(gen.sample_latent(cfg.batch, g))

@@ -154,3 +154,10 @@ class Guidance:
             real = self.fake.predict(noise.apply(x_real.to(x)), noise.level, cond, with_logit=True)
             disc = discriminator_loss(real.logit, fake.logit)
         return FakeTurnLosses(dsm, disc)
+
+    def discriminator_loss(self, x: Tensor, noise: Noise, x_real: Tensor, cond: Conditioning = Conditioning()) -> Tensor:
+        """The discriminator's BCE alone (generator samples ``x`` detached against ``x_real`` at the same
+        noise): the extra updates that keep the ratio up with a fast-moving generator."""
+        fake = self.fake.predict(noise.apply(x.detach()), noise.level, cond).logit
+        real = self.fake.predict(noise.apply(x_real.to(x)), noise.level, cond).logit
+        return discriminator_loss(real, fake).loss
