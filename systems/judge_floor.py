@@ -18,21 +18,20 @@ import torch
 
 def judge_on_renders(per_caption: int = 8, seeds: tuple[int, ...] = (1, 2), backgrounds: str = "muted") -> dict:
     """Per colour word: the share of true renders whose object and colour the shipped judge names."""
-    from ui3d.metrics.judge import DEFAULT_JUDGE_PATH, Judge, object_colour_captions
+    from ui3d.metrics.judge import DEFAULT_JUDGE_PATH, Judge, object_colour_captions, share_right_by
     from ui3d.world.dataset import render_captions
 
     judge = Judge.load(DEFAULT_JUDGE_PATH)
     rows = [r for r in object_colour_captions() for _ in range(per_caption)]
-    right: dict[str, list[bool]] = {}
+    colours, right = [], []
     for seed in seeds:
         pred = judge.predict(render_captions([r[0] for r in rows], seed, background_kind=backgrounds),
                              colour_words_only=True)
-        for obj, colour, (_, true_obj, true_colour) in zip(pred["object"], pred["colour"], rows):
-            right.setdefault(true_colour, []).append(obj == true_obj and colour == true_colour)
-    per_colour = {name: round(sum(v) / len(v), 3) for name, v in right.items()}
-    every = [x for v in right.values() for x in v]
-    return {"backgrounds": backgrounds, "renders": len(every), "both_accuracy": round(sum(every) / len(every), 3),
-            "per_colour_both_accuracy": per_colour}
+        for obj, colour, (_, true_obj, true_colour) in zip(pred["object"], pred["colour"], rows, strict=True):
+            colours.append(true_colour)
+            right.append(obj == true_obj and colour == true_colour)
+    return {"backgrounds": backgrounds, "renders": len(right), "both_accuracy": round(sum(right) / len(right), 3),
+            "per_colour_both_accuracy": share_right_by(colours, right)}
 
 
 def main(argv: list[str] | None = None) -> None:

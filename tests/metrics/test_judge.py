@@ -88,3 +88,12 @@ def test_a_judge_file_of_another_model_is_a_one_line_user_error(tmp_path):
         Judge.load(path)
     message = str(err.value)
     assert message.startswith(f"weights file '{path}' does not hold a valid judge (") and "\n" not in message
+
+
+def test_share_right_by_counts_each_group_in_first_seen_order():
+    from ui3d.metrics.judge import share_right_by
+
+    shares = share_right_by(["gray", "red", "gray", "gray"], [True, False, False, True])
+    assert shares == {"gray": 0.667, "red": 0.0} and list(shares) == ["gray", "red"]
+    with pytest.raises(ValueError):
+        share_right_by(["gray"], [True, False])

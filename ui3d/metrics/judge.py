@@ -35,6 +35,7 @@ __all__ = [
     "object_colour_captions",
     "train_judge",
     "evaluate_teacher",
+    "share_right_by",
 ]
 
 DEFAULT_JUDGE_PATH = Path(__file__).resolve().parents[2] / "assets" / "builtin_judge.safetensors"
@@ -242,6 +243,14 @@ def object_colour_captions() -> list[tuple[str, str, str]]:
     return [(make_caption(o, c), o, c) for o in OBJECTS for c in COLOURS]
 
 
+def share_right_by(groups: Sequence[str], right: Sequence[bool]) -> dict[str, float]:
+    """The share of ``right`` within each group (first-seen order), rounded to 3 decimals."""
+    tally: dict[str, list[bool]] = {}
+    for group, ok in zip(groups, right, strict=True):
+        tally.setdefault(group, []).append(bool(ok))
+    return {group: round(sum(oks) / len(oks), 3) for group, oks in tally.items()}
+
+
 def evaluate_teacher(
     teacher, judge: Judge, per_caption: int = 4, steps: int = 50, cfg: float = 4.0, seed: int = 0,
     progress: bool = False, captions: Sequence[tuple[str, str, str]] | None = None, backgrounds: str = "plain",
@@ -264,14 +273,9 @@ def evaluate_teacher(
     renders_a = render_captions(texts, seed + 1, background_kind=backgrounds)
     renders_b = render_captions(texts, seed + 2, background_kind=backgrounds)
     fa, fb, fs = judge.features(renders_a), judge.features(renders_b), judge.features(samples)
-    per_object = {}
-    for name in dict.fromkeys(r[1] for r in rows):
-        sel = [i for i, r in enumerate(batch) if r[1] == name]
-        per_object[name] = round(sum(obj_ok[i] for i in sel) / len(sel), 3)
-    per_colour = {}
-    for name in dict.fromkeys(r[2] for r in rows):
-        sel = [i for i, r in enumerate(batch) if r[2] == name]
-        per_colour[name] = round(sum(obj_ok[i] and col_ok[i] for i in sel) / len(sel), 3)
+    both_ok = [a and b for a, b in zip(obj_ok, col_ok)]
+    per_object = share_right_by([r[1] for r in batch], obj_ok)
+    per_colour = share_right_by([r[2] for r in batch], both_ok)
     return {
         "n_samples": len(batch),
         "n_captions": len(rows),
@@ -279,7 +283,7 @@ def evaluate_teacher(
         "cfg": cfg,
         "object_accuracy": round(sum(obj_ok) / len(batch), 4),
         "colour_accuracy": round(sum(col_ok) / len(batch), 4),
-        "both_accuracy": round(sum(a and b for a, b in zip(obj_ok, col_ok)) / len(batch), 4),
+        "both_accuracy": round(sum(both_ok) / len(batch), 4),
         "world_fid_samples_vs_renders": round(fid_from_features(fs, fa), 3),
         "world_fid_renders_vs_renders": round(fid_from_features(fb, fa), 3),
         "sampling_seconds": round(sample_seconds, 1),
