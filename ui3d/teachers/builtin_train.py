@@ -77,7 +77,7 @@ class TeacherTrainConfig:
     seed: int = 0
     threads: int = 1
     camera_dropout: float = 0.0  # camera-conditioned models: P(train with no camera), so text alone works
-    init_from: str = ""  # a teacher .safetensors to start from (a text-only one: its camera columns start at zero)
+    init_from: str = ""  # a teacher .safetensors to start from (camera inputs it lacks start at zero)
 
     def __post_init__(self) -> None:
         from ui3d.config import FieldValueError, check_ranges
@@ -234,7 +234,7 @@ def _train(cfg, out: Path, ckpt: Path, resume: bool, progress: bool, on_checkpoi
     torch.manual_seed(cfg.seed)
     model = BuiltinTeacherModel(cfg.model)
     if cfg.init_from and not resume:
-        model.load_text_only(read_safetensors(cfg.init_from, KIND)[0])
+        model.load_warm_start(read_safetensors(cfg.init_from, KIND)[0])
     ids_all = model.tokenizer(captions)
     empty = model.tokenizer([""])
     ema = copy.deepcopy(model).requires_grad_(False)

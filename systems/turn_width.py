@@ -1,0 +1,79 @@
+"""Does the teacher draw an object as wide as the camera sees it, turn by turn?
+
+`python -m systems.turn_width [--weights W ...]`: for each object, samples of "a red OBJECT" (with
+the view word of the camera) at a fixed elevation and distance and at each of a few azimuths,
+camera given, against the true renders at the same cameras. A cube seen face-on (azimuth 0°) is
+narrower than seen along its diagonal (45°; 12 against 14 pixels wide at 32², 15° up), so a
+teacher that reads the camera draws it wider at 45°; one that does not draws every turn alike, and
+the visual hull of such silhouettes is a rounded drum, not a cube (docs/benchmarks.md, "A teacher
+blind to the cube's turn").
+
+Width is the number of image columns the silhouette (saturated pixels,
+:func:`ui3d.metrics.view_fidelity.saturated_mask`) covers, median over the samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+
+import torch
+from torch import Tensor
+
+AZIMUTHS = (0.0, 15.0, 30.0, 45.0)
+
+
+def silhouette_widths(masks: Tensor) -> list[int]:
+    """Columns covered by each silhouette [B, H, W] (bool)."""
+    return masks.any(dim=1).sum(dim=1).tolist()
+
+
+@torch.no_grad()
+def turn_widths(teacher, obj: str, azimuths=AZIMUTHS, n: int = 16, steps: int = 30, cfg: float = 2.5,
+                elevation: float = 15.0, seed: int = 1) -> list[dict]:
+    """Per azimuth: median silhouette width of ``n`` samples (camera given) and of the true render,
+    and the mean silhouette IoU."""
+    from ui3d.cameras import cameras_from_spherical
+    from ui3d.metrics.view_fidelity import saturated_mask
+    from ui3d.prompt.views import view_suffixes, with_view_suffix
+    from ui3d.teachers.protocol import guided_eps
+    from ui3d.teachers.sampling import sample_images
+    from ui3d.world.captions import parse_prompt
+    from ui3d.world.render import render_world
+
+    caption = f"a red {obj}"
+    rows = []
+    for az in azimuths:
+        cams = cameras_from_spherical(torch.full((n,), az), torch.full((n,), elevation), torch.full((n,), 1.75),
+                                      torch.full((n,), 55.0), teacher.resolution)
+        prompts = [with_view_suffix(caption, v) for v in view_suffixes(cams.azimuth_deg, cams.elevation_deg)]
+        truth = render_world([parse_prompt(caption).to_object()] * n, cams, background=1.0, ss=2).alpha[..., 0] > 0.5
+        images = sample_images(teacher, prompts, steps, cfg, torch.Generator().manual_seed(seed), cameras=cams,
+                               guide=guided_eps)
+        seen = saturated_mask(images)
+        iou = ((seen & truth).flatten(1).sum(1) / (seen | truth).flatten(1).sum(1).clamp_min(1)).mean()
+        rows.append({"object": obj, "azimuth": az, "sample_width": statistics.median(silhouette_widths(seen)),
+                     "true_width": statistics.median(silhouette_widths(truth)), "silhouette_iou": float(iou)})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    from ui3d.teachers.builtin import DEFAULT_TEACHER_PATH, BuiltinTeacher
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--weights", nargs="+", default=[str(DEFAULT_TEACHER_PATH)])
+    parser.add_argument("--objects", default="cube,house")
+    parser.add_argument("--n", type=int, default=16)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    for weights in args.weights:
+        teacher = BuiltinTeacher.load(weights)
+        for obj in args.objects.split(","):
+            for row in turn_widths(teacher, obj, n=args.n):
+                print(json.dumps({"weights": weights, **{k: round(v, 3) if isinstance(v, float) else v
+                                                        for k, v in row.items()}}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
