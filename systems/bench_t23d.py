@@ -6,6 +6,8 @@ reported with:
 - ``iou_best``: the scene's density grid at the best of a sweep of thresholds (the shape the field
   holds, whatever the export threshold);
 - ``silhouette_iou``: opacity > 0.5 against the true silhouettes over 8 orbit views;
+- ``volume_ratio``, ``truth_covered``: the mesh's volume over the truth's and the share of the truth
+  inside it, which say why an IoU is low (too large, or in the wrong place);
 - ``chamfer``, ``colour_mae``: of the exported mesh;
 - ``r_precision``: the run's ``judge_recognition`` (the judge's object recognition on 16 albedo
   renders of the result on mid-grey; before 2026-12-02: 8 renders on white, where white objects vanish);
@@ -200,7 +202,8 @@ def row_label(run: dict) -> str:
 
 
 def markdown_table(results: list[dict], spheres: dict[str, float], ceilings: dict[str, float] | None = None) -> str:
-    cols = ("iou", "iou_best", "silhouette_iou", "chamfer", "colour_mae", "r_precision", "wall_seconds")
+    cols = ("iou", "volume_ratio", "truth_covered", "iou_best", "silhouette_iou", "chamfer", "colour_mae", "r_precision",
+            "wall_seconds")
     ceilings = ceilings or {}
     lines = ["| prompt | method | sphere IoU | ceiling IoU | " + " | ".join(cols)
              + " | s/step (render, teacher+fake fwd, backward, fake turn) |", "|---" * (len(cols) + 5) + "|"]

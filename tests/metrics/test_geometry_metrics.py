@@ -2,7 +2,15 @@ import numpy as np
 import pytest
 import trimesh
 
-from ui3d.metrics.geometry import chamfer_distance, colour_error, evaluate_mesh, iou, mesh_iou, voxelize_mesh
+from ui3d.metrics.geometry import (
+    chamfer_distance,
+    colour_error,
+    evaluate_mesh,
+    iou,
+    mesh_iou,
+    volume_scores,
+    voxelize_mesh,
+)
 from ui3d.world import make_object, occupancy_grid
 
 
@@ -15,6 +23,19 @@ def test_iou_hand_computed():
     assert iou(a, a) == 1.0 and iou(a, ~a) == 0.0
     with pytest.raises(ValueError, match="shape"):
         iou(a, np.zeros((2, 2, 2), bool))
+
+
+def test_volume_scores_split_the_iou_into_size_and_place():
+    truth = np.zeros((4, 4, 4), bool)
+    truth[:2] = True  # 32 cells
+    larger = np.zeros_like(truth)
+    larger[:3] = True  # 48 cells holding the truth: too large, nothing missed
+    assert volume_scores(larger, truth) == (1.5, 1.0)
+    shifted = np.roll(truth, 1, axis=0)  # same size, half of it in the wrong place
+    assert volume_scores(shifted, truth) == (1.0, 0.5)
+    ratio, covered = volume_scores(shifted, truth)
+    assert iou(shifted, truth) == pytest.approx(covered / (ratio + 1 - covered))
+    assert volume_scores(truth, np.zeros_like(truth)) == (0.0, 0.0)
 
 
 def test_voxelised_box_has_the_right_volume():
@@ -56,3 +77,8 @@ def test_evaluate_mesh_of_the_true_shape():
     red = np.tile(make_object("sphere", "red").part_rgb().numpy(), (len(sphere.vertices), 1))
     m = evaluate_mesh(sphere.vertices, sphere.faces, red, make_object("sphere", "red"), resolution=32, samples=2000)
     assert m.iou > 0.95 and m.chamfer < 0.02 and m.colour_mae < 1e-6  # 2000 samples: ~0.03 apart
+    assert m.volume_ratio == pytest.approx(1.0, abs=0.05) and m.truth_covered > 0.95
+    big = trimesh.creation.icosphere(4, radius=0.5)  # (0.5 / 0.4)^3 = 1.95 × the volume, holding it all
+    m = evaluate_mesh(big.vertices, big.faces, np.tile(red[:1], (len(big.vertices), 1)), make_object("sphere", "red"),
+                      resolution=32, samples=2000)
+    assert m.volume_ratio == pytest.approx(1.95, rel=0.08) and m.truth_covered == 1.0

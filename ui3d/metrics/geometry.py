@@ -2,7 +2,9 @@
 
 - IoU of a mesh (voxelised by ray parity along z, so it needs a closed mesh) or of a boolean /
   thresholded density grid against :func:`ui3d.world.occupancy_grid` (same cell centres, indexed
-  [x, y, z]);
+  [x, y, z]), and the two numbers that say why it is low: the mesh's volume over the truth's, and
+  the share of the truth inside the mesh (IoU = covered / (volume ratio + 1 − covered)): a cube
+  drawn too large has covered ≈ 1 and volume ratio > 1, a misplaced shape a low covered;
 - Chamfer distance between points sampled on the mesh and the true surface samples (mean of the two
   mean nearest-neighbour distances, in world units);
 - colour error: for every true surface sample, the colour of the nearest mesh vertex against the
@@ -21,6 +23,7 @@ from torch import Tensor
 __all__ = [
     "GeometryMetrics",
     "iou",
+    "volume_scores",
     "voxelize_mesh",
     "mesh_iou",
     "chamfer_distance",
@@ -37,6 +40,16 @@ def iou(a: Tensor | np.ndarray, b: Tensor | np.ndarray) -> float:
         raise ValueError(f"iou: grids must have the same shape, got {a.shape} and {b.shape}")
     union = np.logical_or(a, b).sum()
     return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
+
+
+def volume_scores(ours: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """(volume ratio, share of the truth covered) of two boolean grids of the same shape: |ours| /
+    |truth| and |ours ∩ truth| / |truth| (both 0 for an empty truth)."""
+    ours, truth = np.asarray(ours, dtype=bool), np.asarray(truth, dtype=bool)
+    n = truth.sum()
+    if n == 0:
+        return 0.0, 0.0
+    return float(ours.sum() / n), float(np.logical_and(ours, truth).sum() / n)
 
 
 def voxelize_mesh(vertices: np.ndarray, faces: np.ndarray, resolution: int = 64, bound: float = 1.0) -> np.ndarray:
@@ -138,10 +151,14 @@ class GeometryMetrics:
     chamfer: float
     colour_mae: float
     colour_rgb_distance: float
+    volume_ratio: float  # mesh volume / true volume
+    truth_covered: float  # share of the true volume inside the mesh
 
     def as_dict(self) -> dict[str, float]:
         return {
             "iou": self.iou,
+            "volume_ratio": self.volume_ratio,
+            "truth_covered": self.truth_covered,
             "chamfer": self.chamfer,
             "colour_mae": self.colour_mae,
             "colour_rgb_distance": self.colour_rgb_distance,
@@ -152,11 +169,15 @@ def evaluate_mesh(vertices: np.ndarray, faces: np.ndarray, vertex_colours: np.nd
     """All metrics of a coloured mesh against a built-in world subject (prompt or WorldObject)."""
     from ui3d.world.ground_truth import occupancy_grid, surface_samples
 
-    truth = occupancy_grid(subject, resolution)
+    truth = occupancy_grid(subject, resolution).numpy()
     surf = surface_samples(subject, samples, torch.Generator().manual_seed(seed))
     mae, dist = colour_error(vertices, vertex_colours, surf.points.numpy(), surf.colours.numpy())
+    ours = voxelize_mesh(vertices, faces, resolution)
+    volume_ratio, covered = volume_scores(ours, truth)
     return GeometryMetrics(
-        iou=mesh_iou(vertices, faces, truth),
+        iou=iou(ours, truth),
+        volume_ratio=volume_ratio,
+        truth_covered=covered,
         chamfer=chamfer_distance(vertices, faces, surf.points.numpy()),
         colour_mae=mae,
         colour_rgb_distance=dist,
