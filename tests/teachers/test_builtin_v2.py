@@ -12,6 +12,7 @@ from ui3d.teachers.builtin import (
     BuiltinTeacherModel,
     camera_features,
     camera_inputs,
+    camera_ray_map,
     load_teacher_model,
     no_camera,
 )
@@ -93,6 +94,40 @@ def test_azimuth_harmonics_start_from_the_seven_feature_teacher_and_read_the_tur
         model.unet.class_embedding.linear_1.weight[:, -8:].normal_(generator=g)
         assert not torch.allclose(model(x, t, hidden, feats), seven(x, t, hidden, feats), atol=1e-3)
         torch.testing.assert_close(model(x, t, hidden), seven(x, t, hidden), rtol=0, atol=0)  # no camera: unchanged
+
+
+def test_the_ray_map_is_the_cameras_own_rays_and_warm_starts_exactly():
+    """camera_ray_map rebuilds the camera from its 7 features: its directions are camera_rays' and
+    its moments o × d; no camera gives zeros; a 7-feature teacher warm-starts the ray model exactly
+    (zero input channels), and a trained ray channel makes 0° and 45° differ."""
+    from ui3d.cameras import camera_rays, cameras_from_spherical
+
+    cams = cameras_from_spherical(torch.tensor([0.0, 45.0, 200.0]), torch.tensor([15.0, -5.0, 60.0]),
+                                  torch.tensor([1.5, 1.75, 2.0]), torch.tensor([40.0, 55.0, 70.0]), 8)
+    feats = camera_features(cams.azimuth_deg, cams.elevation_deg, cams.distance, cams.fovy_deg)
+    rays = camera_ray_map(feats, 8)
+    origins, dirs = camera_rays(cams)
+    assert rays.shape == (3, 6, 8, 8)
+    torch.testing.assert_close(rays[:, :3], dirs.permute(0, 3, 1, 2), atol=1e-5, rtol=0)
+    torch.testing.assert_close(rays[:, 3:], torch.cross(origins, dirs, dim=-1).permute(0, 3, 1, 2), atol=1e-5, rtol=0)
+    assert torch.equal(camera_ray_map(no_camera(2), 8), torch.zeros(2, 6, 8, 8))
+
+    seven, _ = load_teacher_model()
+    model = BuiltinTeacherModel(dataclasses.replace(seven.config, camera_rays=True), seven.tokenizer)
+    model.load_warm_start(seven.state_dict())
+    g = torch.Generator().manual_seed(0)
+    x, t = torch.randn(2, 3, 32, 32, generator=g), torch.tensor([500])
+    hidden = seven.encode_text(["a red cube"] * 2)
+    turns = camera_features(torch.tensor([0.0, 45.0]), torch.full((2,), 15.0), torch.full((2,), 1.75), torch.full((2,), 55.0))
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, t, hidden, turns), seven(x, t, hidden, turns), rtol=0, atol=0)
+        model.unet.conv_in.weight[:, 3:].normal_(generator=g)
+        same_x = torch.cat([x[:1], x[:1]])
+        eps = model(same_x, t, hidden, turns)
+        assert (eps[0] - eps[1]).abs().mean() > 1e-2
+        torch.testing.assert_close(model(x, t, hidden), seven(x, t, hidden), rtol=0, atol=0)  # no camera: unchanged
+    with pytest.raises(ValueError, match="camera_rays"):
+        dataclasses.replace(seven.config, camera_dim=0, camera_rays=True)
 
 
 def test_camera_dim_is_checked():

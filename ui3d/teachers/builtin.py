@@ -55,12 +55,15 @@ class BuiltinTeacherConfig:
     max_length: int = 12
     num_train_timesteps: int = 1000
     camera_dim: int = 0  # 0: text only (v1); 7: camera-conditioned (v2); 15: with azimuth harmonics (camera_inputs)
+    camera_rays: bool = False  # the camera's ray at every pixel as 6 more input channels (camera_ray_map)
 
     def __post_init__(self) -> None:
         from ui3d.config import FieldValueError, check_ranges
 
         if self.camera_dim not in CAMERA_DIMS:
             raise ValueError(f"camera_dim: expected one of {CAMERA_DIMS}, got {self.camera_dim}")
+        if self.camera_rays and not self.camera_dim:
+            raise ValueError("camera_rays: needs a camera-conditioned model (camera_dim > 0)")
         # upper bounds: a teacher is trained and queried on a CPU (the shipped one is 32², 64 channels)
         check_ranges(self, resolution=(8, 256), layers_per_block=(1, 8), attention_head_dim=(1, 1024),
                      norm_groups=(1, 1024), text_dim=(1, 1024), text_layers=(1, 32), text_heads=(1, 64),
@@ -113,13 +116,31 @@ def camera_inputs(features: Tensor, dim: int) -> Tensor:
     return torch.cat([features, harmonics], dim=1)
 
 
+RAY_CHANNELS = 6
+
+
+def camera_ray_map(features: Tensor, resolution: int) -> Tensor:
+    """[B, 6, r, r]: the Plücker coordinates (direction d, moment o × d) of the ray through every
+    pixel of the camera that :func:`camera_features` [B, 7] describe (looking at the origin), as
+    CAT3D and Zero123++ feed cameras to an image network: unlike one vector added to the timestep
+    embedding, every pixel sees where it looks from. No camera (all zeros) gives all zeros."""
+    from ui3d.cameras import camera_rays, cameras_from_spherical
+
+    f = features.float()
+    cams = cameras_from_spherical(torch.rad2deg(torch.atan2(f[:, 0], f[:, 1])), torch.rad2deg(torch.atan2(f[:, 2], f[:, 3])),
+                                  f[:, 4] * 0.25 + 1.75, f[:, 5] * 15.0 + 55.0, resolution)
+    origins, dirs = camera_rays(cams)
+    rays = torch.cat([dirs, torch.cross(origins, dirs, dim=-1)], dim=-1).permute(0, 3, 1, 2)
+    return rays * f[:, 6].view(-1, 1, 1, 1)
+
+
 def _build_unet(cfg: BuiltinTeacherConfig) -> nn.Module:
     from diffusers import UNet2DConditionModel
 
     n = len(cfg.channels)
     return UNet2DConditionModel(
         sample_size=cfg.resolution,
-        in_channels=3,
+        in_channels=3 + (RAY_CHANNELS if cfg.camera_rays else 0),
         out_channels=3,
         block_out_channels=tuple(cfg.channels),
         down_block_types=("DownBlock2D",) * (n - 1) + ("CrossAttnDownBlock2D",),
@@ -161,18 +182,20 @@ class BuiltinTeacherModel(nn.Module):
         if self.config.camera_dim:
             camera = no_camera(x_t.shape[0], x_t.device) if camera is None else camera.to(x_t.device)
             label = torch.cat([label, camera_inputs(camera.float(), self.config.camera_dim).to(label.dtype)], dim=1)
+            if self.config.camera_rays:
+                x_t = torch.cat([x_t, camera_ray_map(camera, x_t.shape[-1]).to(x_t)], dim=1)
         return self.unet(x_t, t, encoder_hidden_states=hidden, class_labels=label, return_dict=False)[0]
 
     def load_warm_start(self, state: dict[str, Tensor]) -> None:
-        """Start from a teacher with fewer camera inputs (a text-only one, or 7 features for 15): the
-        new columns of the class projection start at zero, so the new model predicts exactly what
-        the old one did."""
-        key = "unet.class_embedding.linear_1.weight"
+        """Start from a teacher with fewer camera inputs (a text-only one, 7 features for 15, no ray
+        map for one): the new input columns of the class projection and of the first convolution
+        start at zero, so the new model predicts exactly what the old one did."""
         state = dict(state)
-        weight = state[key]
-        missing = self.config.text_dim + self.config.camera_dim - weight.shape[1]
-        if missing > 0:
-            state[key] = torch.cat([weight, weight.new_zeros(weight.shape[0], missing)], dim=1)
+        for key in ("unet.class_embedding.linear_1.weight", "unet.conv_in.weight"):
+            weight, wanted = state[key], self.state_dict()[key].shape[1]
+            if weight.shape[1] < wanted:
+                pad = weight.new_zeros(weight.shape[0], wanted - weight.shape[1], *weight.shape[2:])
+                state[key] = torch.cat([weight, pad], dim=1)
         self.load_state_dict(state, strict=True)
 
 
