@@ -1,6 +1,7 @@
 """Does the teacher draw an object as wide as the camera sees it, turn by turn?
 
-`python -m systems.turn_width [--weights W ...]`: for each object, samples of "a red OBJECT" (with
+`python -m systems.turn_width [--weights W ...]` (or `--data data.safetensors`: the training set's own
+widths by azimuth, to check that the data carries the turn): for each object, samples of "a red OBJECT" (with
 the view word of the camera) at a fixed elevation and distance and at each of a few azimuths,
 camera given, against the true renders at the same cameras. A cube seen face-on (azimuth 0°) is
 narrower than seen along its diagonal (45°; 12 against 14 pixels wide at 32², 15° up), so a
@@ -59,6 +60,31 @@ def turn_widths(teacher, obj: str, azimuths=AZIMUTHS, n: int = 16, steps: int = 
     return rows
 
 
+def training_set_widths(data: str, obj: str, period: float = 90.0, bins: int = 5) -> list[dict]:
+    """Mean silhouette width of the training set's images of ``obj`` in saturated colours, by
+    azimuth folded into [0, period / 2] (a cube repeats every 90°), for cameras near the middle of
+    the distance and field-of-view ranges (the two features within ±0.5): does the data carry the turn?"""
+    from ui3d.io import read_safetensors
+    from ui3d.metrics.view_fidelity import SATURATED_COLOURS, saturated_mask
+    from ui3d.teachers.builtin_train import DATA_KIND
+
+    tensors, meta = read_safetensors(data, DATA_KIND)
+    captions = json.loads(meta["captions"])
+    keep = [i for i, c in enumerate(captions) if obj in c.replace(",", " ").split() and any(w in c.split() for w in SATURATED_COLOURS)]
+    cams = tensors["cameras"][keep]
+    widths = torch.tensor(silhouette_widths(saturated_mask(tensors["images"][keep].float() / 255.0)), dtype=torch.float32)
+    folded = torch.rad2deg(torch.atan2(cams[:, 0], cams[:, 1])) % period
+    folded = torch.minimum(folded, period - folded)
+    middle = (cams[:, 4].abs() < 0.5) & (cams[:, 5].abs() < 0.5)
+    step = period / 2 / bins
+    rows = []
+    for k in range(bins):
+        sel = middle & (folded >= k * step) & (folded < (k + 1) * step + (k == bins - 1))
+        rows.append({"object": obj, "azimuth_from": k * step, "azimuth_to": (k + 1) * step, "images": int(sel.sum()),
+                     "mean_width": float(widths[sel].mean()) if sel.any() else float("nan")})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     from ui3d.teachers.builtin import DEFAULT_TEACHER_PATH, BuiltinTeacher
 
@@ -66,8 +92,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--weights", nargs="+", default=[str(DEFAULT_TEACHER_PATH)])
     parser.add_argument("--objects", default="cube")
     parser.add_argument("--n", type=int, default=16)
+    parser.add_argument("--data", help="instead: the widths in a training set (data.safetensors) by azimuth")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    if args.data:
+        for obj in args.objects.split(","):
+            for row in training_set_widths(args.data, obj):
+                print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}))
+        return
     for weights in args.weights:
         teacher = BuiltinTeacher.load(weights)
         for obj in args.objects.split(","):

@@ -30,3 +30,25 @@ def test_a_cube_is_wider_along_its_diagonal_and_a_sphere_is_not():
     assert diagonal >= face + 2  # 14 against 12 pixels
     front, turned = _true_widths("sphere")
     assert front == turned
+
+
+def test_training_set_widths_fold_the_azimuth_and_keep_saturated_colours(tmp_path):
+    import json
+
+    from safetensors.torch import save_file
+
+    from systems.turn_width import training_set_widths
+    from ui3d.teachers.builtin import camera_features
+    from ui3d.teachers.builtin_train import DATA_KIND
+
+    azimuths = torch.tensor([5.0, 85.0, 40.0, 50.0, 40.0])  # 85° folds to 5°, 50° to 40°
+    cams = camera_features(azimuths, torch.full((5,), 15.0), torch.full((5,), 1.75), torch.full((5,), 55.0))
+    images = torch.full((5, 3, 8, 8), 128, dtype=torch.uint8)  # grey: not saturated
+    for i, width in enumerate([2, 2, 6, 6, 1]):
+        images[i, 0, 2:5, :width] = 255  # a red block `width` columns wide
+        images[i, 1:, 2:5, :width] = 0
+    captions = ["a red cube", "a blue cube, side view", "a red cube", "a green cube", "a white cube"]  # white: left out
+    path = tmp_path / "data.safetensors"
+    save_file({"images": images, "cameras": cams}, str(path), metadata={"kind": DATA_KIND, "captions": json.dumps(captions)})
+    rows = training_set_widths(str(path), "cube", bins=2)
+    assert [(r["images"], r["mean_width"]) for r in rows] == [(2, 2.0), (2, 6.0)]
