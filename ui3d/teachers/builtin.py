@@ -83,6 +83,7 @@ class BuiltinTeacherConfig:
 
 
 CAMERA_FEATURES = 7
+DISTANCE_SCALE, FOVY_SCALE = (1.75, 0.25), (55.0, 15.0)  # (centre, half-range) of the sampler's ranges
 
 
 def camera_features(azimuth_deg: Tensor, elevation_deg: Tensor, distance: Tensor, fovy_deg: Tensor) -> Tensor:
@@ -90,8 +91,8 @@ def camera_features(azimuth_deg: Tensor, elevation_deg: Tensor, distance: Tensor
     view scaled to about [-1, 1] over the sampler's ranges, and a 1 that says "a camera is given".
     All zeros (:func:`no_camera`) is the unconditional camera, as trained by camera dropout."""
     az, el = torch.deg2rad(azimuth_deg.float()), torch.deg2rad(elevation_deg.float())
-    return torch.stack([az.sin(), az.cos(), el.sin(), el.cos(), (distance.float() - 1.75) / 0.25,
-                        (fovy_deg.float() - 55.0) / 15.0, torch.ones_like(az)], dim=1)
+    return torch.stack([az.sin(), az.cos(), el.sin(), el.cos(), (distance.float() - DISTANCE_SCALE[0]) / DISTANCE_SCALE[1],
+                        (fovy_deg.float() - FOVY_SCALE[0]) / FOVY_SCALE[1], torch.ones_like(az)], dim=1)
 
 
 def no_camera(batch: int, device: torch.device | str = "cpu") -> Tensor:
@@ -128,7 +129,8 @@ def camera_ray_map(features: Tensor, resolution: int) -> Tensor:
 
     f = features.float()
     cams = cameras_from_spherical(torch.rad2deg(torch.atan2(f[:, 0], f[:, 1])), torch.rad2deg(torch.atan2(f[:, 2], f[:, 3])),
-                                  f[:, 4] * 0.25 + 1.75, f[:, 5] * 15.0 + 55.0, resolution)
+                                  f[:, 4] * DISTANCE_SCALE[1] + DISTANCE_SCALE[0], f[:, 5] * FOVY_SCALE[1] + FOVY_SCALE[0],
+                                  resolution)
     origins, dirs = camera_rays(cams)
     rays = torch.cat([dirs, torch.cross(origins, dirs, dim=-1)], dim=-1).permute(0, 3, 1, 2)
     return rays * f[:, 6].view(-1, 1, 1, 1)
