@@ -33,9 +33,10 @@ def silhouette_widths(masks: Tensor) -> list[int]:
 
 @torch.no_grad()
 def turn_widths(teacher, obj: str, azimuths=AZIMUTHS, n: int = 16, steps: int = 30, cfg: float = 2.5,
-                elevation: float = 15.0, seed: int = 1) -> list[dict]:
+                elevation: float = 15.0, seed: int = 1, shown: list | None = None) -> list[dict]:
     """Per azimuth: mean silhouette width of ``n`` samples (camera given) and of the true renders,
-    and the mean silhouette IoU."""
+    and the mean silhouette IoU. ``shown``, a list, receives per azimuth the true render and the
+    samples ([1 + n, 3, r, r] in [0, 1]), the same noise at every azimuth."""
     from ui3d.cameras import cameras_from_spherical
     from ui3d.metrics.view_fidelity import saturated_mask
     from ui3d.prompt.views import view_suffixes, with_view_suffix
@@ -53,6 +54,9 @@ def turn_widths(teacher, obj: str, azimuths=AZIMUTHS, n: int = 16, steps: int = 
         truth = render_world([parse_prompt(caption).to_object()] * n, cams, background=1.0, ss=2).alpha[..., 0] > 0.5
         images = sample_images(teacher, prompts, steps, cfg, torch.Generator().manual_seed(seed), cameras=cams,
                                guide=guided_eps)
+        if shown is not None:
+            shown.append(torch.cat([render_world(parse_prompt(caption).to_object(), cams[:1], background=1.0,
+                                                 ss=2).rgb.permute(0, 3, 1, 2), images]))
         seen = saturated_mask(images)
         iou = ((seen & truth).flatten(1).sum(1) / (seen | truth).flatten(1).sum(1).clamp_min(1)).mean()
         rows.append({"object": obj, "azimuth": az, "sample_width": statistics.mean(silhouette_widths(seen)),
@@ -93,6 +97,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--objects", default="cube")
     parser.add_argument("--n", type=int, default=16)
     parser.add_argument("--data", help="instead: the widths in a training set (data.safetensors) by azimuth")
+    parser.add_argument("--grid", help="a PNG: per azimuth (rows), the true render and the first 6 samples, the "
+                                       "same noise in every row")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     if args.data:
@@ -100,13 +106,17 @@ def main(argv: list[str] | None = None) -> None:
             for row in training_set_widths(args.data, obj):
                 print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}))
         return
+    shown: list = []
+    rows_printed: list[dict] = []
     for weights in args.weights:
         teacher = BuiltinTeacher.load(weights)
         for obj in args.objects.split(","):
-            for row in turn_widths(teacher, obj, n=args.n):
+            for row in turn_widths(teacher, obj, n=args.n, shown=shown):
+                rows_printed.append(row)
                 print(json.dumps({"weights": weights, **{k: round(v, 3) if isinstance(v, float) else v
                                                         for k, v in row.items()}}), flush=True)
+    if args.grid:
+        from ui3d.images import save_grid
 
-
-if __name__ == "__main__":
-    main()
+        labels = [f"{row['object']} {row['azimuth']:g} deg" for row in rows_printed]
+        save_grid(torch.cat([images[:7] for images in shown]), args.grid, columns=7, scale=4, labels=labels)

@@ -52,3 +52,15 @@ def test_training_set_widths_fold_the_azimuth_and_keep_saturated_colours(tmp_pat
     save_file({"images": images, "cameras": cams}, str(path), metadata={"kind": DATA_KIND, "captions": json.dumps(captions)})
     rows = training_set_widths(str(path), "cube", bins=2)
     assert [(r["images"], r["mean_width"]) for r in rows] == [(2, 2.0), (2, 6.0)]
+
+
+def test_turn_widths_report_each_azimuth_and_show_the_truth_beside_the_samples():
+    from systems.turn_width import turn_widths
+    from ui3d.teachers.builtin import BuiltinTeacher
+
+    shown = []
+    rows = turn_widths(BuiltinTeacher.load(), "cube", azimuths=(0.0, 45.0), n=2, steps=2, shown=shown)
+    assert [(r["azimuth"], r["true_width"]) for r in rows] == [(0.0, 12), (45.0, 14)]
+    assert all(0 <= r["silhouette_iou"] <= 1 and r["sample_width"] >= 0 for r in rows)
+    assert [tuple(s.shape) for s in shown] == [(3, 3, 32, 32)] * 2
+    assert not torch.equal(shown[0][0], shown[1][0])  # the true renders turn
