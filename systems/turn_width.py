@@ -120,3 +120,7 @@ def main(argv: list[str] | None = None) -> None:
 
         labels = [f"{row['object']} {row['azimuth']:g} deg" for row in rows_printed]
         save_grid(torch.cat([images[:7] for images in shown]), args.grid, columns=7, scale=4, labels=labels)
+
+
+if __name__ == "__main__":
+    main()

@@ -53,6 +53,13 @@ def test_training_set_widths_fold_the_azimuth_and_keep_saturated_colours(tmp_pat
     rows = training_set_widths(str(path), "cube", bins=2)
     assert [(r["images"], r["mean_width"]) for r in rows] == [(2, 2.0), (2, 6.0)]
 
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "systems.turn_width", "--data", str(path)], capture_output=True,
+                         text=True, check=True)  # the command line, as the docs give it
+    assert [json.loads(line)["images"] for line in run.stdout.splitlines()] == [2, 0, 0, 0, 2]
+
 
 def test_turn_widths_report_each_azimuth_and_show_the_truth_beside_the_samples():
     from systems.turn_width import turn_widths
