@@ -9,7 +9,6 @@ quickly, before a full training run is spent on one (docs/benchmarks.md, "A teac
 cube's turn").
 
 - ``features``: the shipped camera input as it is (7 numbers into the timestep embedding);
-- ``harmonics``: those plus sin/cos of 2, 3, 4 × azimuth and 2 × elevation (``camera_dim`` 15);
 - ``rays``: the 7 numbers plus the camera's ray at every pixel as 6 more input channels
   (``camera_rays``).
 """
@@ -23,7 +22,7 @@ import time
 
 import torch
 
-INPUTS = {"features": {}, "harmonics": {"camera_dim": 15}, "rays": {"camera_rays": True}}
+INPUTS = {"features": {}, "rays": {"camera_rays": True}}
 
 
 def object_subset(captions: list[str], obj: str) -> list[int]:
