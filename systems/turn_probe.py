@@ -31,8 +31,10 @@ def object_subset(captions: list[str], obj: str) -> list[int]:
 
 
 def probe(data: str, inputs: str, obj: str = "cube", steps: int = 400, batch: int = 32, lr: float = 5e-4,
-          seed: int = 0):
-    """The fine-tuned model (raw weights, no EMA) and its training seconds."""
+          seed: int = 0, t_min: int = 0):
+    """The fine-tuned model (raw weights, no EMA) and its training seconds. ``t_min`` > 0 trains only
+    at timesteps t ≥ t_min, where the image is mostly noise and only the camera can say which way
+    the object is turned."""
     from ui3d.diffusion.schedules import VPSchedule
     from ui3d.io import read_safetensors
     from ui3d.teachers.builtin import BuiltinTeacherModel, bf16_is_fast, load_teacher_model
@@ -52,12 +54,13 @@ def probe(data: str, inputs: str, obj: str = "cube", steps: int = 400, batch: in
     start = time.time()
     for _ in range(steps):  # the recipe of configs/teacher/builtin_v2.yaml, on one object
         idx = torch.randint(0, len(keep), (batch,), generator=gen)
+        t = torch.randint(t_min, model.config.num_train_timesteps, (batch,), generator=gen) if t_min else None
         ids = ids_all[idx].clone()
         ids[torch.rand(batch, generator=gen) < 0.12] = empty
         camera = cameras[idx] * (torch.rand(batch, generator=gen) >= 0.15)[:, None]
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_is_fast("cpu")):
             loss = denoising_loss(model, schedule, images[idx].float() / 127.5 - 1.0, model.text_encoder(ids), gen,
-                                  5.0, camera=camera)
+                                  5.0, t=t, camera=camera)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -75,11 +78,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--t-min", type=int, default=0, help="train only at timesteps >= this (of 1000)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    model, seconds = probe(args.data, args.inputs, args.object, args.steps, args.batch, args.lr)
+    model, seconds = probe(args.data, args.inputs, args.object, args.steps, args.batch, args.lr, t_min=args.t_min)
     for row in turn_widths(BuiltinTeacher(model), args.object):
-        print(json.dumps({"inputs": args.inputs, "steps": args.steps, "train_seconds": round(seconds, 1),
+        print(json.dumps({"inputs": args.inputs, "steps": args.steps, "t_min": args.t_min,
+                          "train_seconds": round(seconds, 1),
                           **{k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}}), flush=True)
 
 
