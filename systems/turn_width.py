@@ -64,6 +64,40 @@ def turn_widths(teacher, obj: str, azimuths=AZIMUTHS, n: int = 16, steps: int = 
     return rows
 
 
+@torch.no_grad()
+def denoiser_turn_response(teacher, obj: str, azimuth: float = 45.0, turned: float = 0.0, timesteps=(300, 500, 700, 900),
+                           n: int = 16, seed: int = 0) -> list[dict]:
+    """Per timestep: the teacher's one-step x̂0 of true renders at ``azimuth`` (noised), given the
+    true camera, the camera turned to ``turned`` and no camera: the mean |x̂0 change| when the
+    camera turns and when it is dropped, and the x̂0 error (MSE against the render) of each. A
+    denoiser that reads the azimuth changes when the camera turns and is closer to the truth with
+    the true camera."""
+    from ui3d.cameras import cameras_from_spherical
+    from ui3d.world.captions import parse_prompt
+    from ui3d.world.render import render_world
+
+    def cameras(az: float):
+        return cameras_from_spherical(torch.full((n,), az), torch.full((n,), 15.0), torch.full((n,), 1.75),
+                                      torch.full((n,), 55.0), teacher.resolution)
+
+    x0 = render_world(parse_prompt(f"a red {obj}").to_object(), cameras(azimuth), background=0.5, ss=2).rgb
+    x0 = x0.permute(0, 3, 1, 2) * 2 - 1
+    emb = teacher.encode_prompts([f"a red {obj}"] * n)
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for step in timesteps:
+        a_bar = teacher.alphas_cumprod[step]
+        x_t = a_bar.sqrt() * x0 + (1 - a_bar).sqrt() * torch.randn(x0.shape, generator=g)
+        t = torch.full((n,), step)
+        x0_hat = {name: (x_t - (1 - a_bar).sqrt() * teacher.predict_eps(x_t, t, emb, cams)) / a_bar.sqrt()
+                  for name, cams in (("true", cameras(azimuth)), ("turned", cameras(turned)), ("none", None))}
+        rows.append({"object": obj, "t": step,
+                     "change_when_turned": float((x0_hat["true"] - x0_hat["turned"]).abs().mean()),
+                     "change_when_dropped": float((x0_hat["true"] - x0_hat["none"]).abs().mean()),
+                     **{f"x0_mse_{name}": float((v - x0).pow(2).mean()) for name, v in x0_hat.items()}})
+    return rows
+
+
 def training_set_widths(data: str, obj: str, period: float = 90.0, bins: int = 5) -> list[dict]:
     """Mean silhouette width of the training set's images of ``obj`` in saturated colours, by
     azimuth folded into [0, period / 2] (a cube repeats every 90°), for cameras near the middle of
@@ -97,6 +131,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--objects", default="cube")
     parser.add_argument("--n", type=int, default=16)
     parser.add_argument("--data", help="instead: the widths in a training set (data.safetensors) by azimuth")
+    parser.add_argument("--denoiser", action="store_true",
+                        help="instead: the one-step x̂0 of true 45° renders given the true, a turned (0°) and no camera")
     parser.add_argument("--grid", help="a PNG: per azimuth (rows), the true render and the first 6 samples, the "
                                        "same noise in every row")
     args = parser.parse_args(argv)
@@ -105,6 +141,13 @@ def main(argv: list[str] | None = None) -> None:
         for obj in args.objects.split(","):
             for row in training_set_widths(args.data, obj):
                 print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}))
+        return
+    if args.denoiser:
+        for weights in args.weights:
+            teacher = BuiltinTeacher.load(weights)
+            for obj in args.objects.split(","):
+                for row in denoiser_turn_response(teacher, obj):
+                    print(json.dumps({k: round(v, 5) if isinstance(v, float) else v for k, v in row.items()}))
         return
     shown: list = []
     rows_printed: list[dict] = []

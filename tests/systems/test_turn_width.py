@@ -71,3 +71,16 @@ def test_turn_widths_report_each_azimuth_and_show_the_truth_beside_the_samples()
     assert all(0 <= r["silhouette_iou"] <= 1 and r["sample_width"] >= 0 for r in rows)
     assert [tuple(s.shape) for s in shown] == [(3, 3, 32, 32)] * 2
     assert not torch.equal(shown[0][0], shown[1][0])  # the true renders turn
+
+
+def test_the_denoiser_response_compares_the_true_a_turned_and_no_camera():
+    """On the shipped teacher: dropping the camera changes x̂0 far more than turning it (it does not
+    read the azimuth), and each x̂0 error is a mean square error of images in [-1, 1]."""
+    from systems.turn_width import denoiser_turn_response
+    from ui3d.teachers.builtin import BuiltinTeacher
+
+    rows = denoiser_turn_response(BuiltinTeacher.load(), "cube", timesteps=(700,), n=4)
+    assert len(rows) == 1 and rows[0]["t"] == 700
+    row = rows[0]
+    assert row["change_when_dropped"] > 5 * row["change_when_turned"]
+    assert all(0 < row[f"x0_mse_{k}"] < 4 for k in ("true", "turned", "none"))
