@@ -25,16 +25,12 @@ import torch
 INPUTS = {"features": {}, "rays": {"camera_rays": True}}
 
 
-def object_subset(captions: list[str], obj: str) -> list[int]:
-    """Indices of the captions that name ``obj`` (a whole word)."""
-    return [i for i, c in enumerate(captions) if obj in c.replace(",", " ").split()]
-
-
 def probe(data: str, inputs: str, obj: str = "cube", steps: int = 400, batch: int = 32, lr: float = 5e-4,
           seed: int = 0, t_min: int = 0):
     """The fine-tuned model (raw weights, no EMA) and its training seconds. ``t_min`` > 0 trains only
     at timesteps t ≥ t_min, where the image is mostly noise and only the camera can say which way
     the object is turned."""
+    from systems.turn_width import object_subset
     from ui3d.diffusion.schedules import VPSchedule
     from ui3d.io import read_safetensors
     from ui3d.teachers.builtin import BuiltinTeacherModel, bf16_is_fast, load_teacher_model
@@ -44,9 +40,10 @@ def probe(data: str, inputs: str, obj: str = "cube", steps: int = 400, batch: in
     model = BuiltinTeacherModel(dataclasses.replace(shipped.config, **INPUTS[inputs]), shipped.tokenizer)
     model.load_warm_start(shipped.state_dict())
     tensors, meta = read_safetensors(data, DATA_KIND)
-    keep = torch.tensor(object_subset(json.loads(meta["captions"]), obj))
+    captions = json.loads(meta["captions"])
+    keep = torch.tensor(object_subset(captions, obj))
     images, cameras = tensors["images"][keep], tensors["cameras"][keep]
-    ids_all = model.tokenizer([json.loads(meta["captions"])[i] for i in keep.tolist()])
+    ids_all = model.tokenizer([captions[i] for i in keep.tolist()])
     empty = model.tokenizer([""])
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     schedule = VPSchedule.scaled_linear(model.config.num_train_timesteps)
@@ -68,7 +65,7 @@ def probe(data: str, inputs: str, obj: str = "cube", steps: int = 400, batch: in
 
 
 def main(argv: list[str] | None = None) -> None:
-    from systems.turn_width import turn_widths
+    from systems.turn_width import rounded, turn_widths
     from ui3d.teachers.builtin import BuiltinTeacher
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -85,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     for row in turn_widths(BuiltinTeacher(model), args.object):
         print(json.dumps({"inputs": args.inputs, "steps": args.steps, "t_min": args.t_min,
                           "train_seconds": round(seconds, 1),
-                          **{k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}}), flush=True)
+                          **rounded(row, 3)}), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,6 @@
 """Does the teacher draw an object as wide as the camera sees it, turn by turn?
 
-`python -m systems.turn_width [--weights W ...]` (or `--data data.safetensors`: the training set's own
-widths by azimuth, to check that the data carries the turn): for each object, samples of "a red OBJECT" (with
+`python -m systems.turn_width [--weights W ...]`: for each object, samples of "a red OBJECT" (with
 the view word of the camera) at a fixed elevation and distance and at each of a few azimuths,
 camera given, against the true renders at the same cameras. A cube seen face-on (azimuth 0°) is
 narrower than seen along its diagonal (45°; 12 against 14 pixels wide at 32², 15° up), so a
@@ -12,6 +11,10 @@ blind to the cube's turn").
 Width is the number of image columns the silhouette (saturated pixels,
 :func:`ui3d.metrics.view_fidelity.saturated_mask`) covers, mean over the samples (a 32² image has
 whole columns only; the mean over 16 samples resolves less than one).
+
+`--data data.safetensors`: the training set's own widths by azimuth (does the data carry the turn?).
+`--denoiser`: the one-step x̂0 of true renders given the true, a turned and no camera (does the
+network read the azimuth?).
 """
 
 from __future__ import annotations
@@ -26,6 +29,23 @@ from torch import Tensor
 AZIMUTHS = (0.0, 15.0, 30.0, 45.0)
 
 
+def object_subset(captions: list[str], obj: str) -> list[int]:
+    """Indices of the captions that name ``obj`` (a whole word)."""
+    return [i for i, c in enumerate(captions) if obj in c.replace(",", " ").split()]
+
+
+def _cameras_at(azimuth: float, n: int, resolution: int, elevation: float = 15.0):
+    """``n`` copies of the camera at ``azimuth``, mid-range distance (1.75) and field of view (55°)."""
+    from ui3d.cameras import cameras_from_spherical
+
+    return cameras_from_spherical(torch.full((n,), azimuth), torch.full((n,), elevation), torch.full((n,), 1.75),
+                                  torch.full((n,), 55.0), resolution)
+
+
+def rounded(row: dict, digits: int) -> dict:
+    return {k: round(v, digits) if isinstance(v, float) else v for k, v in row.items()}
+
+
 def silhouette_widths(masks: Tensor) -> list[int]:
     """Columns covered by each silhouette [B, H, W] (bool)."""
     return masks.any(dim=1).sum(dim=1).tolist()
@@ -37,7 +57,6 @@ def turn_widths(teacher, obj: str, azimuths=AZIMUTHS, n: int = 16, steps: int = 
     """Per azimuth: mean silhouette width of ``n`` samples (camera given) and of the true renders,
     and the mean silhouette IoU. ``shown``, a list, receives per azimuth the true render and the
     samples ([1 + n, 3, r, r] in [0, 1]), the same noise at every azimuth."""
-    from ui3d.cameras import cameras_from_spherical
     from ui3d.metrics.view_fidelity import saturated_mask
     from ui3d.prompt.views import view_suffixes, with_view_suffix
     from ui3d.teachers.protocol import guided_eps
@@ -48,15 +67,14 @@ def turn_widths(teacher, obj: str, azimuths=AZIMUTHS, n: int = 16, steps: int = 
     caption = f"a red {obj}"
     rows = []
     for az in azimuths:
-        cams = cameras_from_spherical(torch.full((n,), az), torch.full((n,), elevation), torch.full((n,), 1.75),
-                                      torch.full((n,), 55.0), teacher.resolution)
+        cams = _cameras_at(az, n, teacher.resolution, elevation)
         prompts = [with_view_suffix(caption, v) for v in view_suffixes(cams.azimuth_deg, cams.elevation_deg)]
-        truth = render_world([parse_prompt(caption).to_object()] * n, cams, background=1.0, ss=2).alpha[..., 0] > 0.5
+        rendered = render_world([parse_prompt(caption).to_object()] * n, cams, background=1.0, ss=2)
+        truth = rendered.alpha[..., 0] > 0.5
         images = sample_images(teacher, prompts, steps, cfg, torch.Generator().manual_seed(seed), cameras=cams,
                                guide=guided_eps)
         if shown is not None:
-            shown.append(torch.cat([render_world(parse_prompt(caption).to_object(), cams[:1], background=1.0,
-                                                 ss=2).rgb.permute(0, 3, 1, 2), images]))
+            shown.append(torch.cat([rendered.rgb[:1].permute(0, 3, 1, 2), images]))
         seen = saturated_mask(images)
         iou = ((seen & truth).flatten(1).sum(1) / (seen | truth).flatten(1).sum(1).clamp_min(1)).mean()
         rows.append({"object": obj, "azimuth": az, "sample_width": statistics.mean(silhouette_widths(seen)),
@@ -72,13 +90,11 @@ def denoiser_turn_response(teacher, obj: str, azimuth: float = 45.0, turned: flo
     camera turns and when it is dropped, and the x̂0 error (MSE against the render) of each. A
     denoiser that reads the azimuth changes when the camera turns and is closer to the truth with
     the true camera."""
-    from ui3d.cameras import cameras_from_spherical
     from ui3d.world.captions import parse_prompt
     from ui3d.world.render import render_world
 
     def cameras(az: float):
-        return cameras_from_spherical(torch.full((n,), az), torch.full((n,), 15.0), torch.full((n,), 1.75),
-                                      torch.full((n,), 55.0), teacher.resolution)
+        return _cameras_at(az, n, teacher.resolution)
 
     x0 = render_world(parse_prompt(f"a red {obj}").to_object(), cameras(azimuth), background=0.5, ss=2).rgb
     x0 = x0.permute(0, 3, 1, 2) * 2 - 1
@@ -108,7 +124,7 @@ def training_set_widths(data: str, obj: str, period: float = 90.0, bins: int = 5
 
     tensors, meta = read_safetensors(data, DATA_KIND)
     captions = json.loads(meta["captions"])
-    keep = [i for i, c in enumerate(captions) if obj in c.replace(",", " ").split() and any(w in c.split() for w in SATURATED_COLOURS)]
+    keep = [i for i in object_subset(captions, obj) if any(w in captions[i].split() for w in SATURATED_COLOURS)]
     cams = tensors["cameras"][keep]
     widths = torch.tensor(silhouette_widths(saturated_mask(tensors["images"][keep].float() / 255.0)), dtype=torch.float32)
     folded = torch.rad2deg(torch.atan2(cams[:, 0], cams[:, 1])) % period
@@ -140,14 +156,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.data:
         for obj in args.objects.split(","):
             for row in training_set_widths(args.data, obj):
-                print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}))
+                print(json.dumps(rounded(row, 3)))
         return
     if args.denoiser:
         for weights in args.weights:
             teacher = BuiltinTeacher.load(weights)
             for obj in args.objects.split(","):
                 for row in denoiser_turn_response(teacher, obj):
-                    print(json.dumps({k: round(v, 5) if isinstance(v, float) else v for k, v in row.items()}))
+                    print(json.dumps(rounded(row, 5)))
         return
     shown: list = []
     rows_printed: list[dict] = []
@@ -156,8 +172,7 @@ def main(argv: list[str] | None = None) -> None:
         for obj in args.objects.split(","):
             for row in turn_widths(teacher, obj, n=args.n, shown=shown):
                 rows_printed.append(row)
-                print(json.dumps({"weights": weights, **{k: round(v, 3) if isinstance(v, float) else v
-                                                        for k, v in row.items()}}), flush=True)
+                print(json.dumps({"weights": weights, **rounded(row, 3)}), flush=True)
     if args.grid:
         from ui3d.images import save_grid
 

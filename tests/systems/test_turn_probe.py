@@ -5,7 +5,8 @@ import json
 import torch
 from safetensors.torch import save_file
 
-from systems.turn_probe import object_subset, probe
+from systems.turn_probe import probe
+from systems.turn_width import object_subset
 from ui3d.teachers.builtin import camera_features
 from ui3d.teachers.builtin_train import DATA_KIND
 
