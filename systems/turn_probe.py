@@ -19,10 +19,12 @@ import argparse
 import dataclasses
 import json
 import time
+from pathlib import Path
 
 import torch
 
 INPUTS = {"features": {}, "rays": {"camera_rays": True}}
+PRESET = Path(__file__).resolve().parents[1] / "configs" / "teacher" / "builtin_v2.yaml"
 
 
 def probe(data: str, inputs: str, obj: str = "cube", steps: int = 400, batch: int = 32, lr: float = 5e-4,
@@ -34,7 +36,8 @@ def probe(data: str, inputs: str, obj: str = "cube", steps: int = 400, batch: in
     from ui3d.diffusion.schedules import VPSchedule
     from ui3d.io import read_safetensors
     from ui3d.teachers.builtin import BuiltinTeacherModel, bf16_is_fast, load_teacher_model
-    from ui3d.teachers.builtin_train import DATA_KIND, denoising_loss
+    from ui3d.config import load_config
+    from ui3d.teachers.builtin_train import DATA_KIND, TeacherTrainConfig, denoising_loss
 
     shipped, _ = load_teacher_model()
     model = BuiltinTeacherModel(dataclasses.replace(shipped.config, **INPUTS[inputs]), shipped.tokenizer)
@@ -48,16 +51,17 @@ def probe(data: str, inputs: str, obj: str = "cube", steps: int = 400, batch: in
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     schedule = VPSchedule.scaled_linear(model.config.num_train_timesteps)
     gen = torch.Generator().manual_seed(seed)
+    recipe = load_config(TeacherTrainConfig, PRESET)  # its dropouts and loss weighting, on one object
     start = time.time()
-    for _ in range(steps):  # the recipe of configs/teacher/builtin_v2.yaml, on one object
+    for _ in range(steps):
         idx = torch.randint(0, len(keep), (batch,), generator=gen)
         t = torch.randint(t_min, model.config.num_train_timesteps, (batch,), generator=gen) if t_min else None
         ids = ids_all[idx].clone()
-        ids[torch.rand(batch, generator=gen) < 0.12] = empty
-        camera = cameras[idx] * (torch.rand(batch, generator=gen) >= 0.15)[:, None]
+        ids[torch.rand(batch, generator=gen) < recipe.cond_dropout] = empty
+        camera = cameras[idx] * (torch.rand(batch, generator=gen) >= recipe.camera_dropout)[:, None]
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_is_fast("cpu")):
             loss = denoising_loss(model, schedule, images[idx].float() / 127.5 - 1.0, model.text_encoder(ids), gen,
-                                  5.0, t=t, camera=camera)
+                                  recipe.min_snr_gamma, t=t, camera=camera)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -57,6 +57,7 @@ def turn_widths(teacher, obj: str, azimuths=AZIMUTHS, n: int = 16, steps: int = 
     """Per azimuth: mean silhouette width of ``n`` samples (camera given) and of the true renders,
     and the mean silhouette IoU. ``shown``, a list, receives per azimuth the true render and the
     samples ([1 + n, 3, r, r] in [0, 1]), the same noise at every azimuth."""
+    from systems.size_bias import silhouette_size
     from ui3d.metrics.view_fidelity import saturated_mask
     from ui3d.prompt.views import view_suffixes, with_view_suffix
     from ui3d.teachers.protocol import guided_eps
@@ -76,9 +77,9 @@ def turn_widths(teacher, obj: str, azimuths=AZIMUTHS, n: int = 16, steps: int = 
         if shown is not None:
             shown.append(torch.cat([rendered.rgb[:1].permute(0, 3, 1, 2), images]))
         seen = saturated_mask(images)
-        iou = ((seen & truth).flatten(1).sum(1) / (seen | truth).flatten(1).sum(1).clamp_min(1)).mean()
         rows.append({"object": obj, "azimuth": az, "sample_width": statistics.mean(silhouette_widths(seen)),
-                     "true_width": statistics.mean(silhouette_widths(truth)), "silhouette_iou": float(iou)})
+                     "true_width": statistics.mean(silhouette_widths(truth)),
+                     "silhouette_iou": silhouette_size(seen, truth)["silhouette_iou"]})
     return rows
 
 
