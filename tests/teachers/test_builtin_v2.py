@@ -83,6 +83,8 @@ def test_the_ray_map_is_the_cameras_own_rays_and_warm_starts_exactly():
     torch.testing.assert_close(rays[:, :3], dirs.permute(0, 3, 1, 2), atol=1e-5, rtol=0)
     torch.testing.assert_close(rays[:, 3:], torch.cross(origins, dirs, dim=-1).permute(0, 3, 1, 2), atol=1e-5, rtol=0)
     assert torch.equal(camera_ray_map(no_camera(2), 8), torch.zeros(2, 6, 8, 8))
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # as BuiltinTeacher runs it: the geometry stays fp32
+        torch.testing.assert_close(camera_ray_map(feats, 8), rays, rtol=0, atol=0)
 
     seven, _ = load_teacher_model()
     model = BuiltinTeacherModel(dataclasses.replace(seven.config, camera_rays=True), seven.tokenizer)

@@ -115,8 +115,9 @@ def camera_ray_map(features: Tensor, resolution: int) -> Tensor:
     cams = cameras_from_spherical(torch.rad2deg(torch.atan2(f[:, 0], f[:, 1])), torch.rad2deg(torch.atan2(f[:, 2], f[:, 3])),
                                   f[:, 4] * DISTANCE_SCALE[1] + DISTANCE_SCALE[0], f[:, 5] * FOVY_SCALE[1] + FOVY_SCALE[0],
                                   resolution)
-    origins, dirs = camera_rays(cams)
-    rays = torch.cat([dirs, torch.cross(origins, dirs, dim=-1)], dim=-1).permute(0, 3, 1, 2)
+    with torch.autocast(f.device.type, enabled=False):  # geometry in fp32, also under bf16 autocast
+        origins, dirs = camera_rays(cams)
+        rays = torch.cat([dirs, torch.cross(origins, dirs, dim=-1)], dim=-1).permute(0, 3, 1, 2)
     return rays * f[:, 6].view(-1, 1, 1, 1)
 
 
