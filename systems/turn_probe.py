@@ -1,14 +1,20 @@
 """Can a camera input teach the teacher an object's turn? A short, focused fine-tune to find out.
 
-`python -m systems.turn_probe --data runs/teacher_v2c/data.safetensors --inputs rays --steps 400`:
-the shipped teacher fine-tuned on the training set's images of one object (default: the cube, every
-colour) with one way of feeding it the camera, then :func:`systems.turn_width.turn_widths` of the
+`python -m systems.turn_probe --inputs harmonics --controlled --steps 300`: the shipped teacher
+fine-tuned on images of one object (default: the cube) with one way of feeding it the camera, then
+:func:`systems.turn_width.turn_widths` and :func:`systems.turn_width.denoiser_turn_response` of the
 result. The shipped teacher draws a cube equally wide at every azimuth although its training images
 are 13 px wide face-on and 16 px along the diagonal; this asks which input lets it learn that
 quickly, before a full training run is spent on one (docs/benchmarks.md, "A teacher blind to the
 cube's turn").
 
+The images: ``--data data.safetensors``, the training set's images of the object (every colour,
+background and camera); or ``--controlled``, the object in red at every whole degree of azimuth and
+nothing else varied (15° up, distance 1.75, 55° field of view, mid-grey background), where the
+turn is all there is left to learn.
+
 - ``features``: the shipped camera input as it is (7 numbers into the timestep embedding);
+- ``harmonics``: those plus sin/cos of 2, 3, 4 × azimuth and 2 × elevation (``camera_dim`` 15);
 - ``rays``: the 7 numbers plus the camera's ray at every pixel as 6 more input channels
   (``camera_rays``).
 """
@@ -22,31 +28,57 @@ import time
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
-INPUTS = {"features": {}, "rays": {"camera_rays": True}}
+INPUTS = {"features": {}, "harmonics": {"camera_dim": 15}, "rays": {"camera_rays": True}}
 PRESET = Path(__file__).resolve().parents[1] / "configs" / "teacher" / "builtin_v2.yaml"
 
 
-def probe(data: str, inputs: str, obj: str = "cube", steps: int = 400, batch: int = 32, lr: float = 5e-4,
-          seed: int = 0, t_min: int = 0):
-    """The fine-tuned model (raw weights, no EMA) and its training seconds. ``t_min`` > 0 trains only
-    at timesteps t ≥ t_min, where the image is mostly noise and only the camera can say which way
-    the object is turned."""
+def training_images(data: str, obj: str) -> tuple[Tensor, list[str], Tensor]:
+    """The training set's images (uint8), captions and camera features of ``obj``."""
     from systems.turn_width import object_subset
-    from ui3d.diffusion.schedules import VPSchedule
     from ui3d.io import read_safetensors
-    from ui3d.teachers.builtin import BuiltinTeacherModel, bf16_is_fast, load_teacher_model
+    from ui3d.teachers.builtin_train import DATA_KIND
+
+    tensors, meta = read_safetensors(data, DATA_KIND)
+    captions = json.loads(meta["captions"])
+    keep = object_subset(captions, obj)
+    return tensors["images"][keep], [captions[i] for i in keep], tensors["cameras"][keep]
+
+
+def controlled_images(obj: str, step_deg: float = 1.0) -> tuple[Tensor, list[str], Tensor]:
+    """``obj`` in red at every ``step_deg`` of azimuth, all else fixed (the cameras of
+    :func:`systems.turn_width.turn_widths`): uint8 images, captions with the view word, camera features."""
+    from ui3d.cameras import cameras_from_spherical
+    from ui3d.prompt.views import view_suffixes, with_view_suffix
+    from ui3d.teachers.builtin import camera_features
+    from ui3d.world.captions import parse_prompt
+    from ui3d.world.render import render_world
+
+    az = torch.arange(0.0, 360.0, step_deg)
+    n = len(az)
+    cams = cameras_from_spherical(az, torch.full((n,), 15.0), torch.full((n,), 1.75), torch.full((n,), 55.0), 32)
+    caption = f"a red {obj}"
+    rgb = render_world([parse_prompt(caption).to_object()] * n, cams, background=0.5, ss=2).rgb
+    images = (rgb.permute(0, 3, 1, 2) * 255).round().clamp(0, 255).to(torch.uint8)
+    captions = [with_view_suffix(caption, v) for v in view_suffixes(cams.azimuth_deg, cams.elevation_deg)]
+    return images, captions, camera_features(cams.azimuth_deg, cams.elevation_deg, cams.distance, cams.fovy_deg)
+
+
+def probe(images: Tensor, captions: list[str], cameras: Tensor, inputs: str, steps: int = 400, batch: int = 32,
+          lr: float = 5e-4, seed: int = 0, t_min: int = 0):
+    """The shipped teacher fine-tuned on ``images`` (uint8) with ``inputs``: the model (raw weights,
+    no EMA) and its training seconds. ``t_min`` > 0 trains only at timesteps t ≥ t_min, where the
+    image is mostly noise and only the camera can say which way the object is turned."""
     from ui3d.config import load_config
-    from ui3d.teachers.builtin_train import DATA_KIND, TeacherTrainConfig, denoising_loss
+    from ui3d.diffusion.schedules import VPSchedule
+    from ui3d.teachers.builtin import BuiltinTeacherModel, bf16_is_fast, load_teacher_model
+    from ui3d.teachers.builtin_train import TeacherTrainConfig, denoising_loss
 
     shipped, _ = load_teacher_model()
     model = BuiltinTeacherModel(dataclasses.replace(shipped.config, **INPUTS[inputs]), shipped.tokenizer)
     model.load_warm_start(shipped.state_dict())
-    tensors, meta = read_safetensors(data, DATA_KIND)
-    captions = json.loads(meta["captions"])
-    keep = torch.tensor(object_subset(captions, obj))
-    images, cameras = tensors["images"][keep], tensors["cameras"][keep]
-    ids_all = model.tokenizer([captions[i] for i in keep.tolist()])
+    ids_all = model.tokenizer(captions)
     empty = model.tokenizer([""])
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     schedule = VPSchedule.scaled_linear(model.config.num_train_timesteps)
@@ -54,7 +86,7 @@ def probe(data: str, inputs: str, obj: str = "cube", steps: int = 400, batch: in
     recipe = load_config(TeacherTrainConfig, PRESET)  # its dropouts and loss weighting, on one object
     start = time.time()
     for _ in range(steps):
-        idx = torch.randint(0, len(keep), (batch,), generator=gen)
+        idx = torch.randint(0, len(images), (batch,), generator=gen)
         t = torch.randint(t_min, model.config.num_train_timesteps, (batch,), generator=gen) if t_min else None
         ids = ids_all[idx].clone()
         ids[torch.rand(batch, generator=gen) < recipe.cond_dropout] = empty
@@ -69,11 +101,13 @@ def probe(data: str, inputs: str, obj: str = "cube", steps: int = 400, batch: in
 
 
 def main(argv: list[str] | None = None) -> None:
-    from systems.turn_width import rounded, turn_widths
+    from systems.turn_width import denoiser_turn_response, rounded, turn_widths
     from ui3d.teachers.builtin import BuiltinTeacher
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", required=True, help="a training set made by `ui3d teacher train` (data.safetensors)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="a training set made by `ui3d teacher train` (data.safetensors)")
+    source.add_argument("--controlled", action="store_true", help="the object in red, only the azimuth varied")
     parser.add_argument("--inputs", choices=sorted(INPUTS), required=True)
     parser.add_argument("--object", default="cube")
     parser.add_argument("--steps", type=int, default=400)
@@ -82,11 +116,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--t-min", type=int, default=0, help="train only at timesteps >= this (of 1000)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    model, seconds = probe(args.data, args.inputs, args.object, args.steps, args.batch, args.lr, t_min=args.t_min)
-    for row in turn_widths(BuiltinTeacher(model), args.object):
-        print(json.dumps({"inputs": args.inputs, "steps": args.steps, "t_min": args.t_min,
-                          "train_seconds": round(seconds, 1),
-                          **rounded(row, 3)}), flush=True)
+    data = controlled_images(args.object) if args.controlled else training_images(args.data, args.object)
+    model, seconds = probe(*data, args.inputs, args.steps, args.batch, args.lr, t_min=args.t_min)
+    run = {"inputs": args.inputs, "images": "controlled" if args.controlled else "training set", "steps": args.steps,
+           "t_min": args.t_min, "train_seconds": round(seconds, 1)}
+    teacher = BuiltinTeacher(model)
+    for row in denoiser_turn_response(teacher, args.object):
+        print(json.dumps({**run, **rounded(row, 5)}), flush=True)
+    for row in turn_widths(teacher, args.object):
+        print(json.dumps({**run, **rounded(row, 3)}), flush=True)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ whole columns only; the mean over 16 samples resolves less than one).
 
 `--data data.safetensors`: the training set's own widths by azimuth (does the data carry the turn?).
 `--denoiser`: the one-step x̂0 of true renders given the true, a turned and no camera (does the
-network read the azimuth?).
+network read the azimuth?). `--spectrum`: which harmonics of the azimuth the renders change with.
 """
 
 from __future__ import annotations
@@ -140,6 +140,26 @@ def training_set_widths(data: str, obj: str, period: float = 90.0, bins: int = 5
     return rows
 
 
+def azimuth_spectrum(obj: str, step_deg: float = 2.0, harmonics: int = 8) -> dict:
+    """How the renders of a red ``obj`` change with the azimuth (15° up, distance 1.75, 55° field of
+    view, mid-grey background), split by harmonic: the share of the per-pixel variance over a full
+    turn carried by cos/sin(k·azimuth), k = 1 … ``harmonics``. A cube repeats every 90°, so all of
+    its turn is in k = 4, 8, …, none in k = 1, which is all that sin/cos of the azimuth (the
+    shipped teacher's camera input) can say linearly."""
+    from ui3d.cameras import cameras_from_spherical
+    from ui3d.world.captions import parse_prompt
+    from ui3d.world.render import render_world
+
+    az = torch.arange(0.0, 360.0, step_deg)
+    n = len(az)
+    cams = cameras_from_spherical(az, torch.full((n,), 15.0), torch.full((n,), 1.75), torch.full((n,), 55.0), 32)
+    rgb = render_world([parse_prompt(f"a red {obj}").to_object()] * n, cams, background=0.5, ss=2).rgb.reshape(n, -1)
+    power = torch.fft.rfft(rgb - rgb.mean(0), dim=0).abs().pow(2).sum(1)
+    share = power / power.sum()
+    return {"object": obj, "turn_variance": float((rgb - rgb.mean(0)).pow(2).mean()),
+            **{f"h{k}": float(share[k]) for k in range(1, harmonics + 1)}}
+
+
 def main(argv: list[str] | None = None) -> None:
     from ui3d.teachers.builtin import DEFAULT_TEACHER_PATH, BuiltinTeacher
 
@@ -152,8 +172,14 @@ def main(argv: list[str] | None = None) -> None:
                         help="instead: the one-step x̂0 of true 45° renders given the true, a turned (0°) and no camera")
     parser.add_argument("--grid", help="a PNG: per azimuth (rows), the true render and the first 6 samples, the "
                                        "same noise in every row")
+    parser.add_argument("--spectrum", action="store_true",
+                        help="instead: how each object's renders change with the azimuth, by harmonic")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    if args.spectrum:
+        for obj in args.objects.split(","):
+            print(json.dumps(rounded(azimuth_spectrum(obj), 4)))
+        return
     if args.data:
         for obj in args.objects.split(","):
             for row in training_set_widths(args.data, obj):

@@ -1,12 +1,12 @@
-"""systems.turn_probe: the object subset, and a short probe run end to end on a tiny training set."""
+"""systems.turn_probe: the object subset, the controlled set, and a short probe run end to end."""
 
 import json
 
 import torch
 from safetensors.torch import save_file
 
-from systems.turn_probe import probe
-from systems.turn_width import object_subset
+from systems.turn_probe import controlled_images, probe, training_images
+from systems.turn_width import object_subset, silhouette_widths
 from ui3d.teachers.builtin import camera_features
 from ui3d.teachers.builtin_train import DATA_KIND
 
@@ -14,6 +14,18 @@ from ui3d.teachers.builtin_train import DATA_KIND
 def test_object_subset_matches_whole_words():
     captions = ["a red cube", "a cube, side view", "a blue cubes", "a red cone"]
     assert object_subset(captions, "cube") == [0, 1]
+
+
+def test_the_controlled_set_turns_the_cube_and_nothing_else():
+    images, captions, cams = controlled_images("cube", step_deg=45.0)
+    assert images.shape == (8, 3, 32, 32) and images.dtype == torch.uint8 and len(captions) == 8
+    assert captions[0].startswith("a red cube,") and "view" in captions[0]
+    azimuths = torch.rad2deg(torch.atan2(cams[:, 0], cams[:, 1])) % 360
+    torch.testing.assert_close(azimuths, torch.arange(0.0, 360.0, 45.0), atol=1e-3, rtol=0)
+    assert torch.allclose(cams[:, 2:], cams[:1, 2:])  # elevation, distance, field of view, "given": fixed
+    background = (images.float() / 255 - 0.5).abs().sum(1) < 0.02
+    widths = silhouette_widths(~background)
+    assert widths[0] < widths[1] and widths[0] == widths[2] and widths[1] == widths[3]  # face-on / diagonal
 
 
 def test_a_probe_trains_the_new_inputs_from_the_shipped_teacher(tmp_path):
@@ -24,6 +36,10 @@ def test_a_probe_trains_the_new_inputs_from_the_shipped_teacher(tmp_path):
     images = torch.randint(0, 255, (n, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     save_file({"images": images, "cameras": cams}, str(path),
               metadata={"kind": DATA_KIND, "captions": json.dumps(["a red cube", "a cube", "a red cone", "a blue cube"])})
-    model, _ = probe(str(path), "rays", steps=2, batch=2)
+    data = training_images(str(path), "cube")
+    assert data[0].shape[0] == 3 and data[1] == ["a red cube", "a cube", "a blue cube"]
+    model, _ = probe(*data, "rays", steps=2, batch=2)
     assert model.config.camera_rays
     assert model.unet.conv_in.weight[:, 3:].abs().max() > 0  # the zero-started ray channels learned
+    model, _ = probe(*data, "harmonics", steps=2, batch=2)
+    assert model.unet.class_embedding.linear_1.weight[:, -8:].abs().max() > 0  # so did the harmonics' columns

@@ -84,3 +84,14 @@ def test_the_denoiser_response_compares_the_true_a_turned_and_no_camera():
     row = rows[0]
     assert row["change_when_dropped"] > 5 * row["change_when_turned"]
     assert all(0 < row[f"x0_mse_{k}"] < 4 for k in ("true", "turned", "none"))
+
+
+def test_the_cubes_turn_is_all_in_the_fourth_harmonics_and_the_owls_is_not():
+    from systems.turn_width import azimuth_spectrum
+
+    cube = azimuth_spectrum("cube", step_deg=5.0)
+    assert cube["h1"] < 1e-3 and cube["h2"] < 1e-3 and cube["h3"] < 1e-3  # 90° symmetry: nothing below k = 4
+    assert cube["h4"] + cube["h8"] > 0.8
+    owl = azimuth_spectrum("owl", step_deg=5.0)
+    assert owl["h1"] > 0.1  # a face has a front: the first harmonic carries it
+    assert azimuth_spectrum("sphere", step_deg=5.0)["turn_variance"] < 0.01 * cube["turn_variance"]

@@ -11,6 +11,7 @@ from ui3d.teachers.builtin import (
     CAMERA_FEATURES,
     BuiltinTeacherModel,
     camera_features,
+    camera_inputs,
     camera_ray_map,
     load_teacher_model,
     no_camera,
@@ -66,6 +67,33 @@ def test_camera_features_and_the_warm_start_from_a_text_only_teacher():
         model.unet.class_embedding.linear_1.weight[:, -CAMERA_FEATURES:].normal_(generator=g)
         assert not torch.allclose(model(x, t, hidden, cams), reference, atol=1e-3)
         torch.testing.assert_close(model(x, t, hidden), reference, rtol=0, atol=0)
+
+
+def test_azimuth_harmonics_start_from_the_seven_feature_teacher_and_read_the_turn():
+    """camera_dim 15 appends sin/cos of 2, 3, 4 × azimuth and 2 × elevation: a quarter turn changes
+    none of the 4× pair, no camera stays all zeros, and a 7-feature teacher warm-starts it exactly."""
+    az = torch.tensor([10.0, 100.0, 55.0, 0.0])
+    feats = camera_features(az, torch.tensor([20.0, 20.0, 20.0, 0.0]), torch.full((4,), 1.75), torch.full((4,), 55.0))
+    wide = camera_inputs(feats, 15)
+    assert wide.shape == (4, 15) and torch.equal(wide[:, :CAMERA_FEATURES], feats)
+    rad = torch.deg2rad(az)
+    torch.testing.assert_close(wide[:, 7:13:2], torch.stack([(k * rad).sin() for k in (2, 3, 4)], 1), atol=1e-5, rtol=0)
+    torch.testing.assert_close(wide[0, 11:13], wide[1, 11:13], atol=1e-5, rtol=0)  # 4 × azimuth: 10° and 100° alike
+    assert not torch.allclose(wide[0, 7:9], wide[1, 7:9], atol=0.1)  # 2 × azimuth: they differ
+    assert torch.equal(camera_inputs(no_camera(2), 15), torch.zeros(2, 15))
+
+    seven, _ = load_teacher_model()
+    assert seven.config.camera_dim == CAMERA_FEATURES
+    model = BuiltinTeacherModel(dataclasses.replace(seven.config, camera_dim=15), seven.tokenizer)
+    model.load_warm_start(seven.state_dict())
+    g = torch.Generator().manual_seed(0)
+    x, t = torch.randn(4, 3, 32, 32, generator=g), torch.tensor([10, 200, 500, 900])
+    hidden = seven.encode_text(["a red cube"] * 4)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, t, hidden, feats), seven(x, t, hidden, feats), rtol=0, atol=0)
+        model.unet.class_embedding.linear_1.weight[:, -8:].normal_(generator=g)
+        assert not torch.allclose(model(x, t, hidden, feats), seven(x, t, hidden, feats), atol=1e-3)
+        torch.testing.assert_close(model(x, t, hidden), seven(x, t, hidden), rtol=0, atol=0)  # no camera: unchanged
 
 
 def test_the_ray_map_is_the_cameras_own_rays_and_warm_starts_exactly():

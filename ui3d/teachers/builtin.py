@@ -54,14 +54,14 @@ class BuiltinTeacherConfig:
     text_heads: int = 4
     max_length: int = 12
     num_train_timesteps: int = 1000
-    camera_dim: int = 0  # 0: text only (v1); CAMERA_FEATURES: camera-conditioned (v2)
+    camera_dim: int = 0  # 0: text only (v1); 7: camera-conditioned (v2); 15: with azimuth harmonics (camera_inputs)
     camera_rays: bool = False  # the camera's ray at every pixel as 6 more input channels (camera_ray_map)
 
     def __post_init__(self) -> None:
         from ui3d.config import FieldValueError, check_ranges
 
-        if self.camera_dim not in (0, CAMERA_FEATURES):
-            raise ValueError(f"camera_dim: expected 0 or {CAMERA_FEATURES}, got {self.camera_dim}")
+        if self.camera_dim not in CAMERA_DIMS:
+            raise ValueError(f"camera_dim: expected one of {CAMERA_DIMS}, got {self.camera_dim}")
         if self.camera_rays and not self.camera_dim:
             raise ValueError("camera_rays: needs a camera-conditioned model (camera_dim > 0)")
         # upper bounds: a teacher is trained and queried on a CPU (the shipped one is 32², 64 channels)
@@ -99,6 +99,24 @@ def no_camera(batch: int, device: torch.device | str = "cpu") -> Tensor:
     return torch.zeros(batch, CAMERA_FEATURES, device=device)
 
 
+CAMERA_DIMS = (0, CAMERA_FEATURES, CAMERA_FEATURES + 8)
+
+
+def camera_inputs(features: Tensor, dim: int) -> Tensor:
+    """The network's camera input [B, dim] from :func:`camera_features` [B, 7]. ``dim`` 7 takes them as
+    they are; 15 appends sin/cos of 2, 3 and 4 × the azimuth and of 2 × the elevation, so that what
+    repeats every 90° of azimuth (a cube's outline) is linear in the input. Measured: the 7-feature
+    teacher draws a cube as wide at 45° as at 0° (docs/benchmarks.md, "A teacher blind to the cube's
+    turn"). No camera (all zeros) stays all zeros."""
+    if dim == CAMERA_FEATURES:
+        return features
+    az, el = torch.atan2(features[:, 0], features[:, 1]), torch.atan2(features[:, 2], features[:, 3])
+    angles = torch.stack([2 * az, 3 * az, 4 * az, 2 * el], dim=1)
+    given = features[:, 6:7]
+    harmonics = torch.stack([angles.sin(), angles.cos()], dim=2).flatten(1) * given
+    return torch.cat([features, harmonics], dim=1)
+
+
 RAY_CHANNELS = 6
 
 
@@ -106,9 +124,7 @@ def camera_ray_map(features: Tensor, resolution: int) -> Tensor:
     """[B, 6, r, r]: the Plücker coordinates (direction d, moment o × d) of the ray through every
     pixel of the camera that :func:`camera_features` [B, 7] describe (looking at the origin), as
     CAT3D and Zero123++ feed cameras to an image network: unlike one vector added to the timestep
-    embedding, every pixel sees where it looks from (the vector alone did not teach the shipped
-    teacher the azimuth: docs/benchmarks.md, "A teacher blind to the cube's turn"). No camera (all
-    zeros) gives all zeros."""
+    embedding, every pixel sees where it looks from. No camera (all zeros) gives all zeros."""
     from ui3d.cameras import camera_rays, cameras_from_spherical
 
     f = features.float()
@@ -162,21 +178,21 @@ class BuiltinTeacherModel(nn.Module):
 
     def forward(self, x_t: Tensor, t: Tensor, hidden: Tensor, camera: Tensor | None = None) -> Tensor:
         """ε̂; ``camera`` [B, CAMERA_FEATURES] (:func:`camera_features`) for a camera-conditioned model,
-        None = no camera (zeros); a text-only model ignores it. A ``camera_rays`` model also sees it
-        as a ray map (:func:`camera_ray_map`)."""
+        None = no camera (zeros); a text-only model ignores it. The model widens it to its own
+        ``camera_dim`` (:func:`camera_inputs`)."""
         t = torch.as_tensor(t, device=x_t.device).reshape(-1).expand(x_t.shape[0])
         label = hidden[:, 0]
         if self.config.camera_dim:
             camera = no_camera(x_t.shape[0], x_t.device) if camera is None else camera.to(x_t.device)
-            label = torch.cat([label, camera.to(label.dtype)], dim=1)
+            label = torch.cat([label, camera_inputs(camera.float(), self.config.camera_dim).to(label.dtype)], dim=1)
             if self.config.camera_rays:
                 x_t = torch.cat([x_t, camera_ray_map(camera, x_t.shape[-1]).to(x_t)], dim=1)
         return self.unet(x_t, t, encoder_hidden_states=hidden, class_labels=label, return_dict=False)[0]
 
     def load_warm_start(self, state: dict[str, Tensor]) -> None:
-        """Start from a teacher with fewer camera inputs (a text-only one for a camera-conditioned
-        one, no ray map for one with): the new input columns of the class projection and of the
-        first convolution start at zero, so the new model predicts exactly what the old one did."""
+        """Start from a teacher with fewer camera inputs (a text-only one, 7 features for 15, no ray
+        map for one): the new input columns of the class projection and of the first convolution
+        start at zero, so the new model predicts exactly what the old one did."""
         state = dict(state)
         for key in ("unet.class_embedding.linear_1.weight", "unet.conv_in.weight"):
             weight, wanted = state[key], self.state_dict()[key].shape[1]
