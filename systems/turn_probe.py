@@ -65,11 +65,54 @@ def controlled_images(obj: str, step_deg: float = 1.0) -> tuple[Tensor, list[str
     return images, captions, camera_features(cams.azimuth_deg, cams.elevation_deg, cams.distance, cams.fovy_deg)
 
 
+def rotated_about_up(points: Tensor, degrees: Tensor) -> Tensor:
+    """``points`` [B, 3] turned by ``degrees`` [B] about the world's up axis (z), the way the azimuth turns."""
+    a = torch.deg2rad(degrees)
+    x, y, z = points.unbind(-1)
+    return torch.stack([x * a.cos() - y * a.sin(), x * a.sin() + y * a.cos(), z], dim=-1)
+
+
+def turned_pairs(obj: str, n_pairs: int, turn_deg: float = 45.0, seed: int = 0) -> tuple[Tensor, list[str], Tensor]:
+    """``n_pairs`` random training-style images of ``obj`` (every colour, material, muted background
+    and camera of the world's sampler), each twice: as sampled and with the camera (and its light)
+    turned by ``turn_deg`` about the object, all else equal. Returned as the first images of every
+    pair, then the second ones: uint8 images [2n, 3, 32, 32], captions (each with its own view word,
+    90 % of pairs), camera features. 45° is half a period of a cube's turn (cos 4·azimuth flips
+    sign), so a pair's shared nuisance cancels from the gradient of that harmonic."""
+    from ui3d.cameras import cameras_from_spherical, sample_random_cameras
+    from ui3d.render.background import muted_backgrounds
+    from ui3d.teachers.builtin import camera_features
+    from ui3d.prompt.views import VIEWS, view_ids
+    from ui3d.world.dataset import WorldDatasetConfig, WorldPrompt, sample_prompts
+    from ui3d.world.render import render_world
+
+    cfg = WorldDatasetConfig(objects=(obj,), background_kind="muted")
+    g = torch.Generator().manual_seed(seed)
+    prompts = sample_prompts(n_pairs, g, cfg)
+    first = sample_random_cameras(n_pairs, 32, cfg.cameras, g)
+    say_view = (torch.rand(n_pairs, generator=g) < cfg.p_view_suffix).tolist()
+    backgrounds = muted_backgrounds(n_pairs, 32, 32, g)
+    turn = torch.full((n_pairs,), turn_deg)
+    second = cameras_from_spherical(first.azimuth_deg + turn, first.elevation_deg, first.distance, first.fovy_deg, 32,
+                                    light_pos=rotated_about_up(first.light_pos, turn))
+    images, captions, features = [], [], []
+    for cams in (first, second):
+        views = [VIEWS[i] for i in view_ids(cams.azimuth_deg, cams.elevation_deg).tolist()]
+        seen = [WorldPrompt(p.object, p.colour, p.material, v, p.text) for p, v in zip(prompts, views)]
+        captions += [p.caption if say else p.text for p, say in zip(seen, say_view)]
+        rgb = render_world([p.to_object() for p in seen], cams, background=backgrounds, ss=cfg.ss).rgb
+        images.append((rgb.permute(0, 3, 1, 2) * 255).round().clamp(0, 255).to(torch.uint8))
+        features.append(camera_features(cams.azimuth_deg, cams.elevation_deg, cams.distance, cams.fovy_deg))
+    return torch.cat(images), captions, torch.cat(features)
+
+
 def probe(images: Tensor, captions: list[str], cameras: Tensor, inputs: str, steps: int = 400, batch: int = 32,
-          lr: float = 5e-4, seed: int = 0, t_min: int = 0):
+          lr: float = 5e-4, seed: int = 0, t_min: int = 0, paired: bool = False):
     """The shipped teacher fine-tuned on ``images`` (uint8) with ``inputs``: the model (raw weights,
     no EMA) and its training seconds. ``t_min`` > 0 trains only at timesteps t ≥ t_min, where the
-    image is mostly noise and only the camera can say which way the object is turned."""
+    image is mostly noise and only the camera can say which way the object is turned. ``paired``:
+    the images are :func:`turned_pairs`, and a batch holds whole pairs, each pair with one timestep,
+    one noise and one caption and camera dropout."""
     from ui3d.config import load_config
     from ui3d.diffusion.schedules import VPSchedule
     from ui3d.teachers.builtin import BuiltinTeacherModel, bf16_is_fast, load_teacher_model
@@ -85,15 +128,23 @@ def probe(images: Tensor, captions: list[str], cameras: Tensor, inputs: str, ste
     gen = torch.Generator().manual_seed(seed)
     recipe = load_config(TeacherTrainConfig, PRESET)  # its dropouts and loss weighting, on one object
     start = time.time()
+    draws = batch // 2 if paired else batch  # independent draws per batch
+
+    def per_draw(values: Tensor) -> Tensor:  # a pair shares its timestep, noise and dropouts
+        return torch.cat([values, values]) if paired else values
+
     for _ in range(steps):
-        idx = torch.randint(0, len(images), (batch,), generator=gen)
-        t = torch.randint(t_min, model.config.num_train_timesteps, (batch,), generator=gen) if t_min else None
+        idx = torch.randint(0, len(images) // 2 if paired else len(images), (draws,), generator=gen)
+        if paired:
+            idx = torch.cat([idx, idx + len(images) // 2])
+        t = per_draw(torch.randint(t_min, model.config.num_train_timesteps, (draws,), generator=gen))
+        eps = per_draw(torch.randn(draws, *images.shape[1:], generator=gen))
         ids = ids_all[idx].clone()
-        ids[torch.rand(batch, generator=gen) < recipe.cond_dropout] = empty
-        camera = cameras[idx] * (torch.rand(batch, generator=gen) >= recipe.camera_dropout)[:, None]
+        ids[per_draw(torch.rand(draws, generator=gen)) < recipe.cond_dropout] = empty
+        camera = cameras[idx] * (per_draw(torch.rand(draws, generator=gen)) >= recipe.camera_dropout)[:, None]
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_is_fast("cpu")):
             loss = denoising_loss(model, schedule, images[idx].float() / 127.5 - 1.0, model.text_encoder(ids), gen,
-                                  recipe.min_snr_gamma, t=t, camera=camera)
+                                  recipe.min_snr_gamma, t=t, camera=camera, eps=eps)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -108,6 +159,8 @@ def main(argv: list[str] | None = None) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", help="a training set made by `ui3d teacher train` (data.safetensors)")
     source.add_argument("--controlled", action="store_true", help="the object in red, only the azimuth varied")
+    source.add_argument("--pairs", type=int, help="this many training-style images of the object, each also "
+                                                  "turned by 45 degrees, trained pair by pair")
     parser.add_argument("--inputs", choices=sorted(INPUTS), required=True)
     parser.add_argument("--object", default="cube")
     parser.add_argument("--steps", type=int, default=400)
@@ -116,9 +169,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--t-min", type=int, default=0, help="train only at timesteps >= this (of 1000)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    data = controlled_images(args.object) if args.controlled else training_images(args.data, args.object)
-    model, seconds = probe(*data, args.inputs, args.steps, args.batch, args.lr, t_min=args.t_min)
-    run = {"inputs": args.inputs, "images": "controlled" if args.controlled else "training set", "steps": args.steps,
+    if args.pairs:
+        data, images = turned_pairs(args.object, args.pairs), f"{args.pairs} turned pairs"
+    elif args.controlled:
+        data, images = controlled_images(args.object), "controlled"
+    else:
+        data, images = training_images(args.data, args.object), "training set"
+    model, seconds = probe(*data, args.inputs, args.steps, args.batch, args.lr, t_min=args.t_min,
+                           paired=bool(args.pairs))
+    run = {"inputs": args.inputs, "images": images, "steps": args.steps,
            "t_min": args.t_min, "train_seconds": round(seconds, 1)}
     teacher = BuiltinTeacher(model)
     for row in denoiser_turn_response(teacher, args.object):

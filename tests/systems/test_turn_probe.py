@@ -43,3 +43,25 @@ def test_a_probe_trains_the_new_inputs_from_the_shipped_teacher(tmp_path):
     assert model.unet.conv_in.weight[:, 3:].abs().max() > 0  # the zero-started ray channels learned
     model, _ = probe(*data, "harmonics", steps=2, batch=2)
     assert model.unet.class_embedding.linear_1.weight[:, -8:].abs().max() > 0  # so did the harmonics' columns
+
+
+def test_turned_pairs_differ_only_by_the_turn_of_camera_and_light():
+    from systems.turn_probe import rotated_about_up, turned_pairs
+
+    images, captions, cams = turned_pairs("cube", 3, turn_deg=45.0, seed=1)
+    first, second = cams[:3], cams[3:]
+    az = lambda c: torch.rad2deg(torch.atan2(c[:, 0], c[:, 1]))  # noqa: E731
+    torch.testing.assert_close((az(second) - az(first)) % 360, torch.full((3,), 45.0), atol=1e-3, rtol=0)
+    torch.testing.assert_close(second[:, 2:], first[:, 2:])  # elevation, distance, field of view
+    assert [c.split(",")[0] for c in captions[:3]] == [c.split(",")[0] for c in captions[3:]]  # same object words
+    assert torch.equal(images[:3, :, 0, 0], images[3:, :, 0, 0])  # same background (a corner pixel)
+    assert (images[:3].float() - images[3:].float()).abs().mean() > 1  # the cube turned
+    quarter = rotated_about_up(torch.tensor([[1.0, 0.0, 0.5]]), torch.tensor([90.0]))
+    torch.testing.assert_close(quarter, torch.tensor([[0.0, 1.0, 0.5]]), atol=1e-6, rtol=0)
+
+
+def test_a_paired_probe_runs_whole_pairs():
+    from systems.turn_probe import turned_pairs
+
+    model, _ = probe(*turned_pairs("cube", 2), "harmonics", steps=2, batch=2, paired=True)
+    assert model.unet.class_embedding.linear_1.weight[:, -8:].abs().max() > 0

@@ -140,12 +140,14 @@ def denoising_loss(
     min_snr_gamma: float | None = None,
     t: Tensor | None = None,
     camera: Tensor | None = None,
+    eps: Tensor | None = None,
 ) -> Tensor:
-    """Mean ε-MSE at random (or given) timesteps; min-SNR-γ weighted when γ is given."""
+    """Mean ε-MSE at random (or given) timesteps and noise; min-SNR-γ weighted when γ is given."""
     b = x0.shape[0]
     if t is None:
         t = torch.randint(0, schedule.num_train_timesteps, (b,), generator=generator)
-    eps = torch.randn(x0.shape, generator=generator)
+    if eps is None:
+        eps = torch.randn(x0.shape, generator=generator)
     a_bar = schedule.alphas_cumprod[t].view(-1, 1, 1, 1)
     x_t = a_bar.sqrt() * x0 + (1 - a_bar).sqrt() * eps
     pred = model(x_t, t, hidden, camera).float()
