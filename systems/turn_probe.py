@@ -179,10 +179,9 @@ def main(argv: list[str] | None = None) -> None:
                            paired=bool(args.pairs))
     run = {"inputs": args.inputs, "images": images, "steps": args.steps,
            "t_min": args.t_min, "train_seconds": round(seconds, 1)}
-    teacher = BuiltinTeacher(model)
-    for row in denoiser_turn_response(teacher, args.object):
+    for row in denoiser_turn_response(BuiltinTeacher(model, autocast=False), args.object):  # fp32: see turn_width
         print(json.dumps({**run, **rounded(row, 5)}), flush=True)
-    for row in turn_widths(teacher, args.object):
+    for row in turn_widths(BuiltinTeacher(model), args.object):
         print(json.dumps({**run, **rounded(row, 3)}), flush=True)
 
 
