@@ -11,7 +11,8 @@ cube's turn").
 The images: ``--data data.safetensors``, the training set's images of the object (every colour,
 background and camera); or ``--controlled``, the object in red at every whole degree of azimuth and
 nothing else varied (15° up, distance 1.75, 55° field of view, mid-grey background), where the
-turn is all there is left to learn.
+turn is all there is left to learn; or ``--pairs N``, N training-style images of the object each
+also rendered turned by 45° (:func:`turned_pairs`), trained pair by pair.
 
 - ``features``: the shipped camera input as it is (7 numbers into the timestep embedding);
 - ``harmonics``: those plus sin/cos of 2, 3, 4 × azimuth and 2 × elevation (``camera_dim`` 15);
