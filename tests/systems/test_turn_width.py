@@ -79,7 +79,8 @@ def test_the_denoiser_response_compares_the_true_a_turned_and_no_camera():
     from systems.turn_width import denoiser_turn_response
     from ui3d.teachers.builtin import BuiltinTeacher
 
-    rows = denoiser_turn_response(BuiltinTeacher.load(), "cube", timesteps=(700,), n=4)
+    # fp32: on a CPU with native bf16 its rounding alone would move x̂0 about as much as dropping the camera
+    rows = denoiser_turn_response(BuiltinTeacher.load(autocast=False), "cube", timesteps=(700,), n=4)
     assert len(rows) == 1 and rows[0]["t"] == 700
     row = rows[0]
     assert row["change_when_dropped"] > 5 * row["change_when_turned"]
