@@ -66,45 +66,19 @@ def controlled_images(obj: str, step_deg: float = 1.0) -> tuple[Tensor, list[str
     return images, captions, camera_features(cams.azimuth_deg, cams.elevation_deg, cams.distance, cams.fovy_deg)
 
 
-def rotated_about_up(points: Tensor, degrees: Tensor) -> Tensor:
-    """``points`` [B, 3] turned by ``degrees`` [B] about the world's up axis (z), the way the azimuth turns."""
-    a = torch.deg2rad(degrees)
-    x, y, z = points.unbind(-1)
-    return torch.stack([x * a.cos() - y * a.sin(), x * a.sin() + y * a.cos(), z], dim=-1)
-
-
 def turned_pairs(obj: str, n_pairs: int, turn_deg: float = 45.0, seed: int = 0) -> tuple[Tensor, list[str], Tensor]:
-    """``n_pairs`` random training-style images of ``obj`` (every colour, material, muted background
-    and camera of the world's sampler), each twice: as sampled and with the camera (and its light)
-    turned by ``turn_deg`` about the object, all else equal. Returned as the first images of every
-    pair, then the second ones: uint8 images [2n, 3, 32, 32], captions (each with its own view word,
-    90 % of pairs), camera features. 45° is half a period of a cube's turn (cos 4·azimuth flips
-    sign), so a pair's shared nuisance cancels from the gradient of that harmonic."""
-    from ui3d.cameras import cameras_from_spherical, sample_random_cameras
-    from ui3d.render.background import muted_backgrounds
+    """``n_pairs`` training-style scenes of ``obj`` (every colour, material, muted background and
+    camera of the world's sampler), each also seen with the camera and its light turned by
+    ``turn_deg`` (:class:`ui3d.world.dataset.WorldDatasetConfig` ``turned_pairs_deg``): uint8 images
+    [2n, 3, 32, 32] (the scenes, then the same turned), captions, camera features."""
     from ui3d.teachers.builtin import camera_features
-    from ui3d.prompt.views import VIEWS, view_ids
-    from ui3d.world.dataset import WorldDatasetConfig, WorldPrompt, sample_prompts
-    from ui3d.world.render import render_world
+    from ui3d.world.dataset import WorldDatasetConfig, sample_batch
 
-    cfg = WorldDatasetConfig(objects=(obj,), background_kind="muted")
-    g = torch.Generator().manual_seed(seed)
-    prompts = sample_prompts(n_pairs, g, cfg)
-    first = sample_random_cameras(n_pairs, 32, cfg.cameras, g)
-    say_view = (torch.rand(n_pairs, generator=g) < cfg.p_view_suffix).tolist()
-    backgrounds = muted_backgrounds(n_pairs, 32, 32, g)
-    turn = torch.full((n_pairs,), turn_deg)
-    second = cameras_from_spherical(first.azimuth_deg + turn, first.elevation_deg, first.distance, first.fovy_deg, 32,
-                                    light_pos=rotated_about_up(first.light_pos, turn))
-    images, captions, features = [], [], []
-    for cams in (first, second):
-        views = [VIEWS[i] for i in view_ids(cams.azimuth_deg, cams.elevation_deg).tolist()]
-        seen = [WorldPrompt(p.object, p.colour, p.material, v, p.text) for p, v in zip(prompts, views)]
-        captions += [p.caption if say else p.text for p, say in zip(seen, say_view)]
-        rgb = render_world([p.to_object() for p in seen], cams, background=backgrounds, ss=cfg.ss).rgb
-        images.append((rgb.permute(0, 3, 1, 2) * 255).round().clamp(0, 255).to(torch.uint8))
-        features.append(camera_features(cams.azimuth_deg, cams.elevation_deg, cams.distance, cams.fovy_deg))
-    return torch.cat(images), captions, torch.cat(features)
+    cfg = WorldDatasetConfig(objects=(obj,), background_kind="muted", turned_pairs_deg=turn_deg)
+    b = sample_batch(2 * n_pairs, torch.Generator().manual_seed(seed), cfg)
+    images = ((b.images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    c = b.cameras
+    return images, b.captions, camera_features(c.azimuth_deg, c.elevation_deg, c.distance, c.fovy_deg)
 
 
 def probe(images: Tensor, captions: list[str], cameras: Tensor, inputs: str, steps: int = 400, batch: int = 32,

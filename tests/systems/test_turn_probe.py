@@ -46,7 +46,8 @@ def test_a_probe_trains_the_new_inputs_from_the_shipped_teacher(tmp_path):
 
 
 def test_turned_pairs_differ_only_by_the_turn_of_camera_and_light():
-    from systems.turn_probe import rotated_about_up, turned_pairs
+    from systems.turn_probe import turned_pairs
+    from ui3d.cameras import cameras_from_spherical, turned_about_up
 
     images, captions, cams = turned_pairs("cube", 3, turn_deg=45.0, seed=1)
     first, second = cams[:3], cams[3:]
@@ -56,8 +57,11 @@ def test_turned_pairs_differ_only_by_the_turn_of_camera_and_light():
     assert [c.split(",")[0] for c in captions[:3]] == [c.split(",")[0] for c in captions[3:]]  # same object words
     assert torch.equal(images[:3, :, 0, 0], images[3:, :, 0, 0])  # same background (a corner pixel)
     assert (images[:3].float() - images[3:].float()).abs().mean() > 1  # the cube turned
-    quarter = rotated_about_up(torch.tensor([[1.0, 0.0, 0.5]]), torch.tensor([90.0]))
-    torch.testing.assert_close(quarter, torch.tensor([[0.0, 1.0, 0.5]]), atol=1e-6, rtol=0)
+    cam = cameras_from_spherical(torch.tensor([10.0]), torch.tensor([20.0]), torch.tensor([1.5]), torch.tensor([50.0]), 8,
+                                 light_pos=torch.tensor([[1.0, 0.0, 0.5]]))
+    quarter = turned_about_up(cam, 90.0)  # the light turns with the camera, the way the azimuth turns
+    torch.testing.assert_close(quarter.light_pos, torch.tensor([[0.0, 1.0, 0.5]]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(quarter.azimuth_deg, torch.tensor([100.0]))
 
 
 def test_a_paired_probe_runs_whole_pairs():

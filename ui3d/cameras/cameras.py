@@ -49,6 +49,7 @@ __all__ = [
     "stratified_azimuths",
     "sample_random_cameras",
     "orbit_cameras",
+    "turned_about_up",
     "ranges_at",
     "wrap_degrees",
 ]
@@ -329,6 +330,16 @@ def sample_random_cameras(
     return cameras_from_spherical(
         azimuth, elevation, distance, fovy, size, light_pos=light_dir * light_dist[:, None]
     )
+
+
+def turned_about_up(cams: Cameras, degrees: float) -> Cameras:
+    """The same cameras (and their lights) turned by ``degrees`` of azimuth about the world's up
+    axis (z) through the origin: elevation, distance and field of view unchanged."""
+    a = torch.deg2rad(torch.tensor(float(degrees)))
+    x, y, z = cams.light_pos.unbind(-1)
+    light = torch.stack([x * a.cos() - y * a.sin(), x * a.sin() + y * a.cos(), z], dim=-1)
+    return cameras_from_spherical(cams.azimuth_deg + degrees, cams.elevation_deg, cams.distance, cams.fovy_deg,
+                                  (cams.height, cams.width), light_pos=light)
 
 
 def orbit_cameras(

@@ -48,12 +48,19 @@ class TeacherDataConfig:
     ss: int = 2
     render_batch: int = 256
     background_kind: str = "plain"  # plain (white, v1) | muted (random muted backgrounds, v2)
+    # > 0: every scene rendered twice, the second time with the camera turned by this many degrees,
+    # and trained pair by pair (one timestep, noise and dropout per pair): what the two images share
+    # cancels from the gradient of the turn (45°: half a period of a cube's cos 4·azimuth)
+    turned_pairs_deg: float = 0.0
 
     def __post_init__(self) -> None:
-        from ui3d.config import check_ranges
+        from ui3d.config import FieldValueError, check_ranges
 
         # upper bounds: the rendered set is held in memory (32768 images of 32² are 100 MB)
-        check_ranges(self, n_images=(1, 1 << 20), ss=(1, 8), render_batch=(1, 4096))
+        check_ranges(self, n_images=(1, 1 << 20), ss=(1, 8), render_batch=(1, 4096), turned_pairs_deg=(0, 180))
+        if self.turned_pairs_deg and (self.render_batch % 2 or self.n_images % self.render_batch):
+            raise FieldValueError("render_batch", f"turned pairs need an even render_batch that divides n_images, "
+                                                  f"got {self.render_batch} and {self.n_images}")
 
 
 @dataclass(frozen=True)
@@ -92,9 +99,18 @@ class TeacherTrainConfig:
 
 # --- data --------------------------------------------------------------------------------------
 
+def pair_partners(n_images: int, render_batch: int) -> Tensor:
+    """Index of each image's turned twin in a set rendered as turned pairs: every render batch holds
+    its scenes, then the same scenes turned."""
+    half = render_batch // 2
+    i = torch.arange(n_images)
+    return torch.where(i % render_batch < half, i + half, i - half)
+
+
 def render_dataset(cfg: TeacherTrainConfig, path: Path, progress: bool = True) -> tuple[Tensor, list[str], Tensor]:
     """Render ``cfg.data.n_images`` captioned images once (uint8 [N, 3, r, r]) with their camera
-    features [N, CAMERA_FEATURES] and save them."""
+    features [N, CAMERA_FEATURES] and save them (as turned pairs where ``turned_pairs_deg`` > 0:
+    :func:`pair_partners`)."""
     from safetensors.torch import save_file
 
     from ui3d.io import atomic_path
@@ -106,7 +122,8 @@ def render_dataset(cfg: TeacherTrainConfig, path: Path, progress: bool = True) -
             raise UserError(f"training set '{path}' has no cameras (made by an older version); delete it to re-render")
         return tensors["images"], json.loads(meta["captions"]), tensors["cameras"]
     d = cfg.data
-    world = WorldDatasetConfig(resolution=cfg.model.resolution, ss=d.ss, background_kind=d.background_kind)
+    world = WorldDatasetConfig(resolution=cfg.model.resolution, ss=d.ss, background_kind=d.background_kind,
+                               turned_pairs_deg=d.turned_pairs_deg)
     ds = WorldDataset(world, seed=d.seed, batch_size=d.render_batch)
     n_batches = math.ceil(d.n_images / d.render_batch)
     images, captions, cameras = [], [], []
@@ -247,6 +264,12 @@ def _train(cfg, out: Path, ckpt: Path, resume: bool, progress: bool, on_checkpoi
     if resume:
         step, elapsed = _load_checkpoint(ckpt, model, ema, opt, gen)
     n = images.shape[0]
+    partners = pair_partners(n, cfg.data.render_batch) if cfg.data.turned_pairs_deg else None
+    draws = cfg.batch_size // 2 if partners is not None else cfg.batch_size  # independent scenes per batch
+
+    def per_draw(values: Tensor) -> Tensor:
+        return torch.cat([values, values]) if partners is not None else values
+
     bar = None
     if progress:
         from tqdm import tqdm
@@ -258,20 +281,25 @@ def _train(cfg, out: Path, ckpt: Path, resume: bool, progress: bool, on_checkpoi
     loss_avg = None
     try:
         while step < cfg.steps and (time.time() - t_start) < cfg.max_minutes * 60:
-            idx = torch.randint(0, n, (cfg.batch_size,), generator=gen)
+            idx = torch.randint(0, n, (draws,), generator=gen)
+            t = eps = None
+            if partners is not None:  # whole pairs, each with one timestep, noise and dropout
+                idx = torch.cat([idx, partners[idx]])
+                t = per_draw(torch.randint(0, cfg.model.num_train_timesteps, (draws,), generator=gen))
+                eps = per_draw(torch.randn(draws, *images.shape[1:], generator=gen))
             x0 = images[idx].float() / 127.5 - 1.0
             ids = ids_all[idx].clone()
-            drop = torch.rand(cfg.batch_size, generator=gen) < cfg.cond_dropout
+            drop = per_draw(torch.rand(draws, generator=gen) < cfg.cond_dropout)
             ids[drop] = empty
             camera = None
             if cfg.model.camera_dim:  # dropped independently of the caption: text alone and camera alone both train
-                keep = torch.rand(cfg.batch_size, generator=gen) >= cfg.camera_dropout
+                keep = per_draw(torch.rand(draws, generator=gen) >= cfg.camera_dropout)
                 camera = cameras[idx] * keep[:, None]
             for g in opt.param_groups:
                 g["lr"] = _lr_at(cfg, step)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
                 hidden = model.text_encoder(ids)
-                loss = denoising_loss(model, schedule, x0, hidden, gen, cfg.min_snr_gamma, camera=camera)
+                loss = denoising_loss(model, schedule, x0, hidden, gen, cfg.min_snr_gamma, t=t, camera=camera, eps=eps)
             opt.zero_grad(set_to_none=True)
             if not torch.isfinite(loss):
                 raise RuntimeError(f"non-finite loss at step {step}; lower lr (now {cfg.lr})")

@@ -20,7 +20,7 @@ from typing import Iterator, Sequence
 import torch
 from torch import Tensor
 
-from ui3d.cameras import CameraRanges, Cameras, sample_random_cameras
+from ui3d.cameras import CameraRanges, Cameras, cameras_from_spherical, sample_random_cameras, turned_about_up
 from ui3d.prompt.views import VIEWS, view_ids
 from ui3d.render.background import muted_backgrounds
 from ui3d.world.captions import WorldPrompt, make_caption, parse_prompt
@@ -88,6 +88,9 @@ class WorldDatasetConfig:
     ss: int = 2
     background: float = 1.0  # grey level of the "plain" backgrounds
     background_kind: str = "plain"  # plain | muted (ui3d.render.background.muted_backgrounds: teacher v2)
+    # > 0: a batch is half as many scenes, each also seen with the camera turned by this many degrees
+    # (second half of the batch), all else equal (sample_batch)
+    turned_pairs_deg: float = 0.0
 
     def __post_init__(self) -> None:
         for name, chosen, known in (
@@ -157,21 +160,37 @@ def sample_prompts(
     return prompts
 
 
+def cat_cameras(a: Cameras, b: Cameras) -> Cameras:
+    """``a`` then ``b`` as one batch (same image size)."""
+    return cameras_from_spherical(torch.cat([a.azimuth_deg, b.azimuth_deg]), torch.cat([a.elevation_deg, b.elevation_deg]),
+                                  torch.cat([a.distance, b.distance]), torch.cat([a.fovy_deg, b.fovy_deg]),
+                                  (a.height, a.width), light_pos=torch.cat([a.light_pos, b.light_pos]))
+
+
 def sample_batch(
     batch_size: int, generator: torch.Generator, config: WorldDatasetConfig = WorldDatasetConfig()
 ) -> WorldBatch:
     """Sample prompts and cameras, render, caption."""
     if batch_size <= 0:
         raise ValueError(f"batch_size: expected a positive number, got {batch_size}")
-    prompts = sample_prompts(batch_size, generator, config)
-    cams = sample_random_cameras(batch_size, config.resolution, config.cameras, generator)
-    say_view = (torch.rand(batch_size, generator=generator) < config.p_view_suffix).tolist()
+    paired = config.turned_pairs_deg > 0
+    if paired and batch_size % 2:
+        raise ValueError(f"batch_size: turned pairs need an even batch, got {batch_size}")
+    scenes = batch_size // 2 if paired else batch_size
+    prompts = sample_prompts(scenes, generator, config)
+    cams = sample_random_cameras(scenes, config.resolution, config.cameras, generator)
+    say_view = (torch.rand(scenes, generator=generator) < config.p_view_suffix).tolist()
+    background: float | Tensor = config.background
+    if config.background_kind == "muted":  # drawn last: plain batches keep their random stream
+        background = muted_backgrounds(scenes, config.resolution, config.resolution, generator)
+    if paired:  # the same scenes again, turned: what a pair shares cancels from the turn's gradient
+        cams = cat_cameras(cams, turned_about_up(cams, config.turned_pairs_deg))
+        prompts, say_view = prompts * 2, say_view * 2
+        if isinstance(background, Tensor):
+            background = torch.cat([background, background])
     views = [VIEWS[i] for i in view_ids(cams.azimuth_deg, cams.elevation_deg).tolist()]
     prompts = [WorldPrompt(p.object, p.colour, p.material, v, p.text) for p, v in zip(prompts, views)]
     captions = [p.caption if say else p.text for p, say in zip(prompts, say_view)]
-    background: float | Tensor = config.background
-    if config.background_kind == "muted":  # drawn last: plain batches keep their random stream
-        background = muted_backgrounds(batch_size, config.resolution, config.resolution, generator)
     out = render_world([p.to_object() for p in prompts], cams, background=background, ss=config.ss)
     images = out.rgb.permute(0, 3, 1, 2).mul(2.0).sub(1.0).contiguous()
     alpha = out.alpha.permute(0, 3, 1, 2).contiguous()
