@@ -174,3 +174,23 @@ def test_cfg_inflates_the_shipped_teachers_objects_so_text_to_3d_guides_low():
     assert area[7.5] > area[1.5] + 0.07, area  # measured 1.07 and 1.22 (seeds 1, 2: 1.08/1.19, 1.09/1.30)
     assert area[1.5] < 1.15, area
     assert teacher_guidance_scale("builtin") == 2.5
+
+
+def test_the_harmonics_candidate_loads_and_the_v3_preset_starts_from_it():
+    """assets/builtin_teacher_v2_harmonics.safetensors (not the default): 15 camera inputs, and its
+    prediction moves when the cube turns by 45° (the 4 × azimuth columns are in use)."""
+    from ui3d.config import load_config
+    from ui3d.teachers.builtin_train import TeacherTrainConfig
+    from ui3d.teachers.cli import CONFIG_DIR
+
+    cfg = load_config(TeacherTrainConfig, CONFIG_DIR / "builtin_v3.yaml")
+    model, info = load_teacher_model(ASSETS_DIR / "builtin_teacher_v2_harmonics.safetensors")
+    assert model.config.camera_dim == cfg.model.camera_dim == 15 and info["steps"] == 3500
+    assert (ASSETS_DIR.parent / cfg.init_from).resolve() == (ASSETS_DIR / "builtin_teacher_v2_harmonics.safetensors")
+    assert model.unet.class_embedding.linear_1.weight[:, -8:].abs().max() > 0
+    g = torch.Generator().manual_seed(0)
+    x, t = torch.randn(1, 3, 32, 32, generator=g).expand(2, -1, -1, -1), torch.tensor([500])
+    turns = camera_features(torch.tensor([0.0, 45.0]), torch.full((2,), 15.0), torch.full((2,), 1.75), torch.full((2,), 55.0))
+    with torch.no_grad():
+        eps = model(x, t, model.encode_text(["a red cube"] * 2), turns)
+    assert torch.isfinite(eps).all() and (eps[0] - eps[1]).abs().mean() > 1e-4
