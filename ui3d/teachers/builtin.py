@@ -105,9 +105,10 @@ CAMERA_DIMS = (0, CAMERA_FEATURES, CAMERA_FEATURES + 8)
 def camera_inputs(features: Tensor, dim: int) -> Tensor:
     """The network's camera input [B, dim] from :func:`camera_features` [B, 7]. ``dim`` 7 takes them as
     they are; 15 appends sin/cos of 2, 3 and 4 × the azimuth and of 2 × the elevation, so that what
-    repeats every 90° of azimuth (a cube's outline) is linear in the input. Measured: the 7-feature
-    teacher draws a cube as wide at 45° as at 0° (docs/benchmarks.md, "A teacher blind to the cube's
-    turn"). No camera (all zeros) stays all zeros."""
+    repeats every 90° of azimuth (a cube's outline) is linear in the input. A cube's renders change
+    with the turn only through cos/sin(4k × azimuth), orthogonal to the sin/cos of the 7 features, and
+    the 7-feature teacher never learned it; given these columns the same network does
+    (docs/benchmarks.md, "A teacher blind to the cube's turn"). No camera (all zeros) stays all zeros."""
     if dim == CAMERA_FEATURES:
         return features
     az, el = torch.atan2(features[:, 0], features[:, 1]), torch.atan2(features[:, 2], features[:, 3])
