@@ -50,19 +50,13 @@ def training_images(data: str, obj: str) -> tuple[Tensor, list[str], Tensor]:
 def controlled_images(obj: str, step_deg: float = 1.0) -> tuple[Tensor, list[str], Tensor]:
     """``obj`` in red at every ``step_deg`` of azimuth, all else fixed (the cameras of
     :func:`systems.turn_width.turn_widths`): uint8 images, captions with the view word, camera features."""
-    from ui3d.cameras import cameras_from_spherical
+    from systems.turn_width import probe_cameras, red_renders
     from ui3d.prompt.views import view_suffixes, with_view_suffix
     from ui3d.teachers.builtin import camera_features
-    from ui3d.world.captions import parse_prompt
-    from ui3d.world.render import render_world
 
-    az = torch.arange(0.0, 360.0, step_deg)
-    n = len(az)
-    cams = cameras_from_spherical(az, torch.full((n,), 15.0), torch.full((n,), 1.75), torch.full((n,), 55.0), 32)
-    caption = f"a red {obj}"
-    rgb = render_world([parse_prompt(caption).to_object()] * n, cams, background=0.5, ss=2).rgb
-    images = (rgb.permute(0, 3, 1, 2) * 255).round().clamp(0, 255).to(torch.uint8)
-    captions = [with_view_suffix(caption, v) for v in view_suffixes(cams.azimuth_deg, cams.elevation_deg)]
+    cams = probe_cameras(torch.arange(0.0, 360.0, step_deg))
+    images = (red_renders(obj, cams) * 255).round().clamp(0, 255).to(torch.uint8)
+    captions = [with_view_suffix(f"a red {obj}", v) for v in view_suffixes(cams.azimuth_deg, cams.elevation_deg)]
     return images, captions, camera_features(cams.azimuth_deg, cams.elevation_deg, cams.distance, cams.fovy_deg)
 
 
@@ -91,7 +85,7 @@ def probe(images: Tensor, captions: list[str], cameras: Tensor, inputs: str, ste
     from ui3d.config import load_config
     from ui3d.diffusion.schedules import VPSchedule
     from ui3d.teachers.builtin import BuiltinTeacherModel, bf16_is_fast, load_teacher_model
-    from ui3d.teachers.builtin_train import TeacherTrainConfig, denoising_loss
+    from ui3d.teachers.builtin_train import TeacherTrainConfig, denoising_loss, draw_batch, pair_partners
 
     shipped, _ = load_teacher_model()
     model = BuiltinTeacherModel(dataclasses.replace(shipped.config, **INPUTS[inputs]), shipped.tokenizer)
@@ -103,20 +97,14 @@ def probe(images: Tensor, captions: list[str], cameras: Tensor, inputs: str, ste
     gen = torch.Generator().manual_seed(seed)
     recipe = load_config(TeacherTrainConfig, PRESET)  # its dropouts and loss weighting, on one object
     start = time.time()
-    draws = batch // 2 if paired else batch  # independent draws per batch
-
-    def per_draw(values: Tensor) -> Tensor:  # a pair shares its timestep, noise and dropouts
-        return torch.cat([values, values]) if paired else values
-
+    partners = pair_partners(len(images), len(images)) if paired else None  # turned_pairs: scenes, then twins
     for _ in range(steps):
-        idx = torch.randint(0, len(images) // 2 if paired else len(images), (draws,), generator=gen)
-        if paired:
-            idx = torch.cat([idx, idx + len(images) // 2])
-        t = per_draw(torch.randint(t_min, model.config.num_train_timesteps, (draws,), generator=gen))
-        eps = per_draw(torch.randn(draws, *images.shape[1:], generator=gen))
+        idx, draws, shared = draw_batch(len(images), batch, gen, partners)
+        t = shared(torch.randint(t_min, model.config.num_train_timesteps, (draws,), generator=gen))
+        eps = shared(torch.randn(draws, *images.shape[1:], generator=gen))
         ids = ids_all[idx].clone()
-        ids[per_draw(torch.rand(draws, generator=gen)) < recipe.cond_dropout] = empty
-        camera = cameras[idx] * (per_draw(torch.rand(draws, generator=gen)) >= recipe.camera_dropout)[:, None]
+        ids[shared(torch.rand(draws, generator=gen)) < recipe.cond_dropout] = empty
+        camera = cameras[idx] * (shared(torch.rand(draws, generator=gen)) >= recipe.camera_dropout)[:, None]
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_is_fast("cpu")):
             loss = denoising_loss(model, schedule, images[idx].float() / 127.5 - 1.0, model.text_encoder(ids), gen,
                                   recipe.min_snr_gamma, t=t, camera=camera, eps=eps)

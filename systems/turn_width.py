@@ -34,12 +34,22 @@ def object_subset(captions: list[str], obj: str) -> list[int]:
     return [i for i, c in enumerate(captions) if obj in c.replace(",", " ").split()]
 
 
-def _cameras_at(azimuth: float, n: int, resolution: int, elevation: float = 15.0):
-    """``n`` copies of the camera at ``azimuth``, mid-range distance (1.75) and field of view (55°)."""
+def probe_cameras(azimuths: Tensor, resolution: int = 32, elevation: float = 15.0):
+    """Cameras at ``azimuths`` [n] (degrees), ``elevation`` up, mid-range distance (1.75) and field of
+    view (55°): the cameras of every turn probe."""
     from ui3d.cameras import cameras_from_spherical
 
-    return cameras_from_spherical(torch.full((n,), azimuth), torch.full((n,), elevation), torch.full((n,), 1.75),
+    n = len(azimuths)
+    return cameras_from_spherical(azimuths.float(), torch.full((n,), elevation), torch.full((n,), 1.75),
                                   torch.full((n,), 55.0), resolution)
+
+
+def red_renders(obj: str, cams) -> Tensor:
+    """True renders [n, 3, r, r] in [0, 1] of a red ``obj`` on mid-grey at ``cams``."""
+    from ui3d.world.captions import parse_prompt
+    from ui3d.world.render import render_world
+
+    return render_world(parse_prompt(f"a red {obj}").to_object(), cams, background=0.5, ss=2).rgb.permute(0, 3, 1, 2)
 
 
 def rounded(row: dict, digits: int) -> dict:
@@ -68,7 +78,7 @@ def turn_widths(teacher, obj: str, azimuths=AZIMUTHS, n: int = 16, steps: int = 
     caption = f"a red {obj}"
     rows = []
     for az in azimuths:
-        cams = _cameras_at(az, n, teacher.resolution, elevation)
+        cams = probe_cameras(torch.full((n,), az), teacher.resolution, elevation)
         prompts = [with_view_suffix(caption, v) for v in view_suffixes(cams.azimuth_deg, cams.elevation_deg)]
         rendered = render_world([parse_prompt(caption).to_object()] * n, cams, background=1.0, ss=2)
         truth = rendered.alpha[..., 0] > 0.5
@@ -92,14 +102,10 @@ def denoiser_turn_response(teacher, obj: str, azimuth: float = 45.0, turned: flo
     denoiser that reads the azimuth changes when the camera turns and is closer to the truth with
     the true camera. Run it in fp32 (``autocast=False``): bf16 rounding moves x̂0 by 0.002–0.015,
     10–20 × what turning the shipped teacher's camera does."""
-    from ui3d.world.captions import parse_prompt
-    from ui3d.world.render import render_world
-
     def cameras(az: float):
-        return _cameras_at(az, n, teacher.resolution)
+        return probe_cameras(torch.full((n,), az), teacher.resolution)
 
-    x0 = render_world(parse_prompt(f"a red {obj}").to_object(), cameras(azimuth), background=0.5, ss=2).rgb
-    x0 = x0.permute(0, 3, 1, 2) * 2 - 1
+    x0 = red_renders(obj, cameras(azimuth)) * 2 - 1
     emb = teacher.encode_prompts([f"a red {obj}"] * n)
     g = torch.Generator().manual_seed(seed)
     rows = []
@@ -147,14 +153,8 @@ def azimuth_spectrum(obj: str, step_deg: float = 2.0, harmonics: int = 8) -> dic
     turn carried by cos/sin(k·azimuth), k = 1 … ``harmonics``. A cube repeats every 90°, so all of
     its turn is in k = 4, 8, …, none in k = 1, which is all that sin/cos of the azimuth (the
     shipped teacher's camera input) can say linearly."""
-    from ui3d.cameras import cameras_from_spherical
-    from ui3d.world.captions import parse_prompt
-    from ui3d.world.render import render_world
-
     az = torch.arange(0.0, 360.0, step_deg)
-    n = len(az)
-    cams = cameras_from_spherical(az, torch.full((n,), 15.0), torch.full((n,), 1.75), torch.full((n,), 55.0), 32)
-    rgb = render_world([parse_prompt(f"a red {obj}").to_object()] * n, cams, background=0.5, ss=2).rgb.reshape(n, -1)
+    rgb = red_renders(obj, probe_cameras(az)).reshape(len(az), -1)
     power = torch.fft.rfft(rgb - rgb.mean(0), dim=0).abs().pow(2).sum(1)
     share = power / power.sum()
     return {"object": obj, "turn_variance": float((rgb - rgb.mean(0)).pow(2).mean()),

@@ -47,7 +47,7 @@ def test_a_probe_trains_the_new_inputs_from_the_shipped_teacher(tmp_path):
 
 def test_turned_pairs_differ_only_by_the_turn_of_camera_and_light():
     from systems.turn_probe import turned_pairs
-    from ui3d.cameras import cameras_from_spherical, turned_about_up
+    from ui3d.cameras import cameras_from_spherical, with_turned_twins
 
     images, captions, cams = turned_pairs("cube", 3, turn_deg=45.0, seed=1)
     first, second = cams[:3], cams[3:]
@@ -59,9 +59,10 @@ def test_turned_pairs_differ_only_by_the_turn_of_camera_and_light():
     assert (images[:3].float() - images[3:].float()).abs().mean() > 1  # the cube turned
     cam = cameras_from_spherical(torch.tensor([10.0]), torch.tensor([20.0]), torch.tensor([1.5]), torch.tensor([50.0]), 8,
                                  light_pos=torch.tensor([[1.0, 0.0, 0.5]]))
-    quarter = turned_about_up(cam, 90.0)  # the light turns with the camera, the way the azimuth turns
-    torch.testing.assert_close(quarter.light_pos, torch.tensor([[0.0, 1.0, 0.5]]), atol=1e-6, rtol=0)
-    torch.testing.assert_close(quarter.azimuth_deg, torch.tensor([100.0]))
+    twins = with_turned_twins(cam, 90.0)  # the light turns with the camera, the way the azimuth turns
+    torch.testing.assert_close(twins.light_pos, torch.tensor([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5]]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(twins.azimuth_deg, torch.tensor([10.0, 100.0]))
+    torch.testing.assert_close(twins.c2w[0], cam.c2w[0])  # the first of each pair is the camera as it was
 
 
 def test_a_paired_probe_runs_whole_pairs():

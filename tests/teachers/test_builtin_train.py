@@ -7,8 +7,10 @@ import torch
 
 from ui3d.config import ConfigError, load_config
 from ui3d.io import read_safetensors
-from ui3d.teachers.builtin_train import DATA_KIND, TeacherTrainConfig, pair_partners, train_teacher
+from ui3d.teachers.builtin_train import DATA_KIND, TeacherTrainConfig, draw_batch, pair_partners, train_teacher
 from ui3d.teachers.cli import CONFIG_DIR
+
+
 def test_turned_pairs_are_rendered_and_trained_pair_by_pair(tmp_path):
     """data.turned_pairs_deg: each render batch holds its scenes, then the same scenes turned (one
     background, one caption's words, the camera turned); pair_partners finds each twin; training runs."""
@@ -29,3 +31,12 @@ def test_turned_pairs_are_rendered_and_trained_pair_by_pair(tmp_path):
     assert run.is_file()
     with pytest.raises(ConfigError, match="render_batch"):
         load_config(TeacherTrainConfig, CONFIG_DIR / "tiny.yaml", ["data.turned_pairs_deg=45", "data.n_images=48"])
+
+
+def test_a_paired_batch_holds_whole_pairs_and_shares_draws_within_them():
+    partners = pair_partners(8, 4)
+    idx, draws, shared = draw_batch(8, 6, torch.Generator().manual_seed(0), partners)
+    assert draws == 3 and torch.equal(idx[3:], partners[idx[:3]]) and bool((idx[:3] % 4 < 2).all())
+    assert torch.equal(shared(torch.tensor([1, 2, 3])), torch.tensor([1, 2, 3, 1, 2, 3]))
+    idx, draws, shared = draw_batch(8, 6, torch.Generator().manual_seed(0))
+    assert draws == 6 and len(idx) == 6 and torch.equal(shared(torch.arange(6)), torch.arange(6))

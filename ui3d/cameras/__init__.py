@@ -15,9 +15,9 @@ from ui3d.cameras.cameras import (
     project_points,
     ranges_at,
     sample_random_cameras,
-    turned_about_up,
     spherical_to_cartesian,
     stratified_azimuths,
+    with_turned_twins,
     wrap_degrees,
 )
 
@@ -33,8 +33,8 @@ __all__ = [
     "project_points",
     "ranges_at",
     "sample_random_cameras",
-    "turned_about_up",
     "spherical_to_cartesian",
     "stratified_azimuths",
+    "with_turned_twins",
     "wrap_degrees",
 ]

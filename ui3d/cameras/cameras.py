@@ -49,7 +49,7 @@ __all__ = [
     "stratified_azimuths",
     "sample_random_cameras",
     "orbit_cameras",
-    "turned_about_up",
+    "with_turned_twins",
     "ranges_at",
     "wrap_degrees",
 ]
@@ -332,14 +332,16 @@ def sample_random_cameras(
     )
 
 
-def turned_about_up(cams: Cameras, degrees: float) -> Cameras:
-    """The same cameras (and their lights) turned by ``degrees`` of azimuth about the world's up
-    axis (z) through the origin: elevation, distance and field of view unchanged."""
+def with_turned_twins(cams: Cameras, degrees: float) -> Cameras:
+    """``cams``, then the same cameras (and their lights) turned by ``degrees`` of azimuth about the
+    world's up axis (z) through the origin: 2n cameras, elevation, distance and field of view kept."""
     a = torch.deg2rad(torch.tensor(float(degrees)))
     x, y, z = cams.light_pos.unbind(-1)
-    light = torch.stack([x * a.cos() - y * a.sin(), x * a.sin() + y * a.cos(), z], dim=-1)
-    return cameras_from_spherical(cams.azimuth_deg + degrees, cams.elevation_deg, cams.distance, cams.fovy_deg,
-                                  (cams.height, cams.width), light_pos=light)
+    turned_light = torch.stack([x * a.cos() - y * a.sin(), x * a.sin() + y * a.cos(), z], dim=-1)
+    twice = lambda values: torch.cat([values, values])  # noqa: E731
+    return cameras_from_spherical(torch.cat([cams.azimuth_deg, cams.azimuth_deg + degrees]), twice(cams.elevation_deg),
+                                  twice(cams.distance), twice(cams.fovy_deg), (cams.height, cams.width),
+                                  light_pos=torch.cat([cams.light_pos, turned_light]))
 
 
 def orbit_cameras(

@@ -107,6 +107,19 @@ def pair_partners(n_images: int, render_batch: int) -> Tensor:
     return torch.where(i % render_batch < half, i + half, i - half)
 
 
+def draw_batch(n_images: int, batch_size: int, generator: torch.Generator,
+               partners: Tensor | None = None) -> tuple[Tensor, int, Callable[[Tensor], Tensor]]:
+    """A training batch: its image indices, its number of independent draws, and ``shared``, which
+    hands a value drawn per draw to every image of it. ``batch_size`` independent images, or with
+    ``partners`` (:func:`pair_partners`) ``batch_size // 2`` whole pairs (the first members, then
+    their twins), each pair one draw: one timestep, noise and dropout per pair."""
+    if partners is None:
+        return torch.randint(0, n_images, (batch_size,), generator=generator), batch_size, lambda values: values
+    firsts = (partners > torch.arange(n_images)).nonzero().squeeze(1)
+    idx = firsts[torch.randint(0, len(firsts), (batch_size // 2,), generator=generator)]
+    return torch.cat([idx, partners[idx]]), batch_size // 2, lambda values: torch.cat([values, values])
+
+
 def render_dataset(cfg: TeacherTrainConfig, path: Path, progress: bool = True) -> tuple[Tensor, list[str], Tensor]:
     """Render ``cfg.data.n_images`` captioned images once (uint8 [N, 3, r, r]) with their camera
     features [N, CAMERA_FEATURES] and save them (as turned pairs where ``turned_pairs_deg`` > 0:
@@ -265,11 +278,6 @@ def _train(cfg, out: Path, ckpt: Path, resume: bool, progress: bool, on_checkpoi
         step, elapsed = _load_checkpoint(ckpt, model, ema, opt, gen)
     n = images.shape[0]
     partners = pair_partners(n, cfg.data.render_batch) if cfg.data.turned_pairs_deg else None
-    draws = cfg.batch_size // 2 if partners is not None else cfg.batch_size  # independent scenes per batch
-
-    def per_draw(values: Tensor) -> Tensor:
-        return torch.cat([values, values]) if partners is not None else values
-
     bar = None
     if progress:
         from tqdm import tqdm
@@ -281,19 +289,18 @@ def _train(cfg, out: Path, ckpt: Path, resume: bool, progress: bool, on_checkpoi
     loss_avg = None
     try:
         while step < cfg.steps and (time.time() - t_start) < cfg.max_minutes * 60:
-            idx = torch.randint(0, n, (draws,), generator=gen)
-            t = eps = None
-            if partners is not None:  # whole pairs, each with one timestep, noise and dropout
-                idx = torch.cat([idx, partners[idx]])
-                t = per_draw(torch.randint(0, cfg.model.num_train_timesteps, (draws,), generator=gen))
-                eps = per_draw(torch.randn(draws, *images.shape[1:], generator=gen))
+            idx, draws, shared = draw_batch(n, cfg.batch_size, gen, partners)
+            t = eps = None  # unpaired: drawn per image by denoising_loss
+            if partners is not None:
+                t = shared(torch.randint(0, cfg.model.num_train_timesteps, (draws,), generator=gen))
+                eps = shared(torch.randn(draws, *images.shape[1:], generator=gen))
             x0 = images[idx].float() / 127.5 - 1.0
             ids = ids_all[idx].clone()
-            drop = per_draw(torch.rand(draws, generator=gen) < cfg.cond_dropout)
+            drop = shared(torch.rand(draws, generator=gen) < cfg.cond_dropout)
             ids[drop] = empty
             camera = None
             if cfg.model.camera_dim:  # dropped independently of the caption: text alone and camera alone both train
-                keep = per_draw(torch.rand(draws, generator=gen) >= cfg.camera_dropout)
+                keep = shared(torch.rand(draws, generator=gen) >= cfg.camera_dropout)
                 camera = cameras[idx] * keep[:, None]
             for g in opt.param_groups:
                 g["lr"] = _lr_at(cfg, step)

@@ -20,7 +20,7 @@ from typing import Iterator, Sequence
 import torch
 from torch import Tensor
 
-from ui3d.cameras import CameraRanges, Cameras, cameras_from_spherical, sample_random_cameras, turned_about_up
+from ui3d.cameras import CameraRanges, Cameras, sample_random_cameras, with_turned_twins
 from ui3d.prompt.views import VIEWS, view_ids
 from ui3d.render.background import muted_backgrounds
 from ui3d.world.captions import WorldPrompt, make_caption, parse_prompt
@@ -160,13 +160,6 @@ def sample_prompts(
     return prompts
 
 
-def cat_cameras(a: Cameras, b: Cameras) -> Cameras:
-    """``a`` then ``b`` as one batch (same image size)."""
-    return cameras_from_spherical(torch.cat([a.azimuth_deg, b.azimuth_deg]), torch.cat([a.elevation_deg, b.elevation_deg]),
-                                  torch.cat([a.distance, b.distance]), torch.cat([a.fovy_deg, b.fovy_deg]),
-                                  (a.height, a.width), light_pos=torch.cat([a.light_pos, b.light_pos]))
-
-
 def sample_batch(
     batch_size: int, generator: torch.Generator, config: WorldDatasetConfig = WorldDatasetConfig()
 ) -> WorldBatch:
@@ -184,7 +177,7 @@ def sample_batch(
     if config.background_kind == "muted":  # drawn last: plain batches keep their random stream
         background = muted_backgrounds(scenes, config.resolution, config.resolution, generator)
     if paired:  # the same scenes again, turned: what a pair shares cancels from the turn's gradient
-        cams = cat_cameras(cams, turned_about_up(cams, config.turned_pairs_deg))
+        cams = with_turned_twins(cams, config.turned_pairs_deg)
         prompts, say_view = prompts * 2, say_view * 2
         if isinstance(background, Tensor):
             background = torch.cat([background, background])
