@@ -16,9 +16,9 @@ from dataclasses import replace
 
 import torch
 
-from ui3d.teachers.builtin import CAMERA_FEATURES, BuiltinTeacher, BuiltinTeacherConfig, BuiltinTeacherModel
+from ui3d.teachers.builtin import CAMERA_WITH_HARMONICS, BuiltinTeacher, BuiltinTeacherConfig, BuiltinTeacherModel
 
-SHIPPED = BuiltinTeacherConfig(camera_dim=CAMERA_FEATURES)
+SHIPPED = BuiltinTeacherConfig(camera_dim=CAMERA_WITH_HARMONICS)
 CANDIDATES = {
     "32², channels 32-64-64 (shipped)": SHIPPED,
     "48², channels 32-64-64": replace(SHIPPED, resolution=48),

@@ -1,12 +1,13 @@
 """Can a camera input teach the teacher an object's turn? A short, focused fine-tune to find out.
 
-`python -m systems.turn_probe --inputs harmonics --controlled --steps 300`: the shipped teacher
-fine-tuned on images of one object (default: the cube) with one way of feeding it the camera, then
-:func:`systems.turn_width.turn_widths` and :func:`systems.turn_width.denoiser_turn_response` of the
-result. The shipped teacher draws a cube equally wide at every azimuth although its training images
-are 13 px wide face-on and 16 px along the diagonal; this asks which input lets it learn that
-quickly, before a full training run is spent on one (docs/benchmarks.md, "A teacher blind to the
-cube's turn").
+`python -m systems.turn_probe --inputs harmonics --controlled --steps 300`: the v2 teacher with
+the sin/cos camera input (``assets/builtin_teacher_v2_sincos.safetensors``, the default until
+2026-12-03) fine-tuned on images of one object (default: the cube) with one way of feeding it the
+camera, then :func:`systems.turn_width.turn_widths` and
+:func:`systems.turn_width.denoiser_turn_response` of the result. That teacher draws a cube equally
+wide at every azimuth although its training images are 13 px wide face-on and 16 px along the
+diagonal; this asks which input lets it learn that quickly, before a full training run is spent on
+one (docs/benchmarks.md, "A teacher blind to the cube's turn").
 
 The images: ``--data data.safetensors``, the training set's images of the object (every colour,
 background and camera); or ``--controlled``, the object in red at every whole degree of azimuth and
@@ -14,7 +15,7 @@ nothing else varied (15° up, distance 1.75, 55° field of view, mid-grey backgr
 turn is all there is left to learn; or ``--pairs N``, N training-style images of the object each
 also rendered turned by 45° (:func:`turned_pairs`), trained pair by pair.
 
-- ``features``: the shipped camera input as it is (7 numbers into the timestep embedding);
+- ``features``: that teacher's camera input as it is (7 numbers into the timestep embedding);
 - ``harmonics``: those plus sin/cos of 2, 3, 4 × azimuth and 2 × elevation (``camera_dim`` 15);
 - ``rays``: the 7 numbers plus the camera's ray at every pixel as 6 more input channels
   (``camera_rays``).
@@ -31,7 +32,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-INPUTS = {"features": {}, "harmonics": {"camera_dim": 15}, "rays": {"camera_rays": True}}
+INPUTS = {"features": {"camera_dim": 7}, "harmonics": {"camera_dim": 15}, "rays": {"camera_dim": 7, "camera_rays": True}}
+START = "builtin_teacher_v2_sincos.safetensors"  # in assets/: the 7-input teacher every probe starts from
 PRESET = Path(__file__).resolve().parents[1] / "configs" / "teacher" / "builtin_v2.yaml"
 
 
@@ -77,19 +79,19 @@ def turned_pairs(obj: str, n_pairs: int, turn_deg: float = 45.0, seed: int = 0) 
 
 def probe(images: Tensor, captions: list[str], cameras: Tensor, inputs: str, steps: int = 400, batch: int = 32,
           lr: float = 5e-4, seed: int = 0, t_min: int = 0, paired: bool = False):
-    """The shipped teacher fine-tuned on ``images`` (uint8) with ``inputs``: the model (raw weights,
+    """The :data:`START` teacher fine-tuned on ``images`` (uint8) with ``inputs``: the model (raw weights,
     no EMA) and its training seconds. ``t_min`` > 0 trains only at timesteps t ≥ t_min, where the
     image is mostly noise and only the camera can say which way the object is turned. ``paired``:
     the images are :func:`turned_pairs`, and a batch holds whole pairs, each pair with one timestep,
     one noise and one caption and camera dropout."""
     from ui3d.config import load_config
     from ui3d.diffusion.schedules import VPSchedule
-    from ui3d.teachers.builtin import BuiltinTeacherModel, bf16_is_fast, load_teacher_model
+    from ui3d.teachers.builtin import ASSETS_DIR, BuiltinTeacherModel, bf16_is_fast, load_teacher_model
     from ui3d.teachers.builtin_train import TeacherTrainConfig, denoising_loss, draw_batch, pair_partners
 
-    shipped, _ = load_teacher_model()
-    model = BuiltinTeacherModel(dataclasses.replace(shipped.config, **INPUTS[inputs]), shipped.tokenizer)
-    model.load_warm_start(shipped.state_dict())
+    start_model, _ = load_teacher_model(ASSETS_DIR / START)
+    model = BuiltinTeacherModel(dataclasses.replace(start_model.config, **INPUTS[inputs]), start_model.tokenizer)
+    model.load_warm_start(start_model.state_dict())
     ids_all = model.tokenizer(captions)
     empty = model.tokenizer([""])
     opt = torch.optim.AdamW(model.parameters(), lr=lr)

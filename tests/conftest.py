@@ -28,3 +28,13 @@ def no_run(monkeypatch):
         raise AssertionError("the run started: the check came after the work")
 
     monkeypatch.setattr(systems.text_to_3d, "prepare", prepare)
+
+
+@pytest.fixture(scope="session")
+def untrained_teacher(tmp_path_factory):
+    """A built-in teacher's file with untrained weights: a teacher that draws nothing the judge
+    recognises (0 of 8 samples of "a gray mug" at seed 0), for the checks that must warn about one."""
+    from ui3d.teachers.builtin import BuiltinTeacherConfig, BuiltinTeacherModel, save_teacher
+
+    torch.manual_seed(0)
+    return save_teacher(BuiltinTeacherModel(BuiltinTeacherConfig()), tmp_path_factory.mktemp("teacher") / "untrained.safetensors")

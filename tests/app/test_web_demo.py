@@ -62,17 +62,17 @@ def test_main_binds_localhost_and_serves_only_its_folder(tmp_path, monkeypatch):
     assert gr.utils.get_upload_folder().startswith(out)  # Gradio's copies stay in the folder too
 
 
-def test_a_short_run_streams_progress_and_returns_a_glb(server, client, monkeypatch):
+def test_a_short_run_streams_progress_and_returns_a_glb(server, client, monkeypatch, untrained_teacher):
     import app
 
     # three tiny steps take about a second once the teacher is warm: poll faster than that, or
     # the page may go from "loading" straight to "exporting" between two polls
     monkeypatch.setattr(app, "POLL_SECONDS", 0.1)
-    job = client.submit(*inputs(prompt="a gray mug"), api_name="/generate")
+    job = client.submit(*inputs(prompt="a gray mug", teacher=str(untrained_teacher)), api_name="/generate")
     status, preview, losses, video, metrics, downloads = job.result(timeout=240)
     updates = job.outputs()[:-1]
     assert status.startswith("**done:** 3 steps") and "iou" in status
-    assert "**warning:** the built-in teacher draws 'a gray mug' poorly" in status  # 1 of 8 samples is a mug
+    assert "**warning:** the built-in teacher draws 'a gray mug' poorly" in status  # untrained: 0 of 8 are mugs
     # While it ran: the step count, the loss curve and the live validation image reached the page
     # (an output left unchanged by an update arrives as a dict).
     assert any(u[0].startswith("**step ") for u in updates)

@@ -140,22 +140,22 @@ def test_regularisers_have_the_documented_values():
     assert regularisers(render, cams, TextTo3DConfig()) == {}
 
 
-def test_teacher_recognition_flags_prompts_the_teacher_cannot_draw():
-    """Measured on the shipped teacher v2: its samples of "a gray mug" are rarely mugs (1 of 8), of "a
-    ceramic owl" owls (8 of 8; v1 drew noise there); the warning's number must tell them apart. Other
-    teachers and prompts give None."""
+def test_teacher_recognition_flags_prompts_the_teacher_cannot_draw(untrained_teacher):
+    """The shipped teacher's samples of "a ceramic owl" are owls (8 of 8; v1's were noise, 1 of 8),
+    an untrained teacher's are nothing: the warning's number must tell them apart. Other teachers
+    and prompts give None."""
     from systems.text_to_3d import teacher_recognition
     from ui3d.teachers.builtin import BuiltinTeacher
 
-    teacher = BuiltinTeacher.load()
-    assert teacher_recognition(teacher, "a gray mug", seed=0) <= 0.25
-    assert teacher_recognition(teacher, "a ceramic owl", seed=0) >= 0.75
+    assert teacher_recognition(BuiltinTeacher.load(), "a ceramic owl", seed=0) >= 0.75
+    assert teacher_recognition(BuiltinTeacher.load(untrained_teacher), "a ceramic owl", seed=0) <= 0.25
     assert teacher_recognition(object(), "a brown owl", seed=0) is None
 
 
-def test_generate_warns_about_a_prompt_the_teacher_draws_poorly(tmp_path, capsys):
+def test_generate_warns_about_a_prompt_the_teacher_draws_poorly(tmp_path, capsys, untrained_teacher):
     out = tmp_path / "run"
-    code = main(["generate", "a gray mug", "--config", DEBUG, "--out", str(out), "--steps", "1", "check_teacher=true"])
+    code = main(["generate", "a gray mug", "--config", DEBUG, "--out", str(out), "--steps", "1", "check_teacher=true",
+                 f"teacher={untrained_teacher}"])
     lines = capsys.readouterr().out.splitlines()
     assert code == 0
     assert [line for line in lines if line.startswith("warning: the built-in teacher draws 'a gray mug' poorly")]

@@ -20,6 +20,7 @@ from ui3d.world.dataset import WorldDataset, WorldDatasetConfig
 from ui3d.world.palette import COLOURS
 
 V1 = ASSETS_DIR / "builtin_teacher_v1.safetensors"  # the text-only teacher v2 started from
+SINCOS = ASSETS_DIR / "builtin_teacher_v2_sincos.safetensors"  # v2 with the 7 camera features, the default before
 
 
 def test_muted_backgrounds_leave_white_and_black_objects_a_silhouette():
@@ -82,7 +83,7 @@ def test_azimuth_harmonics_start_from_the_seven_feature_teacher_and_read_the_tur
     assert not torch.allclose(wide[0, 7:9], wide[1, 7:9], atol=0.1)  # 2 × azimuth: they differ
     assert torch.equal(camera_inputs(no_camera(2), 15), torch.zeros(2, 15))
 
-    seven, _ = load_teacher_model()
+    seven, _ = load_teacher_model(SINCOS)
     assert seven.config.camera_dim == CAMERA_FEATURES
     model = BuiltinTeacherModel(dataclasses.replace(seven.config, camera_dim=15), seven.tokenizer)
     model.load_warm_start(seven.state_dict())
@@ -114,7 +115,7 @@ def test_the_ray_map_is_the_cameras_own_rays_and_warm_starts_exactly():
     with torch.autocast("cpu", dtype=torch.bfloat16):  # as BuiltinTeacher runs it: the geometry stays fp32
         torch.testing.assert_close(camera_ray_map(feats, 8), rays, rtol=0, atol=0)
 
-    seven, _ = load_teacher_model()
+    seven, _ = load_teacher_model(SINCOS)
     model = BuiltinTeacherModel(dataclasses.replace(seven.config, camera_rays=True), seven.tokenizer)
     model.load_warm_start(seven.state_dict())
     g = torch.Generator().manual_seed(0)
@@ -176,17 +177,18 @@ def test_cfg_inflates_the_shipped_teachers_objects_so_text_to_3d_guides_low():
     assert teacher_guidance_scale("builtin") == 2.5
 
 
-def test_the_harmonics_candidate_loads_and_the_v3_preset_starts_from_it():
-    """assets/builtin_teacher_v2_harmonics.safetensors (not the default): 15 camera inputs, and its
-    prediction moves when the cube turns by 45° (the 4 × azimuth columns are in use)."""
+def test_the_default_teacher_has_the_harmonics_and_the_v3_preset_starts_from_it():
+    """assets/builtin_teacher.safetensors is v2 + harmonics: 15 camera inputs, 3500 steps on top of
+    the 7-input v2, and its prediction moves when the cube turns by 45° (the 4 × azimuth columns are
+    in use)."""
     from ui3d.config import load_config
     from ui3d.teachers.builtin_train import TeacherTrainConfig
     from ui3d.teachers.cli import CONFIG_DIR
 
     cfg = load_config(TeacherTrainConfig, CONFIG_DIR / "builtin_v3.yaml")
-    model, info = load_teacher_model(ASSETS_DIR / "builtin_teacher_v2_harmonics.safetensors")
+    model, info = load_teacher_model()
     assert model.config.camera_dim == cfg.model.camera_dim == 15 and info["steps"] == 3500
-    assert (ASSETS_DIR.parent / cfg.init_from).resolve() == (ASSETS_DIR / "builtin_teacher_v2_harmonics.safetensors")
+    assert (ASSETS_DIR.parent / cfg.init_from).resolve() == (ASSETS_DIR / "builtin_teacher.safetensors")
     assert model.unet.class_embedding.linear_1.weight[:, -8:].abs().max() > 0
     g = torch.Generator().manual_seed(0)
     x, t = torch.randn(1, 3, 32, 32, generator=g).expand(2, -1, -1, -1), torch.tensor([500])

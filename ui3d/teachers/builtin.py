@@ -99,7 +99,8 @@ def no_camera(batch: int, device: torch.device | str = "cpu") -> Tensor:
     return torch.zeros(batch, CAMERA_FEATURES, device=device)
 
 
-CAMERA_DIMS = (0, CAMERA_FEATURES, CAMERA_FEATURES + 8)
+CAMERA_WITH_HARMONICS = CAMERA_FEATURES + 8  # the default teacher's input (camera_inputs)
+CAMERA_DIMS = (0, CAMERA_FEATURES, CAMERA_WITH_HARMONICS)
 
 
 def camera_inputs(features: Tensor, dim: int) -> Tensor:
