@@ -32,8 +32,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-INPUTS = {"features": {"camera_dim": 7}, "harmonics": {"camera_dim": 15}, "rays": {"camera_dim": 7, "camera_rays": True}}
 START = "builtin_teacher_v2_sincos.safetensors"  # in assets/: the 7-input teacher every probe starts from
+INPUTS = {"features": {}, "harmonics": {"camera_dim": 15}, "rays": {"camera_rays": True}}  # changes to START's
 PRESET = Path(__file__).resolve().parents[1] / "configs" / "teacher" / "builtin_v2.yaml"
 
 
