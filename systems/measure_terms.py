@@ -144,6 +144,23 @@ def ratio_by_timestep(job, batches: int, timesteps: tuple[int, ...] = RATIO_TIME
     return rows
 
 
+def settle_fake(job, turns: int) -> None:
+    """``turns`` fake-score (and discriminator) updates on fresh renders of the frozen scene: does the
+    coupling's bias shrink as the fake score catches up with the scene, or stay?"""
+    from systems.base import NonFiniteWatch
+    from systems.text_to_3d import _fake_turn
+    from ui3d.cameras import sample_random_cameras
+
+    cfg = job.cfg
+    watch = NonFiniteWatch(cfg.max_bad_steps)
+    for _ in range(turns):
+        cams = sample_random_cameras(cfg.views_per_step, cfg.resolution, cfg.camera, job.generator)
+        with torch.no_grad():
+            rgb = job.scene.render(cams, shading="albedo", normals=False).rgb
+        cond, _ = job.embeddings.for_cameras(cams.azimuth_deg, cams.elevation_deg)
+        _fake_turn(job, job.teacher.encode(rgb.permute(0, 3, 1, 2)), cond, cams, {}, watch)
+
+
 def main(argv: list[str] | None = None) -> int:
     from systems.text_to_3d import TextTo3DConfig, prepare, timed_train
     from ui3d.config import load_config
@@ -155,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--draws", type=int, default=1,
                         help="noise draws per render averaged in each term (the DI term's noise shrinks as 1/sqrt(draws) "
                              "if it is the per-sample noise of <y, c>)")
+    parser.add_argument("--settle", type=int, default=0,
+                        help="fake-score updates on the frozen scene before measuring (the lag's share of the bias)")
     parser.add_argument("--config", default=str(Path(__file__).resolve().parents[1] / "configs" / "text_to_3d" / "fast.yaml"))
     parser.add_argument("--ratio", action="store_true",
                         help="instead of the term gradients: the discriminator's log r per timestep (its spread must shrink with t)")
@@ -165,14 +184,17 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         job = prepare(cfg, Path(tmp) / "run", resume=False)
         timed_train(job, Path(tmp) / "run", progress=False)
+        settle_fake(job, args.settle)
         if args.ratio:
             _print_rows(f"{args.prompt}, the discriminator after {args.steps} steps of the preset, {args.batches} "
                         "batches of renders and of teacher samples per timestep:", ratio_by_timestep(job, args.batches))
             return 0
         rows = [term_gradients(job, 1000 + b, args.draws) for b in range(args.batches)]
     print(f"{args.prompt}, {cfg.guidance.divergence} after {args.steps} steps of the preset, {args.batches} batches, "
-          f"{args.draws} noise draws each:")
+          f"{args.draws} noise draws each, the fake score settled {args.settle} more updates:")
     print("| quantity | median | range |\n|---|---|---|")
+    for r in rows:  # the batch's lag coefficient: <y,c> = β‖y‖² for a fake lagging by mixing, 0 for an exact one
+        r["beta = mean <y,c> / mean |y|^2"] = r["mean <y,c>"] / r["mean |y|^2"]
     for key in rows[0]:
         values = [r[key] for r in rows]
         print(f"| {key} | {statistics.median(values):.4g} | {min(values):.4g} … {max(values):.4g} |")

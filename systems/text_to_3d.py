@@ -54,6 +54,7 @@ class TextTo3DConfig:
     views_per_step: int = 4
     scene_lr: float = 1e-2  # NeRF; Gaussians use gaussians.lr_*
     fake_lr: float = 1e-3
+    fake_steps: int = 1  # fake-score updates per scene step (the same renders, fresh noise each): less lag
     grad_clip: float = 1.0  # max gradient norm of the scene's parameters; 0 = off
     albedo_warmup: int = 100  # steps of albedo shading before random lambertian / textureless
     textureless_prob: float = 0.5
@@ -83,14 +84,14 @@ class TextTo3DConfig:
             scale = teacher_guidance_scale(self.teacher)
             object.__setattr__(self, "guidance", replace(self.guidance, guidance_scale=scale))
         for name in ("steps", "resolution", "views_per_step", "validate_every", "checkpoint_every", "max_bad_steps",
-                     "occupancy_every", "densify_every"):
+                     "occupancy_every", "densify_every", "fake_steps"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
         from ui3d.config import FieldValueError, check_ranges
 
         # Upper bounds: a typo must not hang the machine or exhaust its memory.
         check_ranges(self, resolution=(1, 1024), views_per_step=(1, 64), real_samples_per_view=(0, 64),
-                     real_sample_steps=(1, 1000), cpu_threads=(0, 1024), scene_lr=(0, None), fake_lr=(0, None),
+                     fake_steps=(1, 100), real_sample_steps=(1, 1000), cpu_threads=(0, 1024), scene_lr=(0, None), fake_lr=(0, None),
                      grad_clip=(0, None), textureless_prob=(0, 1), albedo_warmup=(0, None), densify_until=(0, None),
                      lambda_sparsity=(0, None), lambda_opacity=(0, None), lambda_orient=(0, None))
         rays = self.views_per_step * self.resolution**2
@@ -299,7 +300,7 @@ def _timed(row: dict, key: str) -> Iterator[None]:
 
 
 def train_step(job: Job, watch: NonFiniteWatch) -> dict:
-    """One scene step and one fake-score step; returns the log row (losses and the time split:
+    """One scene step and ``fake_steps`` fake-score steps; returns the log row (losses and the time split:
     t_render, t_guidance (teacher + fake score forward), t_backward, t_fake (the fake-score turn))."""
     cfg, g, step = job.cfg, job.generator, job.step
     row: dict = {"step": step}
@@ -332,7 +333,8 @@ def train_step(job: Job, watch: NonFiniteWatch) -> dict:
     maintain_scene(job)
     if job.guidance.fake is not None:
         with _timed(row, "t_fake"):
-            _fake_turn(job, x.detach(), cond, cams, row, watch)
+            for _ in range(cfg.fake_steps):
+                _fake_turn(job, x.detach(), cond, cams, row, watch)
     return row
 
 

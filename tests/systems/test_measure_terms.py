@@ -63,3 +63,16 @@ def test_term_gradients_report_every_ratio_and_noise_draws_average_the_terms(tmp
     one = di_gradient(1)
     torch.testing.assert_close(di_gradient(1), one)  # the first draw is the same noise: K = 1 is repeatable
     assert not torch.allclose(di_gradient(4), one, rtol=1e-3)  # three more draws change the average
+
+
+def test_settling_trains_the_fake_score_on_the_frozen_scene(tmp_path):
+    from systems.measure_terms import settle_fake
+
+    cfg = text_to_3d_config(GenerateRequest(prompt="a red cube", config="configs/debug/text_to_3d.yaml"))
+    job = prepare(cfg, tmp_path / "run", resume=False)
+    scene = {k: v.clone() for k, v in job.scene.state_dict().items()}
+    fake = {n: p.detach().clone() for n, p in job.guidance.fake.named_parameters() if p.requires_grad}
+    settle_fake(job, 2)
+    assert all(torch.equal(v, job.scene.state_dict()[k]) for k, v in scene.items())
+    moved = [n for n, p in job.guidance.fake.named_parameters() if p.requires_grad and not torch.equal(p, fake[n])]
+    assert moved

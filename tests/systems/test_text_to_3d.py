@@ -182,3 +182,20 @@ def test_an_export_that_fails_still_saves_the_scene(tmp_path, monkeypatch):
         finish(job, run, wall, formats=("glb",))
     assert torch.equal(load_scene(run / "scene").occupancy.occupied, job.scene.occupancy.occupied)
     assert not (run / "mesh.glb").exists()
+
+
+def test_fake_steps_give_the_fake_score_k_updates_per_scene_step(tmp_path):
+    from systems.base import NonFiniteWatch
+    from systems.resolve import GenerateRequest, text_to_3d_config
+    from systems.text_to_3d import prepare, train_step
+
+    cfg = text_to_3d_config(GenerateRequest(prompt="a red cube", config=DEBUG, overrides=("fake_steps=3",)))
+    job = prepare(cfg, tmp_path / "run", resume=False)
+    counts = {"scene": 0, "fake": 0}
+    for name, opt in (("scene", job.opt_scene), ("fake", job.opt_fake)):
+        step = opt.step
+        opt.step = lambda *a, _step=step, _name=name, **k: (counts.__setitem__(_name, counts[_name] + 1), _step(*a, **k))[1]
+    train_step(job, NonFiniteWatch(3))
+    assert counts == {"scene": 1, "fake": 3}
+    with pytest.raises(ValueError, match="fake_steps"):
+        text_to_3d_config(GenerateRequest(prompt="a red cube", config=DEBUG, overrides=("fake_steps=0",)))
