@@ -161,7 +161,7 @@ def teacher_recognition(teacher, prompt: str, seed: int) -> float | None:
     which the judge recognises the prompt's object; None for other teachers or prompts outside the
     built-in world. Guidance cannot draw what the teacher cannot: the teacher v1's samples of "a
     ceramic owl" were noise (the judge recognised 1 of 8; v2 draws it, 8 of 8), and the first v2's
-    of "a gray mug" were rarely mugs (1 of 8; the shipped v2 + harmonics: 7 of 8, its weakest found
+    of "a gray mug" were rarely mugs (1 of 8; v2 + harmonics: 7 of 8, its weakest found
     "a pink mug", 3 of 8): a low value warns early."""
     from ui3d.teachers.builtin import BuiltinTeacher
 

@@ -101,7 +101,7 @@ def denoiser_turn_response(teacher, obj: str, azimuth: float = 45.0, turned: flo
     camera turns and when it is dropped, and the x̂0 error (MSE against the render) of each. A
     denoiser that reads the azimuth changes when the camera turns and is closer to the truth with
     the true camera. Run it in fp32 (``autocast=False``): bf16 rounding moves x̂0 by 0.002–0.015,
-    10–20 × what turning the shipped teacher's camera does."""
+    10–20 × what turning the camera of a teacher blind to the turn (v2 + harmonics) does."""
     def cameras(az: float):
         return probe_cameras(torch.full((n,), az), teacher.resolution)
 

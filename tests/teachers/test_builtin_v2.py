@@ -177,18 +177,20 @@ def test_cfg_inflates_the_shipped_teachers_objects_so_text_to_3d_guides_low():
     assert teacher_guidance_scale("builtin") == 2.5
 
 
-def test_the_default_teacher_has_the_harmonics_and_the_v3_preset_starts_from_it():
-    """assets/builtin_teacher.safetensors is v2 + harmonics: 15 camera inputs, 3500 steps on top of
-    the 7-input v2, and its prediction moves when the cube turns by 45° (the 4 × azimuth columns are
-    in use)."""
+def test_the_default_teacher_is_v3_trained_from_v2_with_harmonics():
+    """assets/builtin_teacher.safetensors is v3: the 15 camera inputs, the v3 preset's 12 000 steps from
+    v2 + harmonics (kept beside it), and its prediction moves when the cube turns by 45° (the
+    4 × azimuth columns are in use)."""
     from ui3d.config import load_config
     from ui3d.teachers.builtin_train import TeacherTrainConfig
     from ui3d.teachers.cli import CONFIG_DIR
 
     cfg = load_config(TeacherTrainConfig, CONFIG_DIR / "builtin_v3.yaml")
     model, info = load_teacher_model()
-    assert model.config.camera_dim == cfg.model.camera_dim == 15 and info["steps"] == 3500
-    assert (ASSETS_DIR.parent / cfg.init_from).resolve() == (ASSETS_DIR / "builtin_teacher.safetensors")
+    assert model.config.camera_dim == cfg.model.camera_dim == 15 and info["steps"] == cfg.steps == 12000
+    start = ASSETS_DIR.parent / cfg.init_from
+    assert start.resolve() == (ASSETS_DIR / "builtin_teacher_v2_harmonics.safetensors")
+    assert load_teacher_model(start)[1]["steps"] == 3500
     assert model.unet.class_embedding.linear_1.weight[:, -8:].abs().max() > 0
     g = torch.Generator().manual_seed(0)
     x, t = torch.randn(1, 3, 32, 32, generator=g).expand(2, -1, -1, -1), torch.tensor([500])
