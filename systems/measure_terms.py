@@ -8,6 +8,10 @@ networks' inputs), the Fisher part k(r̄)·‖y‖² (zero for forward KL) and t
 compares each with the static (VSD-direction) gradient −h(r̄)·⟨ȳ, x_t⟩ by norm ratio and cosine. Also the mean ⟨ȳ, c̄⟩ (0 for an exact fake score).
 Prints medians over the batches as a markdown table.
 
+`--settle N`: N more fake-score updates on fresh renders of the frozen scene before measuring (does
+the coupling ⟨ȳ, c̄⟩ go to 0 as the fake score catches up?); the table adds the batch lag coefficient
+β = mean⟨ȳ, c̄⟩ / mean‖ȳ‖².
+
 `--ratio`: the discriminator's log r per timestep instead (:func:`ratio_by_timestep`): the 3D check
 that the learned ratio acts as a ratio (its spread shrinks toward 0 as t grows).
 """

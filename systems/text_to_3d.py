@@ -54,7 +54,8 @@ class TextTo3DConfig:
     views_per_step: int = 4
     scene_lr: float = 1e-2  # NeRF; Gaussians use gaussians.lr_*
     fake_lr: float = 1e-3
-    fake_steps: int = 1  # fake-score updates per scene step (the same renders, fresh noise each): less lag
+    fake_steps: int = 1  # fake-score updates per scene step (the same renders, fresh noise each); 4 did not stop
+    # exact mode fogging (docs/benchmarks.md, "Exact mode in 3D")
     grad_clip: float = 1.0  # max gradient norm of the scene's parameters; 0 = off
     albedo_warmup: int = 100  # steps of albedo shading before random lambertian / textureless
     textureless_prob: float = 0.5

@@ -161,19 +161,25 @@ def test_v2_training_starts_from_v1_and_resumes(tmp_path):
     assert load_teacher_model(tmp_path / "run" / "teacher.safetensors")[1]["steps"] == 3
 
 
-def test_cfg_inflates_the_shipped_teachers_objects_so_text_to_3d_guides_low():
+def test_cfg_inflated_the_v2_teachers_objects_so_text_to_3d_guides_low():
     """Silhouette area of samples over the true render at the same camera (16 samples of red and blue
-    cubes): CFG 7.5 draws them ~15 % larger than CFG 1.5 (docs/benchmarks.md, "Teacher CFG in
-    text-to-3D"), and the scenes guided by it follow: text-to-3D guides with this teacher at 2.5."""
+    cubes): with v2 + harmonics, CFG 7.5 draws them ~15 % larger than CFG 1.5 (docs/benchmarks.md,
+    "Teacher CFG in text-to-3D"), and the scenes guided by it followed: text-to-3D guides the
+    built-in teachers at 2.5. v3 (shipped) draws its cubes near their true size at 1.5 (measured 1.09,
+    and 1.06 at 7.5: it no longer inflates them; 2.5 was not re-tuned for it)."""
     from ui3d.metrics.view_fidelity import view_fidelity
     from ui3d.teachers.builtin import BuiltinTeacher
     from ui3d.teachers.loading import teacher_guidance_scale
 
-    teacher = BuiltinTeacher.load()
-    area = {cfg: view_fidelity(teacher, ["cube"], ["red", "blue"], per_caption=8, steps=20, cfg=cfg, seed=0,
-                               text_only=False)["area_ratio_with_camera"] for cfg in (1.5, 7.5)}
+    def areas(path) -> dict:
+        teacher = BuiltinTeacher.load(path)
+        return {cfg: view_fidelity(teacher, ["cube"], ["red", "blue"], per_caption=8, steps=20, cfg=cfg, seed=0,
+                                   text_only=False)["area_ratio_with_camera"] for cfg in (1.5, 7.5)}
+
+    area = areas(ASSETS_DIR / "builtin_teacher_v2_harmonics.safetensors")
     assert area[7.5] > area[1.5] + 0.07, area  # measured 1.07 and 1.22 (seeds 1, 2: 1.08/1.19, 1.09/1.30)
     assert area[1.5] < 1.15, area
+    assert areas(ASSETS_DIR / "builtin_teacher.safetensors")[1.5] < 1.15
     assert teacher_guidance_scale("builtin") == 2.5
 
 
