@@ -32,23 +32,32 @@ from ui3d.divergence.losses import _grad_only, _sample_dot, lag_corrected_coupli
 from ui3d.teachers.protocol import Conditioning
 
 
+def albedo_batch(job, g: torch.Generator):
+    """Fresh cameras, the scene's albedo renders there as teacher input (no gradient to the scene)
+    and the view prompts' embeddings (cond, uncond)."""
+    from ui3d.cameras import sample_random_cameras
+
+    cfg = job.cfg
+    cams = sample_random_cameras(cfg.views_per_step, cfg.resolution, cfg.camera, g)
+    with torch.no_grad():
+        rgb = job.scene.render(cams, shading="albedo", normals=False).rgb
+    cond, uncond = job.embeddings.for_cameras(cams.azimuth_deg, cams.elevation_deg)
+    return cams, job.teacher.encode(rgb.permute(0, 3, 1, 2)), cond, uncond
+
+
 def term_losses(job, batch_seed: int, draws: int = 1):
     """One fresh batch of renders x (requires grad) and the exact surrogate's parts as per-sample
     losses of x: "sim", "di", "di_cv" (the DI part with the lag-corrected coupling) and "static";
     also the score terms, the ratio and the divergence of the first draw, and the mean coupling
     statistics. ``draws`` > 1: each part is averaged over that many noise draws ε at the same
     renders and timesteps (a noise-averaged estimator; its gradient is the mean of the draws')."""
-    from ui3d.cameras import sample_random_cameras
     from ui3d.diffusion.noise import Noise
     from ui3d.guidance.fake.lora import camera_condition
 
     cfg, guidance = job.cfg, job.guidance
     g = torch.Generator().manual_seed(batch_seed)
-    cams = sample_random_cameras(cfg.views_per_step, cfg.resolution, cfg.camera, g)
-    with torch.no_grad():
-        rgb = job.scene.render(cams, shading="albedo", normals=False).rgb
-    x = job.teacher.encode(rgb.permute(0, 3, 1, 2)).detach().requires_grad_(True)
-    cond, uncond = job.embeddings.for_cameras(cams.azimuth_deg, cams.elevation_deg)
+    cams, x, cond, uncond = albedo_batch(job, g)
+    x = x.detach().requires_grad_(True)
     first = sample_vp_noise(job.teacher.schedule, cfg.guidance.timesteps(), x, g, job.step)
     conditioning = Conditioning(cond, uncond, None, camera_condition(cams.c2w), cameras=cams)
     div = guidance.divergence
@@ -153,16 +162,11 @@ def settle_fake(job, turns: int) -> None:
     coupling's bias shrink as the fake score catches up with the scene, or stay?"""
     from systems.base import NonFiniteWatch
     from systems.text_to_3d import _fake_turn
-    from ui3d.cameras import sample_random_cameras
 
-    cfg = job.cfg
-    watch = NonFiniteWatch(cfg.max_bad_steps)
+    watch = NonFiniteWatch(job.cfg.max_bad_steps)
     for _ in range(turns):
-        cams = sample_random_cameras(cfg.views_per_step, cfg.resolution, cfg.camera, job.generator)
-        with torch.no_grad():
-            rgb = job.scene.render(cams, shading="albedo", normals=False).rgb
-        cond, _ = job.embeddings.for_cameras(cams.azimuth_deg, cams.elevation_deg)
-        _fake_turn(job, job.teacher.encode(rgb.permute(0, 3, 1, 2)), cond, cams, {}, watch)
+        cams, x, cond, _ = albedo_batch(job, job.generator)
+        _fake_turn(job, x, cond, cams, {}, watch)
 
 
 def main(argv: list[str] | None = None) -> int:

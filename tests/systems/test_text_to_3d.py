@@ -193,8 +193,7 @@ def test_fake_steps_give_the_fake_score_k_updates_per_scene_step(tmp_path):
     job = prepare(cfg, tmp_path / "run", resume=False)
     counts = {"scene": 0, "fake": 0}
     for name, opt in (("scene", job.opt_scene), ("fake", job.opt_fake)):
-        step = opt.step
-        opt.step = lambda *a, _step=step, _name=name, **k: (counts.__setitem__(_name, counts[_name] + 1), _step(*a, **k))[1]
+        opt.register_step_post_hook(lambda *_, name=name: counts.update({name: counts[name] + 1}))
     train_step(job, NonFiniteWatch(3))
     assert counts == {"scene": 1, "fake": 3}
     with pytest.raises(ValueError, match="fake_steps"):
