@@ -12,6 +12,13 @@ Prints medians over the batches as a markdown table.
 the coupling ⟨ȳ, c̄⟩ go to 0 as the fake score catches up?); the table adds the batch lag coefficient
 β = mean⟨ȳ, c̄⟩ / mean‖ȳ‖².
 
+`--cross-fit`: instead of the terms, a second fake score (a copy of the trained one) and N settle updates
+of each on its own renders and noise (``--settle N``); then, per batch, the coupling of each fake with
+itself and across them: β_cross = mean⟨ȳ_A, c̄_B⟩ / mean‖ȳ_A‖² (y from one fake, c from the other). A
+fake's own random error e enters ⟨y, c⟩ as −‖e‖²/σ² (y carries +e, c carries −e); across two fakes
+with independent errors that part averages out, and the lag they share stays. So β_cross above both
+β_self says the negative coupling is the fakes' own error, not a lag (:func:`cross_fit_betas`).
+
 `--ratio`: the discriminator's log r per timestep instead (:func:`ratio_by_timestep`): the 3D check
 that the learned ratio acts as a ratio (its spread shrinks toward 0 as t grows).
 """
@@ -169,6 +176,44 @@ def settle_fake(job, turns: int) -> None:
         _fake_turn(job, x, cond, cams, {}, watch)
 
 
+def second_fake(job, turns: int, seed: int = 7):
+    """A copy of the job's fake score settled ``turns`` updates on its own renders and noise (a
+    generator of ``seed``), with its own optimiser; the job's fake is left as it was."""
+    import copy
+    from dataclasses import replace
+
+    fake = copy.deepcopy(job.guidance.fake)
+    other = replace(job, opt_fake=torch.optim.AdamW(fake.trainable_parameters(), lr=job.cfg.fake_lr),
+                    generator=torch.Generator().manual_seed(seed))
+    other.guidance = copy.copy(job.guidance)
+    other.guidance.fake = fake
+    settle_fake(other, turns)
+    return fake
+
+
+@torch.no_grad()
+def cross_fit_betas(job, fake_b, batch_seed: int) -> dict[str, float]:
+    """On one fresh batch at one noise draw: β of the job's fake (A) with itself, of B with itself, and
+    across (y from A, c from B; and y from B, c from A), each mean⟨ȳ, c̄⟩ / mean‖ȳ‖²."""
+    from ui3d.guidance.fake.lora import camera_condition
+
+    g = torch.Generator().manual_seed(batch_seed)
+    cams, x, cond, uncond = albedo_batch(job, g)
+    noise = sample_vp_noise(job.teacher.schedule, job.cfg.guidance.timesteps(), x, g, job.step)
+    conditioning = Conditioning(cond, uncond, None, camera_condition(cams.c2w), cameras=cams)
+    x_t = noise.apply(x)
+    eps_p = job.guidance.teacher.predict(x_t, noise.level, conditioning)
+    sigma = per_sample(noise.level.sigma, x)
+    a, b = (score_terms_from_eps(x_t, eps_p, f.predict(x_t, noise.level, conditioning, with_logit=False).eps,
+                                 noise.eps, sigma) for f in (job.guidance.fake, fake_b))
+
+    def beta(y_from, c_from) -> float:
+        return float(_sample_dot(y_from.y, c_from.c).mean() / _sample_dot(y_from.y, y_from.y).mean())
+
+    return {"beta A (self)": beta(a, a), "beta B (self)": beta(b, b), "beta cross (y A, c B)": beta(a, b),
+            "beta cross (y B, c A)": beta(b, a)}
+
+
 def main(argv: list[str] | None = None) -> int:
     from systems.text_to_3d import TextTo3DConfig, prepare, timed_train
     from ui3d.config import load_config
@@ -183,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settle", type=int, default=0,
                         help="fake-score updates on the frozen scene before measuring (the lag's share of the bias)")
     parser.add_argument("--config", default=str(Path(__file__).resolve().parents[1] / "configs" / "text_to_3d" / "fast.yaml"))
+    parser.add_argument("--cross-fit", action="store_true",
+                        help="instead of the term gradients: the coupling within and across two fake scores, each settled "
+                             "--settle more updates on its own renders (is the negative coupling the fakes' own error?)")
     parser.add_argument("--ratio", action="store_true",
                         help="instead of the term gradients: the discriminator's log r per timestep (its spread must shrink with t)")
     parser.add_argument("overrides", nargs="*")
@@ -192,7 +240,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         job = prepare(cfg, Path(tmp) / "run", resume=False)
         timed_train(job, Path(tmp) / "run", progress=False)
+        fake_b = second_fake(job, args.settle) if args.cross_fit else None
         settle_fake(job, args.settle)
+        if args.cross_fit:
+            rows = [cross_fit_betas(job, fake_b, 1000 + b) for b in range(args.batches)]
+            _print_medians(f"{args.prompt} after {args.steps} steps of the preset; two fake scores, each settled "
+                           f"{args.settle} more updates on its own renders; {args.batches} batches:", rows)
+            return 0
         if args.ratio:
             _print_rows(f"{args.prompt}, the discriminator after {args.steps} steps of the preset, {args.batches} "
                         "batches of renders and of teacher samples per timestep:", ratio_by_timestep(job, args.batches))
@@ -200,13 +254,19 @@ def main(argv: list[str] | None = None) -> int:
         rows = [term_gradients(job, 1000 + b, args.draws) for b in range(args.batches)]
     print(f"{args.prompt}, {cfg.guidance.divergence} after {args.steps} steps of the preset, {args.batches} batches, "
           f"{args.draws} noise draws each, the fake score settled {args.settle} more updates:")
-    print("| quantity | median | range |\n|---|---|---|")
     for r in rows:  # the batch's lag coefficient: <y,c> = β‖y‖² for a fake lagging by mixing, 0 for an exact one
         r["beta = mean <y,c> / mean |y|^2"] = r["mean <y,c>"] / r["mean |y|^2"]
+    _print_medians("", rows)
+    return 0
+
+
+def _print_medians(title: str, rows: list[dict]) -> None:
+    if title:
+        print(title)
+    print("| quantity | median | range |\n|---|---|---|")
     for key in rows[0]:
         values = [r[key] for r in rows]
         print(f"| {key} | {statistics.median(values):.4g} | {min(values):.4g} … {max(values):.4g} |")
-    return 0
 
 
 def _print_rows(title: str, rows: list[dict]) -> None:

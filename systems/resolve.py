@@ -109,15 +109,14 @@ def _guidance_layer(name: str | None) -> dict:
 def _oracle_layer(teacher: str | None) -> dict:
     """The world's oracles (``--teacher exact-view | exact-camera``) are exact only for renders on their
     own background (``ORACLE_BACKGROUND``): their runs render the scene on it, whatever background the
-    preset trains on. And no textureless steps: an exact teacher matches pixels, and a white-shaded
-    render gets closer to a coloured object on a dark background only by turning transparent (the
-    exact-camera cube: IoU 0.0003 at 200 steps with them, 0.982 without). Overrides still win."""
+    preset trains on (they take no textureless steps either: ``teacher_textureless_prob``). Overrides
+    still win."""
     from ui3d.teachers.oracle import ORACLE_BACKGROUND, ORACLE_SPECS
 
     if teacher not in ORACLE_SPECS:
         return {}
     solid = {"background": {"kind": "solid", "colour": list(ORACLE_BACKGROUND)}}
-    return {"nerf": solid, "gaussians": solid, "textureless_prob": 0.0}
+    return {"nerf": solid, "gaussians": solid}
 
 
 def check_device(device: str) -> None:

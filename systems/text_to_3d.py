@@ -58,7 +58,7 @@ class TextTo3DConfig:
     # exact mode fogging (docs/benchmarks.md, "Exact mode in 3D")
     grad_clip: float = 1.0  # max gradient norm of the scene's parameters; 0 = off
     albedo_warmup: int = 100  # steps of albedo shading before random lambertian / textureless
-    textureless_prob: float = 0.5
+    textureless_prob: float | None = None  # None: the teacher's own (teacher_textureless_prob)
     real_samples_per_view: int = 4  # teacher samples per view prompt: the discriminator's "real" data (0: r = 1)
     real_sample_steps: int = 20
     validate_every: int = 100
@@ -84,6 +84,10 @@ class TextTo3DConfig:
 
             scale = teacher_guidance_scale(self.teacher)
             object.__setattr__(self, "guidance", replace(self.guidance, guidance_scale=scale))
+        if self.textureless_prob is None:  # likewise the teacher's own; config.yaml records it
+            from ui3d.teachers.loading import teacher_textureless_prob
+
+            object.__setattr__(self, "textureless_prob", teacher_textureless_prob(self.teacher))
         for name in ("steps", "resolution", "views_per_step", "validate_every", "checkpoint_every", "max_bad_steps",
                      "occupancy_every", "densify_every", "fake_steps"):
             if getattr(self, name) <= 0:

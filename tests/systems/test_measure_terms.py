@@ -76,3 +76,23 @@ def test_settling_trains_the_fake_score_on_the_frozen_scene(tmp_path):
     assert all(torch.equal(v, job.scene.state_dict()[k]) for k, v in scene.items())
     moved = [n for n, p in job.guidance.fake.named_parameters() if p.requires_grad and not torch.equal(p, fake[n])]
     assert moved
+
+
+def test_cross_fit_equals_self_coupling_for_one_fake_and_the_second_fake_is_its_own(tmp_path):
+    """Across two copies of the same fake the coupling is the fake's own (β_cross = β_self exactly);
+    settled on its own renders the second fake moves, while the job's fake and scene stay as they were."""
+    from systems.measure_terms import cross_fit_betas, second_fake
+
+    cfg = text_to_3d_config(GenerateRequest(prompt="a red cube", config="configs/debug/text_to_3d.yaml",
+                                            overrides=("views_per_step=4",)))
+    job = prepare(cfg, tmp_path / "run", resume=False)
+    kept = {n: p.detach().clone() for n, p in job.guidance.fake.named_parameters()}
+    same = cross_fit_betas(job, second_fake(job, 0), batch_seed=0)
+    assert same["beta cross (y A, c B)"] == pytest.approx(same["beta A (self)"], rel=1e-5)
+    assert same["beta B (self)"] == pytest.approx(same["beta A (self)"], rel=1e-5)
+    other = second_fake(job, 2)
+    assert all(torch.equal(p, kept[n]) for n, p in job.guidance.fake.named_parameters())
+    assert any(not torch.equal(p, kept[n]) for n, p in other.named_parameters() if p.requires_grad)
+    apart = cross_fit_betas(job, other, batch_seed=0)
+    assert apart["beta A (self)"] == pytest.approx(same["beta A (self)"], rel=1e-5)
+    assert apart["beta cross (y A, c B)"] != pytest.approx(apart["beta A (self)"], rel=1e-5)

@@ -27,9 +27,27 @@ BUILTIN_GUIDANCE_SCALE = 2.5
 GUIDANCE_SCALE = 7.5  # Stable Diffusion (ProlificDreamer's VSD); the oracles' rows were measured with it
 
 
+def _is_builtin(spec: str) -> bool:
+    return spec == "builtin" or spec.endswith(".safetensors")
+
+
 def teacher_guidance_scale(spec: str) -> float:
     """The CFG that VSD and Uni-Instruct use with a teacher unless a config sets one."""
-    return BUILTIN_GUIDANCE_SCALE if spec == "builtin" or spec.endswith(".safetensors") else GUIDANCE_SCALE
+    return BUILTIN_GUIDANCE_SCALE if _is_builtin(spec) else GUIDANCE_SCALE
+
+
+# Share of DreamFusion's textureless (white-albedo) steps after the albedo warm-up. A white-shaded render
+# of a non-white object is brighter than every image of it the built-in teacher (or an oracle) knows, and
+# the scene can darken it only by thinning its surface over the darker background: 60 textureless-only
+# steps took a finished red cube's opacity inside its true silhouette from 0.97 to 0.00, the gray house's
+# from 0.82 to 0.39 (lambertian-only: 0.98, 0.88). Stable Diffusion knows untextured renders; it keeps
+# DreamFusion's 0.5. docs/benchmarks.md, "Textureless steps thin dark objects".
+TEXTURELESS_PROB = 0.5
+
+
+def teacher_textureless_prob(spec: str) -> float:
+    """The share of textureless steps text-to-3D takes with a teacher unless a config sets one."""
+    return 0.0 if _is_builtin(spec) or spec in ORACLE_SPECS else TEXTURELESS_PROB
 
 
 def load_teacher(spec: str, device: str = "cpu", prompts: Sequence[str] = ()):
