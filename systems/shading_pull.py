@@ -55,10 +55,11 @@ def continue_run(run_dir: Path, shading: str, steps: int) -> dict[str, float]:
                                                                       "albedo_warmup=0", "check_teacher=false"])
         job = prepare(cfg, copy, resume=True)
         subject, cams = world_subject(cfg.prompt), fixed_cameras(resolution=cfg.resolution)
-        before = opacity_split(job.scene, subject, cams)
+        before, first = opacity_split(job.scene, subject, cams), len(job.log)
         train(job, copy, progress=False)
         after = opacity_split(job.scene, subject, cams)
-    return {"shading": shading, **{f"{k}_before": v for k, v in before.items()},
+        used = sorted({row["shading"] for row in job.log[first:]})
+    return {"shading": shading, "steps_taken_with": used, **{f"{k}_before": v for k, v in before.items()},
             **{f"{k}_after": v for k, v in after.items()}}
 
 
