@@ -41,7 +41,7 @@ def opacity_split(scene, subject, cams) -> dict[str, float]:
     return {"opacity_inside": float(alpha[truth].mean()), "opacity_outside": float(alpha[~truth].mean())}
 
 
-def continue_run(run_dir: Path, shading: str, steps: int) -> dict[str, float]:
+def continue_run(run_dir: Path, shading: str, steps: int) -> dict:
     """A copy of ``run_dir`` trained ``steps`` more with one shading mode: its opacity split before and after."""
     from systems.text_to_3d import TextTo3DConfig, prepare, train, world_subject
     from ui3d.config import load_config

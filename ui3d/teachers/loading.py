@@ -40,8 +40,8 @@ def teacher_guidance_scale(spec: str) -> float:
 # of a non-white object is brighter than every image of it the built-in teacher (or an oracle) knows, and
 # the scene can darken it only by thinning its surface over the darker background: 60 textureless-only
 # steps took a finished red cube's opacity inside its true silhouette from 0.97 to 0.00, the gray house's
-# from 0.82 to 0.39 (lambertian-only: 0.98, 0.88). Stable Diffusion knows untextured renders; it keeps
-# DreamFusion's 0.5. docs/benchmarks.md, "Textureless steps thin dark objects".
+# from 0.82 to 0.39 (lambertian-only: 0.98, 0.88). Stable Diffusion keeps DreamFusion's 0.5, as the anchors
+# run it (not measured here: no weights offline). docs/benchmarks.md, "Textureless steps thin dark objects".
 TEXTURELESS_PROB = 0.5
 
 
@@ -52,7 +52,7 @@ def teacher_textureless_prob(spec: str) -> float:
 
 def load_teacher(spec: str, device: str = "cpu", prompts: Sequence[str] = ()):
     """Load and check: prompts the teacher cannot read raise ValueError before any heavy work."""
-    if spec == "builtin" or spec.endswith(".safetensors"):  # the shipped built-in teacher, or another one's file
+    if _is_builtin(spec):  # the shipped built-in teacher, or another one's file
         from ui3d.teachers.builtin import BuiltinTeacher
 
         teacher = BuiltinTeacher.load() if spec == "builtin" else BuiltinTeacher.load(spec)
@@ -73,5 +73,5 @@ def check_prompts(spec: str, prompts: Sequence[str]) -> None:
     if spec in ORACLE_SPECS:  # the built-in teacher's words, and objects the world can draw
         load_teacher("builtin", "cpu", prompts)
         check_world_prompts(prompts)
-    elif spec == "builtin" or spec.endswith(".safetensors"):
+    elif _is_builtin(spec):
         load_teacher(spec, "cpu", prompts)
