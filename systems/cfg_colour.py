@@ -44,6 +44,8 @@ def guided_colours(teacher, prompt: str, scales=(0.0, 1.0, 2.5, 4.0), timesteps=
     def mean_rgb(images: torch.Tensor) -> list[float]:
         return [round(float(images[:, c][neutral].mean()), 4) for c in range(3)]
 
+    truth = mean_rgb(rgb)
+
     views = [with_view_suffix(prompt, v) for v in view_suffixes(cams.azimuth_deg, cams.elevation_deg)]
     cond, uncond = teacher.encode_prompts(views), teacher.encode_prompts([""] * n)
     x0 = rgb * 2 - 1
@@ -55,7 +57,7 @@ def guided_colours(teacher, prompt: str, scales=(0.0, 1.0, 2.5, 4.0), timesteps=
         eps_c, eps_u = teacher.predict_eps(x_t, t, cond, cams), teacher.predict_eps(x_t, t, uncond, cams)
         for s in scales:
             x0_hat = (x_t - (1 - a_bar).sqrt() * cfg_combine(eps_u, eps_c, s)) / a_bar.sqrt()
-            rows.append({"t": step, "cfg": s, "x0_rgb": mean_rgb(x0_hat.clamp(-1, 1) * 0.5 + 0.5), "truth_rgb": mean_rgb(rgb)})
+            rows.append({"t": step, "cfg": s, "x0_rgb": mean_rgb(x0_hat.clamp(-1, 1) * 0.5 + 0.5), "truth_rgb": truth})
     return rows
 
 

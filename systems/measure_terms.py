@@ -52,6 +52,17 @@ def albedo_batch(job, g: torch.Generator):
     return cams, job.teacher.encode(rgb.permute(0, 3, 1, 2)), cond, uncond
 
 
+def noised_batch(job, batch_seed: int):
+    """One fresh batch from a generator of ``batch_seed``: the renders x (teacher input, no graph), their
+    noise at the preset's timesteps and the conditioning (view prompts, the fake's camera, the cameras)."""
+    from ui3d.guidance.fake.lora import camera_condition
+
+    g = torch.Generator().manual_seed(batch_seed)
+    cams, x, cond, uncond = albedo_batch(job, g)
+    noise = sample_vp_noise(job.teacher.schedule, job.cfg.guidance.timesteps(), x, g, job.step)
+    return x.detach(), noise, Conditioning(cond, uncond, None, camera_condition(cams.c2w), cameras=cams), g
+
+
 def term_losses(job, batch_seed: int, draws: int = 1):
     """One fresh batch of renders x (requires grad) and the exact surrogate's parts as per-sample
     losses of x: "sim", "di", "di_cv" (the DI part with the lag-corrected coupling) and "static";
@@ -59,14 +70,10 @@ def term_losses(job, batch_seed: int, draws: int = 1):
     statistics. ``draws`` > 1: each part is averaged over that many noise draws ε at the same
     renders and timesteps (a noise-averaged estimator; its gradient is the mean of the draws')."""
     from ui3d.diffusion.noise import Noise
-    from ui3d.guidance.fake.lora import camera_condition
 
     cfg, guidance = job.cfg, job.guidance
-    g = torch.Generator().manual_seed(batch_seed)
-    cams, x, cond, uncond = albedo_batch(job, g)
-    x = x.detach().requires_grad_(True)
-    first = sample_vp_noise(job.teacher.schedule, cfg.guidance.timesteps(), x, g, job.step)
-    conditioning = Conditioning(cond, uncond, None, camera_condition(cams.c2w), cameras=cams)
+    x, first, conditioning, g = noised_batch(job, batch_seed)
+    x.requires_grad_(True)
     div = guidance.divergence
     parts: dict[str, torch.Tensor] = {}
     stats = {"mean <y,c>": 0.0, "mean <y,c> lag-corrected": 0.0, "mean |y|^2": 0.0}
@@ -195,12 +202,7 @@ def second_fake(job, turns: int, seed: int = 7):
 def cross_fit_betas(job, fake_b, batch_seed: int) -> dict[str, float]:
     """On one fresh batch at one noise draw: β of the job's fake (A) with itself, of B with itself, and
     across (y from A, c from B; and y from B, c from A), each mean⟨ȳ, c̄⟩ / mean‖ȳ‖²."""
-    from ui3d.guidance.fake.lora import camera_condition
-
-    g = torch.Generator().manual_seed(batch_seed)
-    cams, x, cond, uncond = albedo_batch(job, g)
-    noise = sample_vp_noise(job.teacher.schedule, job.cfg.guidance.timesteps(), x, g, job.step)
-    conditioning = Conditioning(cond, uncond, None, camera_condition(cams.c2w), cameras=cams)
+    x, noise, conditioning, _ = noised_batch(job, batch_seed)
     x_t = noise.apply(x)
     eps_p = job.guidance.teacher.predict(x_t, noise.level, conditioning)
     sigma = per_sample(noise.level.sigma, x)

@@ -23,14 +23,6 @@ from pathlib import Path
 import torch
 
 
-def fixed_cameras(n: int = 16, resolution: int = 32):
-    """``n`` cameras around the object, 15° up, mid distance and field of view."""
-    from ui3d.cameras import cameras_from_spherical
-
-    return cameras_from_spherical(torch.arange(n) * (360.0 / n), torch.full((n,), 15.0), torch.full((n,), 1.75),
-                                  torch.full((n,), 55.0), resolution)
-
-
 @torch.no_grad()
 def opacity_split(scene, subject, cams) -> dict[str, float]:
     """Mean rendered opacity inside and outside the true silhouette at ``cams``."""
@@ -43,18 +35,21 @@ def opacity_split(scene, subject, cams) -> dict[str, float]:
 
 def continue_run(run_dir: Path, shading: str, steps: int) -> dict:
     """A copy of ``run_dir`` trained ``steps`` more with one shading mode: its opacity split before and after."""
+    from dataclasses import replace
+
     from systems.text_to_3d import TextTo3DConfig, prepare, train, world_subject
+    from systems.turn_width import probe_cameras
     from ui3d.config import load_config
 
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "run"
         shutil.copytree(run_dir, copy)
-        done = load_config(TextTo3DConfig, str(copy / "config.yaml"), []).steps
-        prob = 1.0 if shading == "textureless" else 0.0
-        cfg = load_config(TextTo3DConfig, str(copy / "config.yaml"), [f"steps={done + steps}", f"textureless_prob={prob}",
-                                                                      "albedo_warmup=0", "check_teacher=false"])
+        cfg = load_config(TextTo3DConfig, str(copy / "config.yaml"), [])
+        cfg = replace(cfg, steps=cfg.steps + steps, textureless_prob=1.0 if shading == "textureless" else 0.0,
+                      albedo_warmup=0, check_teacher=False)
         job = prepare(cfg, copy, resume=True)
-        subject, cams = world_subject(cfg.prompt), fixed_cameras(resolution=cfg.resolution)
+        # 16 cameras around the object, 15° up, mid distance and field of view
+        subject, cams = world_subject(cfg.prompt), probe_cameras(torch.arange(16) * 22.5, cfg.resolution)
         before, first = opacity_split(job.scene, subject, cams), len(job.log)
         train(job, copy, progress=False)
         after = opacity_split(job.scene, subject, cams)
