@@ -5,7 +5,11 @@
 the exact forward-KL surrogate's gradient into its three parts: the SIM part 2h(r̄)·yᵀc (through the
 networks' inputs), the Fisher part k(r̄)·‖y‖² (zero for forward KL) and the DI part
 (2r̄h'⟨ȳ,c̄⟩ + r̄k'‖ȳ‖²)·⟨ȳ, x_t⟩, also with ⟨ȳ, c̄⟩ lag-corrected as mode ``exact_cv`` does; and
-compares each with the static (VSD-direction) gradient −h(r̄)·⟨ȳ, x_t⟩ by norm ratio and cosine. Also the mean ⟨ȳ, c̄⟩ (0 for an exact fake score).
+compares each with the static (VSD-direction) gradient −h(r̄)·⟨ȳ, x_t⟩ by norm ratio and cosine. Also the mean ⟨ȳ, c̄⟩ (0 for an exact fake score)
+split as ⟨ȳ, c̄⟩ = ⟨y_sds, c̄⟩ − ‖c̄‖², with y_sds = y + c = (ε − ε̂_p)/σ the SDS direction: at one camera the
+scene renders one image, the exact score of that Dirac has ε̂_q = ε (c = 0), and ‖c‖² is the fake's distance
+from it. A fake that lags toward the teacher (c = κ·y_sds) gives ⟨y_sds, c⟩ = κ‖y_sds‖² > ‖c‖² = κ²‖y_sds‖²
+(a positive coupling); a fake that misses the Dirac in its own direction gives ‖c‖² > ⟨y_sds, c⟩.
 Prints medians over the batches as a markdown table.
 
 `--settle N`: N more fake-score updates on fresh renders of the frozen scene before measuring (does
@@ -76,7 +80,8 @@ def term_losses(job, batch_seed: int, draws: int = 1):
     x.requires_grad_(True)
     div = guidance.divergence
     parts: dict[str, torch.Tensor] = {}
-    stats = {"mean <y,c>": 0.0, "mean <y,c> lag-corrected": 0.0, "mean |y|^2": 0.0}
+    stats = {"mean <y,c>": 0.0, "mean <y,c> lag-corrected": 0.0, "mean |y|^2": 0.0, "mean |c|^2": 0.0,
+             "mean <y_sds,c>": 0.0}
     for d in range(draws):
         noise = first if d == 0 else Noise(first.level, torch.randn(x.shape, generator=g).to(x))
         x_t = noise.apply(x)
@@ -88,6 +93,7 @@ def term_losses(job, batch_seed: int, draws: int = 1):
         y_bar, c_bar = t.y.detach(), t.c.detach()
         yy, along_y = _sample_dot(y_bar, y_bar), _sample_dot(y_bar, _grad_only(t.x_t))
         coupling, corrected = _sample_dot(y_bar, c_bar), lag_corrected_coupling(y_bar, c_bar)
+        cc, sds_c = _sample_dot(c_bar, c_bar), _sample_dot(y_bar + c_bar, c_bar)  # ⟨y,c⟩ = ⟨y_sds,c⟩ − ‖c‖²
 
         def di_part(c: torch.Tensor) -> torch.Tensor:  # (2r̄h'·c + r̄k'‖ȳ‖²)·⟨ȳ, x_t⟩ for a given ⟨ȳ, c̄⟩
             return (div.two_r_dh(r) * c + div.r_dk(r) * yy) * along_y
@@ -96,7 +102,7 @@ def term_losses(job, batch_seed: int, draws: int = 1):
                 "static": -div.h(r) * along_y}
         for name, per in draw.items():
             parts[name] = parts.get(name, 0) + per / draws
-        for key, v in zip(stats, (coupling, corrected, yy)):
+        for key, v in zip(stats, (coupling, corrected, yy, cc, sds_c)):
             stats[key] += float(v.mean()) / draws
         if d == 0:
             first_terms, first_r = t, r
@@ -201,7 +207,9 @@ def second_fake(job, turns: int, seed: int = 7):
 @torch.no_grad()
 def cross_fit_betas(job, fake_b, batch_seed: int) -> dict[str, float]:
     """On one fresh batch at one noise draw: β of the job's fake (A) with itself, of B with itself, and
-    across (y from A, c from B; and y from B, c from A), each mean⟨ȳ, c̄⟩ / mean‖ȳ‖²."""
+    across (y from A, c from B; and y from B, c from A), each mean⟨ȳ, c̄⟩ / mean‖ȳ‖²; and how alike the two
+    fakes' c are (c = −(ε̂_q − ε)/σ is each fake's distance from the exact score of a Dirac at the render:
+    cosine 1 and a small relative difference say both fits miss it the same way)."""
     x, noise, conditioning, _ = noised_batch(job, batch_seed)
     x_t = noise.apply(x)
     eps_p = job.guidance.teacher.predict(x_t, noise.level, conditioning)
@@ -212,8 +220,11 @@ def cross_fit_betas(job, fake_b, batch_seed: int) -> dict[str, float]:
     def beta(y_from, c_from) -> float:
         return float(_sample_dot(y_from.y, c_from.c).mean() / _sample_dot(y_from.y, y_from.y).mean())
 
+    ca, cb = a.c.flatten(1), b.c.flatten(1)
     return {"beta A (self)": beta(a, a), "beta B (self)": beta(b, b), "beta cross (y A, c B)": beta(a, b),
-            "beta cross (y B, c A)": beta(b, a)}
+            "beta cross (y B, c A)": beta(b, a),
+            "cos(c A, c B)": float(torch.nn.functional.cosine_similarity(ca.flatten(), cb.flatten(), dim=0)),
+            "|c A - c B|^2 / |c A|^2": float((ca - cb).square().sum() / ca.square().sum())}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -56,6 +56,10 @@ def test_term_gradients_report_every_ratio_and_noise_draws_average_the_terms(tmp
     row = term_gradients(job, batch_seed=0, draws=2)
     assert set(row) >= {"di/static norm", "cos(di_cv, static)", "mean <y,c>", "mean |y|^2"}
     assert all(math.isfinite(v) for v in row.values()) and row["mean |y|^2"] > 0
+    # the split of the coupling against the Dirac's exact score: ⟨y,c⟩ = ⟨y_sds,c⟩ − ‖c‖², and an untrained
+    # fake (a copy of the teacher without CFG) is nowhere near the Dirac: ‖c‖² > 0
+    assert row["mean <y,c>"] == pytest.approx(row["mean <y_sds,c>"] - row["mean |c|^2"], rel=1e-4)
+    assert row["mean |c|^2"] > 0
     def di_gradient(draws: int) -> torch.Tensor:  # the DI part's value is 0 by construction; its gradient acts
         x, parts = term_losses(job, batch_seed=0, draws=draws)[:2]
         return torch.autograd.grad(parts["di"].sum(), x)[0]
@@ -90,9 +94,11 @@ def test_cross_fit_equals_self_coupling_for_one_fake_and_the_second_fake_is_its_
     same = cross_fit_betas(job, second_fake(job, 0), batch_seed=0)
     assert same["beta cross (y A, c B)"] == pytest.approx(same["beta A (self)"], rel=1e-5)
     assert same["beta B (self)"] == pytest.approx(same["beta A (self)"], rel=1e-5)
+    assert same["cos(c A, c B)"] == pytest.approx(1.0) and same["|c A - c B|^2 / |c A|^2"] == 0.0
     other = second_fake(job, 2)
     assert all(torch.equal(p, kept[n]) for n, p in job.guidance.fake.named_parameters())
     assert any(not torch.equal(p, kept[n]) for n, p in other.named_parameters() if p.requires_grad)
     apart = cross_fit_betas(job, other, batch_seed=0)
     assert apart["beta A (self)"] == pytest.approx(same["beta A (self)"], rel=1e-5)
     assert apart["beta cross (y A, c B)"] != pytest.approx(apart["beta A (self)"], rel=1e-5)
+    assert apart["|c A - c B|^2 / |c A|^2"] > 0
