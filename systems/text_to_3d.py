@@ -57,7 +57,7 @@ class TextTo3DConfig:
     fake_steps: int = 1  # fake-score updates per scene step (the same renders, fresh noise each); 4 did not stop
     # exact mode fogging (docs/benchmarks.md, "Exact mode in 3D")
     grad_clip: float = 1.0  # max gradient norm of the scene's parameters; 0 = off
-    albedo_warmup: int = 100  # steps of albedo shading before random lambertian / textureless
+    albedo_warmup: int = 50  # steps of albedo shading before random lambertian / textureless (fast preset)
     textureless_prob: float | None = None  # None: the teacher's own (teacher_textureless_prob)
     real_samples_per_view: int = 4  # teacher samples per view prompt: the discriminator's "real" data (0: r = 1)
     real_sample_steps: int = 20
