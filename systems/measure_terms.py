@@ -9,7 +9,8 @@ compares each with the static (VSD-direction) gradient −h(r̄)·⟨ȳ, x_t⟩ 
 split as ⟨ȳ, c̄⟩ = ⟨y_sds, c̄⟩ − ‖c̄‖², with y_sds = y + c = (ε − ε̂_p)/σ the SDS direction: at one camera the
 scene renders one image, the exact score of that Dirac has ε̂_q = ε (c = 0), and ‖c‖² is the fake's distance
 from it. A fake that lags toward the teacher (c = κ·y_sds) gives ⟨y_sds, c⟩ = κ‖y_sds‖² > ‖c‖² = κ²‖y_sds‖²
-(a positive coupling); a fake that misses the Dirac in its own direction gives ‖c‖² > ⟨y_sds, c⟩.
+(a positive coupling); a fake that misses the Dirac in its own direction gives ‖c‖² > ⟨y_sds, c⟩. The
+table splits c per sample into κ·y_sds and a part c⊥ orthogonal to it (:func:`coupling_split`).
 Prints medians over the batches as a markdown table.
 
 `--settle N`: N more fake-score updates on fresh renders of the frozen scene before measuring (does
@@ -67,6 +68,15 @@ def noised_batch(job, batch_seed: int):
     return x.detach(), noise, Conditioning(cond, uncond, None, camera_condition(cams.c2w), cameras=cams), g
 
 
+def coupling_split(y_sds: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per sample, c = κ·y_sds + c⊥ with c⊥ orthogonal to y_sds: returns κ and ‖c⊥‖². Then
+    ⟨y, c⟩ = ⟨y_sds − c, c⟩ = κ(1 − κ)‖y_sds‖² − ‖c⊥‖²: a fake lagging toward the teacher (0 < κ < 1)
+    adds a positive coupling, its miss orthogonal to the SDS direction a negative one."""
+    along, norm_sq = _sample_dot(y_sds, c), _sample_dot(y_sds, y_sds)
+    kappa = along / norm_sq
+    return kappa, _sample_dot(c, c) - kappa * along
+
+
 def term_losses(job, batch_seed: int, draws: int = 1):
     """One fresh batch of renders x (requires grad) and the exact surrogate's parts as per-sample
     losses of x: "sim", "di", "di_cv" (the DI part with the lag-corrected coupling) and "static";
@@ -81,7 +91,7 @@ def term_losses(job, batch_seed: int, draws: int = 1):
     div = guidance.divergence
     parts: dict[str, torch.Tensor] = {}
     stats = {"mean <y,c>": 0.0, "mean <y,c> lag-corrected": 0.0, "mean |y|^2": 0.0, "mean |c|^2": 0.0,
-             "mean <y_sds,c>": 0.0}
+             "mean <y_sds,c>": 0.0, "mean kappa": 0.0, "mean |c_perp|^2": 0.0}
     for d in range(draws):
         noise = first if d == 0 else Noise(first.level, torch.randn(x.shape, generator=g).to(x))
         x_t = noise.apply(x)
@@ -94,6 +104,7 @@ def term_losses(job, batch_seed: int, draws: int = 1):
         yy, along_y = _sample_dot(y_bar, y_bar), _sample_dot(y_bar, _grad_only(t.x_t))
         coupling, corrected = _sample_dot(y_bar, c_bar), lag_corrected_coupling(y_bar, c_bar)
         cc, sds_c = _sample_dot(c_bar, c_bar), _sample_dot(y_bar + c_bar, c_bar)  # ⟨y,c⟩ = ⟨y_sds,c⟩ − ‖c‖²
+        kappa, c_perp_sq = coupling_split(y_bar + c_bar, c_bar)
 
         def di_part(c: torch.Tensor) -> torch.Tensor:  # (2r̄h'·c + r̄k'‖ȳ‖²)·⟨ȳ, x_t⟩ for a given ⟨ȳ, c̄⟩
             return (div.two_r_dh(r) * c + div.r_dk(r) * yy) * along_y
@@ -102,7 +113,7 @@ def term_losses(job, batch_seed: int, draws: int = 1):
                 "static": -div.h(r) * along_y}
         for name, per in draw.items():
             parts[name] = parts.get(name, 0) + per / draws
-        for key, v in zip(stats, (coupling, corrected, yy, cc, sds_c)):
+        for key, v in zip(stats, (coupling, corrected, yy, cc, sds_c, kappa, c_perp_sq), strict=True):
             stats[key] += float(v.mean()) / draws
         if d == 0:
             first_terms, first_r = t, r

@@ -102,3 +102,22 @@ def test_cross_fit_equals_self_coupling_for_one_fake_and_the_second_fake_is_its_
     assert apart["beta A (self)"] == pytest.approx(same["beta A (self)"], rel=1e-5)
     assert apart["beta cross (y A, c B)"] != pytest.approx(apart["beta A (self)"], rel=1e-5)
     assert apart["|c A - c B|^2 / |c A|^2"] > 0
+
+
+def test_the_coupling_split_separates_a_lag_toward_the_teacher_from_an_orthogonal_miss():
+    """c = κ·y_sds + c⊥: the split recovers κ and ‖c⊥‖², and ⟨y, c⟩ = κ(1−κ)‖y_sds‖² − ‖c⊥‖² per sample."""
+    from systems.measure_terms import coupling_split
+
+    g = torch.Generator().manual_seed(0)
+    y_sds = torch.randn(3, 4, 8, 8, generator=g)
+    kappa = torch.tensor([0.3, -0.5, 1.2])
+    miss = torch.randn(3, 4, 8, 8, generator=g)
+    flat = lambda t: t.flatten(1)  # noqa: E731
+    miss = miss - (flat(miss) * flat(y_sds)).sum(1).div(flat(y_sds).pow(2).sum(1)).view(3, 1, 1, 1) * y_sds
+    c = kappa.view(3, 1, 1, 1) * y_sds + miss
+    got_kappa, got_perp = coupling_split(y_sds, c)
+    torch.testing.assert_close(got_kappa, kappa)
+    torch.testing.assert_close(got_perp, flat(miss).pow(2).sum(1), rtol=1e-4, atol=1e-3)
+    coupling = (flat(y_sds - c) * flat(c)).sum(1)
+    torch.testing.assert_close(coupling, kappa * (1 - kappa) * flat(y_sds).pow(2).sum(1) - got_perp, rtol=1e-4, atol=1e-3)
+    assert coupling_split(y_sds, 0.3 * y_sds)[1].abs().max() < 1e-3  # a pure lag has no orthogonal miss
