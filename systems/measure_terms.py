@@ -10,7 +10,9 @@ split as ⟨ȳ, c̄⟩ = ⟨y_sds, c̄⟩ − ‖c̄‖², with y_sds = y + c = 
 scene renders one image, the exact score of that Dirac has ε̂_q = ε (c = 0), and ‖c‖² is the fake's distance
 from it. A fake that lags toward the teacher (c = κ·y_sds) gives ⟨y_sds, c⟩ = κ‖y_sds‖² > ‖c‖² = κ²‖y_sds‖²
 (a positive coupling); a fake that misses the Dirac in its own direction gives ‖c‖² > ⟨y_sds, c⟩. The
-table splits c per sample into κ·y_sds and a part c⊥ orthogonal to it (:func:`coupling_split`).
+table splits c per sample into κ·y_sds and a part c⊥ orthogonal to it (:func:`coupling_split`), and
+gives the cosine of c⊥ with the teacher's CFG direction ε̂_c − ε̂_u off y_sds (:func:`orthogonal_cosine`):
+a fake that learned the unguided teacher's answer misses the guided one along it.
 Prints medians over the batches as a markdown table.
 
 `--settle N`: N more fake-score updates on fresh renders of the frozen scene before measuring (does
@@ -41,6 +43,7 @@ import torch
 from ui3d.diffusion import per_sample, sample_vp_noise
 from ui3d.divergence import generator_loss, ratio_from_logits, score_terms_from_eps
 from ui3d.divergence.losses import _grad_only, _sample_dot, lag_corrected_coupling
+from ui3d.teachers.guided import GuidedTeacher
 from ui3d.teachers.protocol import Conditioning
 
 
@@ -77,6 +80,18 @@ def coupling_split(y_sds: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, 
     return kappa, _sample_dot(c, c) - kappa * along
 
 
+def orthogonal_cosine(c: torch.Tensor, y_sds: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
+    """Per sample, the cosine between the parts of ``c`` and of ``direction`` orthogonal to ``y_sds``:
+    how much of the fake's orthogonal miss c⊥ lies along a candidate direction (its square is the
+    share of ‖c⊥‖² that direction explains)."""
+    def off_y(v: torch.Tensor) -> torch.Tensor:
+        coef = _sample_dot(v, y_sds) / _sample_dot(y_sds, y_sds)
+        return v - coef.view(-1, *[1] * (v.dim() - 1)) * y_sds
+
+    a, b = off_y(c), off_y(direction)
+    return _sample_dot(a, b) / (_sample_dot(a, a) * _sample_dot(b, b)).sqrt().clamp_min(1e-30)
+
+
 def term_losses(job, batch_seed: int, draws: int = 1):
     """One fresh batch of renders x (requires grad) and the exact surrogate's parts as per-sample
     losses of x: "sim", "di", "di_cv" (the DI part with the lag-corrected coupling) and "static";
@@ -91,7 +106,8 @@ def term_losses(job, batch_seed: int, draws: int = 1):
     div = guidance.divergence
     parts: dict[str, torch.Tensor] = {}
     stats = {"mean <y,c>": 0.0, "mean <y,c> lag-corrected": 0.0, "mean |y|^2": 0.0, "mean |c|^2": 0.0,
-             "mean <y_sds,c>": 0.0, "mean kappa": 0.0, "mean |c_perp|^2": 0.0}
+             "mean <y_sds,c>": 0.0, "mean kappa": 0.0, "mean |c_perp|^2": 0.0, "mean cos(c_perp, cfg)": 0.0}
+    conditional = GuidedTeacher(guidance.teacher.teacher, 1.0)  # the teacher without CFG: ε̂_cfg − ε̂_cond ∝ ε̂_c − ε̂_u
     for d in range(draws):
         noise = first if d == 0 else Noise(first.level, torch.randn(x.shape, generator=g).to(x))
         x_t = noise.apply(x)
@@ -105,6 +121,8 @@ def term_losses(job, batch_seed: int, draws: int = 1):
         coupling, corrected = _sample_dot(y_bar, c_bar), lag_corrected_coupling(y_bar, c_bar)
         cc, sds_c = _sample_dot(c_bar, c_bar), _sample_dot(y_bar + c_bar, c_bar)  # ⟨y,c⟩ = ⟨y_sds,c⟩ − ‖c‖²
         kappa, c_perp_sq = coupling_split(y_bar + c_bar, c_bar)
+        cfg_direction = (eps_p - conditional.predict(x_t, noise.level, conditioning)).detach()
+        along_cfg = orthogonal_cosine(c_bar, y_bar + c_bar, cfg_direction)
 
         def di_part(c: torch.Tensor) -> torch.Tensor:  # (2r̄h'·c + r̄k'‖ȳ‖²)·⟨ȳ, x_t⟩ for a given ⟨ȳ, c̄⟩
             return (div.two_r_dh(r) * c + div.r_dk(r) * yy) * along_y
@@ -113,7 +131,7 @@ def term_losses(job, batch_seed: int, draws: int = 1):
                 "static": -div.h(r) * along_y}
         for name, per in draw.items():
             parts[name] = parts.get(name, 0) + per / draws
-        for key, v in zip(stats, (coupling, corrected, yy, cc, sds_c, kappa, c_perp_sq), strict=True):
+        for key, v in zip(stats, (coupling, corrected, yy, cc, sds_c, kappa, c_perp_sq, along_cfg), strict=True):
             stats[key] += float(v.mean()) / draws
         if d == 0:
             first_terms, first_r = t, r

@@ -121,3 +121,15 @@ def test_the_coupling_split_separates_a_lag_toward_the_teacher_from_an_orthogona
     coupling = (flat(y_sds - c) * flat(c)).sum(1)
     torch.testing.assert_close(coupling, kappa * (1 - kappa) * flat(y_sds).pow(2).sum(1) - got_perp, rtol=1e-4, atol=1e-3)
     assert coupling_split(y_sds, 0.3 * y_sds)[1].abs().max() < 1e-3  # a pure lag has no orthogonal miss
+
+
+def test_the_orthogonal_cosine_ignores_what_lies_along_the_sds_direction():
+    from systems.measure_terms import orthogonal_cosine
+
+    g = torch.Generator().manual_seed(1)
+    y_sds, d, other = (torch.randn(2, 3, 4, 4, generator=g) for _ in range(3))
+    c = 5.0 * y_sds + 0.7 * d  # a large lag along y_sds and a miss along d
+    cos = orthogonal_cosine(c, y_sds, d)
+    torch.testing.assert_close(cos, torch.ones(2))  # along y_sds hidden, the miss is d's own direction
+    torch.testing.assert_close(orthogonal_cosine(-c, y_sds, d), -torch.ones(2))
+    assert orthogonal_cosine(other, y_sds, d).abs().max() < 0.5  # an unrelated miss in 48 dimensions
