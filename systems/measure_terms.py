@@ -43,7 +43,6 @@ import torch
 from ui3d.diffusion import per_sample, sample_vp_noise
 from ui3d.divergence import generator_loss, ratio_from_logits, score_terms_from_eps
 from ui3d.divergence.losses import _grad_only, _sample_dot, lag_corrected_coupling
-from ui3d.teachers.guided import GuidedTeacher
 from ui3d.teachers.protocol import Conditioning
 
 
@@ -107,11 +106,13 @@ def term_losses(job, batch_seed: int, draws: int = 1):
     parts: dict[str, torch.Tensor] = {}
     stats = {"mean <y,c>": 0.0, "mean <y,c> lag-corrected": 0.0, "mean |y|^2": 0.0, "mean |c|^2": 0.0,
              "mean <y_sds,c>": 0.0, "mean kappa": 0.0, "mean |c_perp|^2": 0.0, "mean cos(c_perp, cfg)": 0.0}
-    conditional = GuidedTeacher(guidance.teacher.teacher, 1.0)  # the teacher without CFG: ε̂_cfg − ε̂_cond ∝ ε̂_c − ε̂_u
+    conditional = guidance.teacher.unguided()  # the teacher without CFG: ε̂_cfg − ε̂_cond ∝ ε̂_c − ε̂_u
     for d in range(draws):
         noise = first if d == 0 else Noise(first.level, torch.randn(x.shape, generator=g).to(x))
         x_t = noise.apply(x)
-        eps_p = guidance.teacher.predict(x_t, noise.level, conditioning)
+        eps_guided = guidance.teacher.predict(x_t, noise.level, conditioning)
+        eps_p = eps_guided if guidance.score_teacher is guidance.teacher else \
+            guidance.score_teacher.predict(x_t, noise.level, conditioning)  # guidance.cfg_in_y=false
         fake = guidance.fake.predict(x_t, noise.level, conditioning, with_logit=True)
         r = ratio_from_logits(fake.logit, max_abs_logit=cfg.guidance.max_abs_logit,
                               self_normalize=cfg.guidance.self_normalize_ratio).detach()
@@ -121,7 +122,7 @@ def term_losses(job, batch_seed: int, draws: int = 1):
         coupling, corrected = _sample_dot(y_bar, c_bar), lag_corrected_coupling(y_bar, c_bar)
         cc, sds_c = _sample_dot(c_bar, c_bar), _sample_dot(y_bar + c_bar, c_bar)  # ⟨y,c⟩ = ⟨y_sds,c⟩ − ‖c‖²
         kappa, c_perp_sq = coupling_split(y_bar + c_bar, c_bar)
-        cfg_direction = (eps_p - conditional.predict(x_t, noise.level, conditioning)).detach()
+        cfg_direction = (eps_guided - conditional.predict(x_t, noise.level, conditioning)).detach()
         along_cfg = orthogonal_cosine(c_bar, y_bar + c_bar, cfg_direction)
 
         def di_part(c: torch.Tensor) -> torch.Tensor:  # (2r̄h'·c + r̄k'‖ȳ‖²)·⟨ȳ, x_t⟩ for a given ⟨ȳ, c̄⟩
@@ -241,7 +242,7 @@ def cross_fit_betas(job, fake_b, batch_seed: int) -> dict[str, float]:
     cosine 1 and a small relative difference say both fits miss it the same way)."""
     x, noise, conditioning, _ = noised_batch(job, batch_seed)
     x_t = noise.apply(x)
-    eps_p = job.guidance.teacher.predict(x_t, noise.level, conditioning)
+    eps_p = job.guidance.score_teacher.predict(x_t, noise.level, conditioning)
     sigma = per_sample(noise.level.sigma, x)
     a, b = (score_terms_from_eps(x_t, eps_p, f.predict(x_t, noise.level, conditioning, with_logit=False).eps,
                                  noise.eps, sigma) for f in (job.guidance.fake, fake_b))

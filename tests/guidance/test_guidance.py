@@ -113,3 +113,9 @@ def test_guidance_and_fake_score_must_agree():
         Guidance(GuidanceConfig(), MixtureTeacher(teacher))
     with pytest.raises(ValueError, match="fake_score 'noise' takes no fake score"):
         Guidance(GuidanceConfig(fake_score="noise", ratio="none"), MixtureTeacher(teacher), fake)
+
+
+def test_cfg_out_of_y_needs_a_teacher_with_cfg():
+    teacher, fake = _mixtures()
+    with pytest.raises(ValueError, match="cfg_in_y=false: this teacher has no CFG"):
+        Guidance(GuidanceConfig(cfg_in_y=False), MixtureTeacher(teacher), fake)

@@ -131,6 +131,38 @@ def test_uni_instruct_3d_preset_is_vsd_weighted_by_h_of_the_ratio(teacher, promp
     torch.testing.assert_close(grads[0], h.reshape(B, 1, 1, 1) * grads[1], rtol=1e-4, atol=1e-8)
 
 
+def _gradient(guidance, prompts, seed, cam):
+    x = torch.randn(B, 4, 8, 8, generator=torch.Generator().manual_seed(9)).requires_grad_(True)
+    _generator_loss(guidance, x, prompts, seed, camera=cam).loss.backward()
+    return x.grad
+
+
+def test_cfg_out_of_y_changes_nothing_in_static_mode(teacher, prompts):
+    """cfg_in_y=false: y sees the conditional teacher and CFG's part of y is pushed statically, so the
+    static preset's gradient is the guided teacher's, exactly."""
+    fake, cam = _perturbed_lora(teacher), _camera()
+    grads = [_gradient(Guidance.from_teacher(guidance_preset("uni-instruct", guidance_scale=SD_CFG, cfg_in_y=inside),
+                                             teacher, fake), prompts, 4, cam) for inside in (True, False)]
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-8)
+    assert grads[0].abs().max() > 1e-4
+
+
+def test_cfg_out_of_y_leaves_only_the_cfg_push_when_the_fake_is_the_unguided_teacher(teacher, prompts):
+    """A fake equal to the conditional teacher (a fresh LoRA) has y = 0 against it: with cfg_in_y=false
+    the exact surrogate's SIM, Fisher and DI terms vanish and only CFG's static push is left, which is
+    the static preset's gradient; with CFG inside y the exact mode's coupling terms act instead."""
+    fake, cam = LoRAFakeScore(teacher.eps_network(), rank=4), _camera()
+
+    def grad(mode, inside):
+        cfg = guidance_preset("uni-instruct", mode=mode, guidance_scale=SD_CFG, cfg_in_y=inside, ratio="none")
+        return _gradient(Guidance.from_teacher(cfg, teacher, fake), prompts, 6, cam)
+
+    static, exact_out = grad("static", True), grad("exact", False)
+    torch.testing.assert_close(exact_out, static, rtol=1e-4, atol=1e-8)
+    assert static.abs().max() > 1e-4
+    assert not torch.allclose(grad("exact", True), static, rtol=1e-2, atol=1e-6)
+
+
 def test_fake_turn_trains_lora_camera_and_discriminator_not_the_render(teacher, prompts):
     fake = LoRAFakeScore(teacher.eps_network(), rank=4)
     guidance = Guidance.from_teacher(guidance_preset("uni-instruct", guidance_scale=SD_CFG), teacher, fake)

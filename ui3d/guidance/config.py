@@ -1,7 +1,7 @@
 """The one guidance config of text-to-3D, image distillation and the 2-D benchmark.
 
 Shared fields (every system): ``divergence``, ``mode``, ``weighting``, ``ratio``, ``max_abs_logit``,
-``self_normalize_ratio``, ``sid_alpha``, ``fisher_weight``. The class defaults are the distillation
+``self_normalize_ratio``, ``sid_alpha``, ``fisher_weight``, ``cfg_in_y``. The class defaults are the distillation
 ones (``weighting: mean_abs``); text-to-3D starts from a preset of ``GUIDANCE_PRESETS``
 (``weighting: sds``).
 
@@ -46,6 +46,11 @@ class GuidanceConfig:
     self_normalize_ratio: bool = True  # r ← r / mean_batch(r) (f-distill's variance reduction)
     sid_alpha: float = 1.0  # mode paper_code only
     fisher_weight: float = 0.0  # mode paper_code only
+    # False: the score terms (y, c and the exact modes' coupling and Fisher terms) see the teacher without
+    # CFG, and its CFG (and Perp-Neg) push enters as a separate static term, h(r̄)-weighted like static
+    # mode's (identical to True in static mode). The fake's orthogonal miss lies along the CFG direction
+    # (docs/benchmarks.md, "What the fake misses: the CFG direction").
+    cfg_in_y: bool = True
     # --- text-to-3D only
     guidance_scale: float | None = None  # teacher CFG; None: the teacher's own (teachers.loading.teacher_guidance_scale)
     perp_neg: bool = False  # Perp-Neg against the opposite view's prompt (fights Janus faces)

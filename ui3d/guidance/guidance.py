@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from ui3d.diffusion import Noise, NoiseLevel, edm_loss_weight, eps_to_x0, per_sample
 from ui3d.divergence import (
     LossOutput, PaperCodeOptions, denoising_loss, discriminator_loss, generator_loss, get_divergence, loss_weight,
-    ratio_from_logits, score_terms_from_eps,
+    ScoreTerms, ratio_from_logits, score_terms_from_eps,
 )
 from ui3d.guidance.config import GuidanceConfig
 from ui3d.guidance.fake.base import FakeScore
@@ -97,6 +97,11 @@ class Guidance:
             needs = "takes no" if fake is not None else "needs a"
             raise ValueError(f"fake_score '{cfg.fake_score}' {needs} fake score")
         self.cfg, self.teacher, self.fake, self.denoising_weight = cfg, teacher, fake, denoising_weight
+        self.score_teacher = teacher  # the teacher the score terms see (cfg_in_y: the guided one)
+        if not cfg.cfg_in_y:
+            if not hasattr(teacher, "unguided"):
+                raise ValueError("guidance.cfg_in_y=false: this teacher has no CFG to take out of the score terms")
+            self.score_teacher = teacher.unguided()
         self.divergence = get_divergence(cfg.divergence)
         self.uses_ratio = cfg.uses_ratio and ratio_available
         self.paper_code = PaperCodeOptions(cfg.sid_alpha, cfg.fisher_weight)
@@ -121,7 +126,7 @@ class Guidance:
         graph = (cfg.mode != "static" or adversarial) and torch.is_grad_enabled()
         net_input = x_t if graph else x_t.detach()
         with frozen(self.teacher), frozen(self.fake), torch.set_grad_enabled(graph):
-            eps_p = self.teacher.predict(net_input, noise.level, cond)
+            eps_y = self.score_teacher.predict(net_input, noise.level, cond)
             if self.fake is None:
                 eps_q, logit = noise.eps, None  # SDS: the exact ε̂ of a Dirac at x is the drawn noise
             else:
@@ -130,12 +135,28 @@ class Guidance:
         ratio: Tensor | float = 1.0
         if self.uses_ratio:
             ratio = ratio_from_logits(logit, max_abs_logit=cfg.max_abs_logit, self_normalize=cfg.self_normalize_ratio)
+        eps_p = eps_y
+        if self.score_teacher is not self.teacher:
+            with torch.no_grad():
+                eps_p = self.teacher.predict(x_t.detach(), noise.level, cond)
         alpha, sigma = per_sample(noise.level.alpha, x), per_sample(noise.level.sigma, x)
         teacher_x0 = eps_to_x0(x_t, eps_p, alpha, sigma).detach()
-        terms = score_terms_from_eps(x_t, eps_p, eps_q, noise.eps, sigma)
+        terms = score_terms_from_eps(x_t, eps_y, eps_q, noise.eps, sigma)
         weight = loss_weight(cfg.weighting, cfg.mode, alpha, sigma, x, teacher_x0)
         out = generator_loss(terms, self.divergence, mode=cfg.mode, ratio=ratio, weight=weight, paper_code=self.paper_code)
+        if self.score_teacher is not self.teacher:
+            out = self._with_cfg_push(out, x_t, (eps_y - eps_p).detach() / sigma, ratio, alpha, sigma, x, teacher_x0)
         return GeneratorTurn(out.loss, out.per_sample, out.nonfinite, out.divergence, teacher_x0, logit)
+
+    def _with_cfg_push(self, out: LossOutput, x_t: Tensor, y_cfg: Tensor, ratio: Tensor | float, alpha: Tensor,
+                       sigma: Tensor, x: Tensor, teacher_x0: Tensor) -> LossOutput:
+        """``out`` plus the part of y that CFG adds, y_cfg = (ε̂_cond − ε̂_guided)/σ, in static mode's
+        direction and weight: so in static mode the sum is the guided teacher's static loss exactly."""
+        weight = loss_weight(self.cfg.weighting, "static", alpha, sigma, x, teacher_x0)
+        push = generator_loss(ScoreTerms(x_t, y_cfg, torch.zeros_like(y_cfg)), self.divergence, mode="static",
+                              ratio=ratio, weight=weight)
+        per_sample = out.per_sample + push.per_sample
+        return LossOutput(per_sample.mean(), per_sample, out.nonfinite + push.nonfinite, out.divergence)
 
     def fake_score_loss(self, x: Tensor, noise: Noise, cond: Conditioning = Conditioning(),
                         x_real: Tensor | None = None) -> FakeTurnLosses:

@@ -24,6 +24,10 @@ class GuidedTeacher:
     def __init__(self, teacher: Teacher, scale: float, perp_neg_weight: float | None = None):
         self.teacher, self.scale, self.perp_neg_weight = teacher, scale, perp_neg_weight
 
+    def unguided(self) -> "GuidedTeacher":
+        """The same teacher without CFG or Perp-Neg (the conditional model alone)."""
+        return GuidedTeacher(self.teacher, 1.0)
+
     def predict(self, x_t: Tensor, level: NoiseLevel, cond: Conditioning = Conditioning()) -> Tensor:
         if level.t is None:
             raise ValueError("a Teacher is queried at VP timesteps; this noise level has none (EDM)")
@@ -42,6 +46,10 @@ class GuidedNetwork(nn.Module):
             raise ValueError(f"unknown prediction type '{prediction}' (choices: {', '.join(PREDICTIONS)})")
         self.network = network.eval().requires_grad_(False)
         self.schedule, self.prediction, self.scale = schedule, prediction, scale
+
+    def unguided(self) -> "GuidedNetwork":
+        """The same network without CFG (the conditional model alone)."""
+        return GuidedNetwork(self.network, self.schedule, self.prediction, 1.0)
 
     def _eps(self, x: Tensor, sigma: Tensor, cond: Tensor | None) -> Tensor:
         return vp_network_eps(self.network, self.schedule, self.prediction, x, sigma, cond)
