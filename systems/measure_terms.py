@@ -47,14 +47,15 @@ from ui3d.teachers.protocol import Conditioning
 
 
 def albedo_batch(job, g: torch.Generator):
-    """Fresh cameras, the scene's albedo renders there as teacher input (no gradient to the scene)
-    and the view prompts' embeddings (cond, uncond)."""
+    """Fresh cameras, the scene's albedo renders there as teacher input (no gradient to the scene), on
+    the backgrounds training draws (a random muted one per view: the distribution the fake score and
+    the loss see), and the view prompts' embeddings (cond, uncond)."""
     from ui3d.cameras import sample_random_cameras
 
     cfg = job.cfg
     cams = sample_random_cameras(cfg.views_per_step, cfg.resolution, cfg.camera, g)
     with torch.no_grad():
-        rgb = job.scene.render(cams, shading="albedo", normals=False).rgb
+        rgb = job.scene.render(cams, shading="albedo", generator=g, normals=False).rgb
     cond, uncond = job.embeddings.for_cameras(cams.azimuth_deg, cams.elevation_deg)
     return cams, job.teacher.encode(rgb.permute(0, 3, 1, 2)), cond, uncond
 
