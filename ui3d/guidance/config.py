@@ -48,8 +48,8 @@ class GuidanceConfig:
     fisher_weight: float = 0.0  # mode paper_code only
     # False: the score terms (y, c and the exact modes' coupling and Fisher terms) see the teacher without
     # CFG, and its CFG (and Perp-Neg) push enters as a separate static term, h(r̄)-weighted like static
-    # mode's (identical to True in static mode). The fake's orthogonal miss lies along the CFG direction
-    # (docs/benchmarks.md, "What the fake misses: the CFG direction").
+    # mode's (identical to True in static mode). With it reverse KL `exact` keeps white objects in 3D;
+    # forward KL `exact` still fogs (docs/benchmarks.md, "What the fake misses: the CFG direction").
     cfg_in_y: bool = True
     # --- text-to-3D only
     guidance_scale: float | None = None  # teacher CFG; None: the teacher's own (teachers.loading.teacher_guidance_scale)
