@@ -12,7 +12,9 @@ from it. A fake that lags toward the teacher (c = κ·y_sds) gives ⟨y_sds, c�
 (a positive coupling); a fake that misses the Dirac in its own direction gives ‖c‖² > ⟨y_sds, c⟩. The
 table splits c per sample into κ·y_sds and a part c⊥ orthogonal to it (:func:`coupling_split`), and
 gives the cosine of c⊥ with the teacher's CFG direction ε̂_c − ε̂_u off y_sds (:func:`orthogonal_cosine`):
-a fake that learned the unguided teacher's answer misses the guided one along it.
+a fake that learned the unguided teacher's answer misses the guided one along it. And the coupling if the
+fake were guided too (the teacher's CFG delta added to ε̂_q, the issue's candidate): y against the unguided
+teacher, c less the delta.
 Prints medians over the batches as a markdown table.
 
 `--settle N`: N more fake-score updates on fresh renders of the frozen scene before measuring (does
@@ -106,7 +108,8 @@ def term_losses(job, batch_seed: int, draws: int = 1):
     div = guidance.divergence
     parts: dict[str, torch.Tensor] = {}
     stats = {"mean <y,c>": 0.0, "mean <y,c> lag-corrected": 0.0, "mean |y|^2": 0.0, "mean |c|^2": 0.0,
-             "mean <y_sds,c>": 0.0, "mean kappa": 0.0, "mean |c_perp|^2": 0.0, "mean cos(c_perp, cfg)": 0.0}
+             "mean <y_sds,c>": 0.0, "mean kappa": 0.0, "mean |c_perp|^2": 0.0, "mean cos(c_perp, cfg)": 0.0,
+             "mean <y,c>, fake guided too": 0.0, "mean |y|^2, fake guided too": 0.0}
     conditional = guidance.teacher.unguided()  # the teacher without CFG: ε̂_cfg − ε̂_cond ∝ ε̂_c − ε̂_u
     for d in range(draws):
         noise = first if d == 0 else Noise(first.level, torch.randn(x.shape, generator=g).to(x))
@@ -123,8 +126,14 @@ def term_losses(job, batch_seed: int, draws: int = 1):
         coupling, corrected = _sample_dot(y_bar, c_bar), lag_corrected_coupling(y_bar, c_bar)
         cc, sds_c = _sample_dot(c_bar, c_bar), _sample_dot(y_bar + c_bar, c_bar)  # ⟨y,c⟩ = ⟨y_sds,c⟩ − ‖c‖²
         kappa, c_perp_sq = coupling_split(y_bar + c_bar, c_bar)
-        cfg_direction = (eps_guided - conditional.predict(x_t, noise.level, conditioning)).detach()
+        eps_cond = conditional.predict(x_t, noise.level, conditioning).detach()
+        cfg_direction = (eps_guided - eps_cond).detach()
         along_cfg = orthogonal_cosine(c_bar, y_bar + c_bar, cfg_direction)
+        # the fake guided too (ε̂_q + the teacher's CFG delta): y against the unguided teacher, c less the delta
+        guided_fake = score_terms_from_eps(x_t, eps_cond, fake.eps.detach() + cfg_direction, noise.eps,
+                                           per_sample(noise.level.sigma, x))
+        guided_coupling, guided_yy = (_sample_dot(guided_fake.y, guided_fake.c),
+                                      _sample_dot(guided_fake.y, guided_fake.y))
 
         def di_part(c: torch.Tensor) -> torch.Tensor:  # (2r̄h'·c + r̄k'‖ȳ‖²)·⟨ȳ, x_t⟩ for a given ⟨ȳ, c̄⟩
             return (div.two_r_dh(r) * c + div.r_dk(r) * yy) * along_y
@@ -133,7 +142,8 @@ def term_losses(job, batch_seed: int, draws: int = 1):
                 "static": -div.h(r) * along_y}
         for name, per in draw.items():
             parts[name] = parts.get(name, 0) + per / draws
-        for key, v in zip(stats, (coupling, corrected, yy, cc, sds_c, kappa, c_perp_sq, along_cfg), strict=True):
+        for key, v in zip(stats, (coupling, corrected, yy, cc, sds_c, kappa, c_perp_sq, along_cfg,
+                                   guided_coupling, guided_yy), strict=True):
             stats[key] += float(v.mean()) / draws
         if d == 0:
             first_terms, first_r = t, r
@@ -300,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.draws} noise draws each, the fake score settled {args.settle} more updates:")
     for r in rows:  # the batch's lag coefficient: <y,c> = β‖y‖² for a fake lagging by mixing, 0 for an exact one
         r["beta = mean <y,c> / mean |y|^2"] = r["mean <y,c>"] / r["mean |y|^2"]
+        r["beta, fake guided too"] = r["mean <y,c>, fake guided too"] / r["mean |y|^2, fake guided too"]
     _print_medians("", rows)
     return 0
 
