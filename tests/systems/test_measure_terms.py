@@ -133,3 +133,16 @@ def test_the_orthogonal_cosine_ignores_what_lies_along_the_sds_direction():
     torch.testing.assert_close(cos, torch.ones(2))  # along y_sds hidden, the miss is d's own direction
     torch.testing.assert_close(orthogonal_cosine(-c, y_sds, d), -torch.ones(2))
     assert orthogonal_cosine(other, y_sds, d).abs().max() < 0.5  # an unrelated miss in 48 dimensions
+
+
+def test_measured_batches_are_rendered_on_the_backgrounds_training_draws(tmp_path):
+    """The term split must see what the loss sees in training: renders on random muted backgrounds
+    (value at most 0.8), not the evaluation background (white: 1 in the teacher's [-1, 1])."""
+    from systems.measure_terms import albedo_batch
+
+    cfg = text_to_3d_config(GenerateRequest(prompt="a red cube", config="configs/debug/text_to_3d.yaml",
+                                            overrides=("nerf.background.kind=muted",)))
+    job = prepare(cfg, tmp_path / "run", resume=False)
+    x = albedo_batch(job, torch.Generator().manual_seed(0))[1]
+    corners = x[:, :, [0, 0, -1, -1], [0, -1, 0, -1]]  # the fresh scene is nearly empty there
+    assert corners.max() < 0.7
