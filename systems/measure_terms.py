@@ -115,23 +115,23 @@ def term_losses(job, batch_seed: int, draws: int = 1):
         noise = first if d == 0 else Noise(first.level, torch.randn(x.shape, generator=g).to(x))
         x_t = noise.apply(x)
         eps_guided = guidance.teacher.predict(x_t, noise.level, conditioning)
-        eps_p = eps_guided if guidance.score_teacher is guidance.teacher else \
-            guidance.score_teacher.predict(x_t, noise.level, conditioning)  # guidance.cfg_in_y=false
+        eps_cond = conditional.predict(x_t, noise.level, conditioning)
+        eps_p = eps_cond if guidance.cfg_apart else eps_guided  # the teacher the score terms see
         fake = guidance.fake.predict(x_t, noise.level, conditioning, with_logit=True)
         r = ratio_from_logits(fake.logit, max_abs_logit=cfg.guidance.max_abs_logit,
                               self_normalize=cfg.guidance.self_normalize_ratio).detach()
-        t = score_terms_from_eps(x_t, eps_p, fake.eps, noise.eps, per_sample(noise.level.sigma, x))
+        sigma = per_sample(noise.level.sigma, x)
+        t = score_terms_from_eps(x_t, eps_p, fake.eps, noise.eps, sigma)
         y_bar, c_bar = t.y.detach(), t.c.detach()
+        y_sds = y_bar + c_bar
         yy, along_y = _sample_dot(y_bar, y_bar), _sample_dot(y_bar, _grad_only(t.x_t))
         coupling, corrected = _sample_dot(y_bar, c_bar), lag_corrected_coupling(y_bar, c_bar)
-        cc, sds_c = _sample_dot(c_bar, c_bar), _sample_dot(y_bar + c_bar, c_bar)  # ⟨y,c⟩ = ⟨y_sds,c⟩ − ‖c‖²
-        kappa, c_perp_sq = coupling_split(y_bar + c_bar, c_bar)
-        eps_cond = conditional.predict(x_t, noise.level, conditioning).detach()
+        cc, sds_c = _sample_dot(c_bar, c_bar), _sample_dot(y_sds, c_bar)  # ⟨y,c⟩ = ⟨y_sds,c⟩ − ‖c‖²
+        kappa, c_perp_sq = coupling_split(y_sds, c_bar)
         cfg_direction = (eps_guided - eps_cond).detach()
-        along_cfg = orthogonal_cosine(c_bar, y_bar + c_bar, cfg_direction)
+        along_cfg = orthogonal_cosine(c_bar, y_sds, cfg_direction)
         # the fake guided too (ε̂_q + the teacher's CFG delta): y against the unguided teacher, c less the delta
-        guided_fake = score_terms_from_eps(x_t, eps_cond, fake.eps.detach() + cfg_direction, noise.eps,
-                                           per_sample(noise.level.sigma, x))
+        guided_fake = score_terms_from_eps(x_t, eps_cond.detach(), fake.eps.detach() + cfg_direction, noise.eps, sigma)
         guided_coupling, guided_yy = (_sample_dot(guided_fake.y, guided_fake.c),
                                       _sample_dot(guided_fake.y, guided_fake.y))
 

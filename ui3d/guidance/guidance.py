@@ -97,11 +97,10 @@ class Guidance:
             needs = "takes no" if fake is not None else "needs a"
             raise ValueError(f"fake_score '{cfg.fake_score}' {needs} fake score")
         self.cfg, self.teacher, self.fake, self.denoising_weight = cfg, teacher, fake, denoising_weight
-        self.score_teacher = teacher  # the teacher the score terms see (cfg_in_y: the guided one)
-        if not cfg.cfg_in_y:
-            if not hasattr(teacher, "unguided"):
-                raise ValueError("guidance.cfg_in_y=false: this teacher has no CFG to take out of the score terms")
-            self.score_teacher = teacher.unguided()
+        if not cfg.cfg_in_y and not hasattr(teacher, "unguided"):
+            raise ValueError("guidance.cfg_in_y=false: this teacher has no CFG to take out of the score terms")
+        self.cfg_apart = not cfg.cfg_in_y  # CFG a separate static push; the score terms see the unguided teacher
+        self.score_teacher = teacher.unguided() if self.cfg_apart else teacher
         self.divergence = get_divergence(cfg.divergence)
         self.uses_ratio = cfg.uses_ratio and ratio_available
         self.paper_code = PaperCodeOptions(cfg.sid_alpha, cfg.fisher_weight)
@@ -136,7 +135,7 @@ class Guidance:
         if self.uses_ratio:
             ratio = ratio_from_logits(logit, max_abs_logit=cfg.max_abs_logit, self_normalize=cfg.self_normalize_ratio)
         eps_p = eps_y
-        if self.score_teacher is not self.teacher:
+        if self.cfg_apart:
             with torch.no_grad():
                 eps_p = self.teacher.predict(x_t.detach(), noise.level, cond)
         alpha, sigma = per_sample(noise.level.alpha, x), per_sample(noise.level.sigma, x)
@@ -144,7 +143,7 @@ class Guidance:
         terms = score_terms_from_eps(x_t, eps_y, eps_q, noise.eps, sigma)
         weight = loss_weight(cfg.weighting, cfg.mode, alpha, sigma, x, teacher_x0)
         out = generator_loss(terms, self.divergence, mode=cfg.mode, ratio=ratio, weight=weight, paper_code=self.paper_code)
-        if self.score_teacher is not self.teacher:
+        if self.cfg_apart:
             out = self._with_cfg_push(out, x_t, (eps_y - eps_p).detach() / sigma, ratio, alpha, sigma, x, teacher_x0)
         return GeneratorTurn(out.loss, out.per_sample, out.nonfinite, out.divergence, teacher_x0, logit)
 
