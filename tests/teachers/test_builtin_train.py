@@ -40,3 +40,38 @@ def test_a_paired_batch_holds_whole_pairs_and_shares_draws_within_them():
     assert torch.equal(shared(torch.tensor([1, 2, 3])), torch.tensor([1, 2, 3, 1, 2, 3]))
     idx, draws, shared = draw_batch(8, 6, torch.Generator().manual_seed(0))
     assert draws == 6 and len(idx) == 6 and torch.equal(shared(torch.arange(6)), torch.arange(6))
+
+
+def test_device_is_checked_before_any_work(tmp_path):
+    with pytest.raises(ConfigError, match="device"):
+        load_config(TeacherTrainConfig, CONFIG_DIR / "tiny.yaml", ["device=tpu"])
+    if torch.cuda.is_available():
+        return  # the no-CUDA refusal below is about machines without CUDA
+    cfg = load_config(TeacherTrainConfig, CONFIG_DIR / "tiny.yaml", ["device=cuda"])
+    with pytest.raises(ValueError, match="no CUDA device"):
+        train_teacher(cfg, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()  # refused before the folder, the renders or a step
+
+
+def _trained_weights(tmp_path, device):
+    cfg = load_config(TeacherTrainConfig, CONFIG_DIR / "tiny.yaml", ["steps=3", f"device={device}", "autocast=false",
+                                                                        "data.turned_pairs_deg=45", "model.camera_dim=7"])
+    return cfg, read_safetensors(train_teacher(cfg, tmp_path / device, progress=False), "ui3d.builtin_teacher")[0]
+
+
+@pytest.mark.gpu
+def test_training_on_cuda_takes_the_cpu_runs_steps(tmp_path):
+    """The random draws stay on the CPU's generator, so a CUDA run takes the same batches, timesteps
+    and noise as a CPU run: after three fp32 steps the two differ by round-off, far less than the
+    steps moved the weights (another data order would differ by about as much as the steps)."""
+    from ui3d.teachers.builtin import BuiltinTeacherModel
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    cfg, cpu = _trained_weights(tmp_path, "cpu")
+    _, cuda = _trained_weights(tmp_path, "cuda")
+    torch.manual_seed(cfg.seed)  # the initial weights, as _train makes them
+    start = BuiltinTeacherModel(cfg.model).state_dict()
+    moved = torch.cat([(cpu[k] - start[k].float()).flatten() for k in cpu]).norm()
+    apart = torch.cat([(cuda[k] - cpu[k]).flatten() for k in cpu]).norm()
+    assert moved > 0 and apart < 0.01 * moved, f"CUDA vs CPU {apart:.3g}, the steps moved {moved:.3g}"
