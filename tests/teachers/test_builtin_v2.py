@@ -183,20 +183,25 @@ def test_cfg_inflated_the_v2_teachers_objects_so_text_to_3d_guides_low():
     assert teacher_guidance_scale("builtin") == 2.5
 
 
-def test_the_default_teacher_is_v3_trained_from_v2_with_harmonics():
-    """assets/builtin_teacher.safetensors is v3: the 15 camera inputs, the v3 preset's 12 000 steps from
-    v2 + harmonics (kept beside it), and its prediction moves when the cube turns by 45° (the
+def test_the_default_teacher_is_v4_continued_from_v3():
+    """assets/builtin_teacher.safetensors is v4: the v4 preset's run (batch 256, stopped by its time
+    limit at step 3958) from v3, kept beside it with its own preset's 12 000 steps from v2 +
+    harmonics; the 15 camera inputs, and its prediction moves when the cube turns by 45° (the
     4 × azimuth columns are in use)."""
     from ui3d.config import load_config
     from ui3d.teachers.builtin_train import TeacherTrainConfig
     from ui3d.teachers.cli import CONFIG_DIR
 
-    cfg = load_config(TeacherTrainConfig, CONFIG_DIR / "builtin_v3.yaml")
+    v4 = load_config(TeacherTrainConfig, CONFIG_DIR / "builtin_v4.yaml")
     model, info = load_teacher_model()
-    assert model.config.camera_dim == cfg.model.camera_dim == 15 and info["steps"] == cfg.steps == 12000
-    start = ASSETS_DIR.parent / cfg.init_from
-    assert start.resolve() == (ASSETS_DIR / "builtin_teacher_v2_harmonics.safetensors")
-    assert load_teacher_model(start)[1]["steps"] == 3500
+    assert model.config.camera_dim == v4.model.camera_dim == 15
+    assert info["steps"] == 3958 < v4.steps and info["batch_size"] == v4.batch_size == 256
+    assert info["data_seed"] == v4.data.seed == 4
+    v3_path = ASSETS_DIR.parent / v4.init_from
+    assert v3_path.resolve() == (ASSETS_DIR / "builtin_teacher_v3.safetensors")
+    v3 = load_config(TeacherTrainConfig, CONFIG_DIR / "builtin_v3.yaml")
+    assert load_teacher_model(v3_path)[1]["steps"] == v3.steps == 12000
+    assert (ASSETS_DIR.parent / v3.init_from).resolve() == (ASSETS_DIR / "builtin_teacher_v2_harmonics.safetensors")
     assert model.unet.class_embedding.linear_1.weight[:, -8:].abs().max() > 0
     g = torch.Generator().manual_seed(0)
     x, t = torch.randn(1, 3, 32, 32, generator=g).expand(2, -1, -1, -1), torch.tensor([500])
