@@ -183,7 +183,7 @@ def denoising_loss(
         t = torch.randint(0, schedule.num_train_timesteps, (b,), generator=generator)
     if eps is None:
         eps = torch.randn(x0.shape, generator=generator)
-    a_bar = schedule.alphas_cumprod.to(x0.device)[t].view(-1, 1, 1, 1)
+    a_bar = schedule.alphas_cumprod[t].view(-1, 1, 1, 1)
     x_t = a_bar.sqrt() * x0 + (1 - a_bar).sqrt() * eps
     pred = model(x_t, t, hidden, camera).float()
     per = (pred - eps).pow(2).mean(dim=(1, 2, 3))
@@ -280,7 +280,7 @@ def _train(cfg, out: Path, ckpt: Path, resume: bool, progress: bool, on_checkpoi
     empty = model.tokenizer([""])
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    schedule = VPSchedule.scaled_linear(cfg.model.num_train_timesteps)
+    schedule = VPSchedule(VPSchedule.scaled_linear(cfg.model.num_train_timesteps).alphas_cumprod.to(dev))
     gen = torch.Generator().manual_seed(cfg.seed)
     step, elapsed = 0, 0.0
     if resume:
@@ -300,28 +300,23 @@ def _train(cfg, out: Path, ckpt: Path, resume: bool, progress: bool, on_checkpoi
     try:
         while step < cfg.steps and (time.time() - t_start) < cfg.max_minutes * 60:
             idx, draws, shared = draw_batch(n, cfg.batch_size, gen, partners)
-            t = eps = None  # unpaired: drawn per image by denoising_loss
-            if partners is not None:
-                t = shared(torch.randint(0, cfg.model.num_train_timesteps, (draws,), generator=gen))
-                eps = shared(torch.randn(draws, *images.shape[1:], generator=gen))
-            x0 = images[idx.to(dev)].float() / 127.5 - 1.0
+            # every draw from the CPU's generator, one per pair where the images come in turned pairs
+            t = shared(torch.randint(0, cfg.model.num_train_timesteps, (draws,), generator=gen)).to(dev)
+            eps = shared(torch.randn(draws, *images.shape[1:], generator=gen)).to(dev)
             ids = ids_all[idx].clone()
             drop = shared(torch.rand(draws, generator=gen) < cfg.cond_dropout)
             ids[drop] = empty
-            ids = ids.to(dev)
+            idx = idx.to(dev)
+            x0 = images[idx].float() / 127.5 - 1.0
             camera = None
             if cfg.model.camera_dim:  # dropped independently of the caption: text alone and camera alone both train
                 keep = shared(torch.rand(draws, generator=gen) >= cfg.camera_dropout)
-                camera = cameras[idx.to(dev)] * keep.to(dev)[:, None]
+                camera = cameras[idx] * keep.to(dev)[:, None]
             for g in opt.param_groups:
                 g["lr"] = _lr_at(cfg, step)
-            if t is None:  # drawn here (as denoising_loss would) so that they come from the CPU's generator
-                t = torch.randint(0, cfg.model.num_train_timesteps, (len(idx),), generator=gen)
-                eps = torch.randn(len(idx), *images.shape[1:], generator=gen)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
-                hidden = model.text_encoder(ids)
-                loss = denoising_loss(model, schedule, x0, hidden, gen, cfg.min_snr_gamma, t=t.to(dev),
-                                      camera=camera, eps=eps.to(dev))
+                hidden = model.text_encoder(ids.to(dev))
+                loss = denoising_loss(model, schedule, x0, hidden, gen, cfg.min_snr_gamma, t=t, camera=camera, eps=eps)
             opt.zero_grad(set_to_none=True)
             if not torch.isfinite(loss):
                 raise RuntimeError(f"non-finite loss at step {step}; lower lr (now {cfg.lr})")
