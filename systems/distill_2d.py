@@ -21,6 +21,7 @@ from ui3d.diffusion import LogUniformSigma, Noise
 from ui3d.generator import MLPGenerator
 from ui3d.guidance import EDMDenoisingWeight, GeneratorTurn, Guidance, GuidanceConfig
 from ui3d.guidance.config import check_text_to_3d_fields_unset
+from ui3d.guidance.levels import log_uniform_levels
 from ui3d.guidance.fake import EmpiricalFakeScore, MLPFakeScore
 from ui3d.io import write_json
 from ui3d.metrics import energy_distance, mode_stats
@@ -106,6 +107,7 @@ def train(cfg: Distill2DConfig, teacher: GaussianMixture, progress: bool = True,
     teacher_score, denoising_weight = MixtureTeacher(teacher), EDMDenoisingWeight(sigma_data)
     guidance = Guidance(cfg.guidance, teacher_score, fake, denoising_weight) if learned else None
     sigmas = LogUniformSigma(cfg.sigma_min, cfg.sigma_max)
+    levels = log_uniform_levels(sigmas) if cfg.guidance.mode == "by_parts" else None
     watch = NonFiniteWatch(cfg.max_bad_steps)
     warmup = cfg.warmup_steps if learned else 0
     state = LoopLog()
@@ -140,7 +142,8 @@ def train(cfg: Distill2DConfig, teacher: GaussianMixture, progress: bool = True,
             guidance = Guidance(cfg.guidance, teacher_score, EmpiricalFakeScore(teacher, torch.cat([x_g.detach(), extra])),
                                 denoising_weight)
         noise = Noise.edm(sigmas.sample(cfg.batch, g), torch.randn(x_g.shape, generator=g))
-        out = hooks.generator_loss(guidance, x_g, noise) if hooks.generator_loss else guidance.generator_loss(x_g, noise)
+        out = (hooks.generator_loss(guidance, x_g, noise) if hooks.generator_loss
+               else guidance.generator_loss(x_g, noise, levels=levels))
         if watch.ok(out.loss, step, "generator"):
             _step(opt_g, out.loss, cfg.grad_clip)
         row.update(generator_loss=float(out.loss.detach()), divergence=float(out.divergence.mean()), nonfinite=out.nonfinite)

@@ -32,13 +32,14 @@ from systems.base import NonFiniteWatch, format_postfix, load_checkpoint, run_lo
 from ui3d.config import dump_yaml
 from ui3d.diffusion import LogNormalSigma, Noise, SiDSigma, snap_sigma
 from ui3d.errors import UserError, user_input
-from ui3d.divergence import generator_adversarial_loss
+from ui3d.divergence import NoiseTable, generator_adversarial_loss
 from ui3d.divergence.weighting import adversarial_weight
 from ui3d.generator.onestep import OneStepGenerator
 from ui3d.generator.sources import ImageFolderData
 from ui3d.guidance import EDMDenoisingWeight, Guidance, GuidanceConfig
 from ui3d.guidance.config import check_text_to_3d_fields_unset
 from ui3d.guidance.fake import DistillFakeScore
+from ui3d.guidance.levels import snapped_sid_levels
 from ui3d.teachers.guided import GuidedNetwork
 from ui3d.teachers.image import ImageTeacher
 from ui3d.teachers.protocol import Conditioning
@@ -152,6 +153,7 @@ class Nets:
     ema: OneStepGenerator
     opt_g: torch.optim.Optimizer
     opt_f: torch.optim.Optimizer
+    levels: NoiseTable | None = None  # the generator's noise levels, for mode by_parts
 
     @property
     def teacher(self) -> GuidedNetwork:
@@ -175,7 +177,10 @@ def build(cfg: ImageDistillConfig, teacher: ImageTeacher) -> Nets:
     opt_f = torch.optim.Adam([p for p in fake.parameters() if p.requires_grad], lr=cfg.fake_lr, betas=betas, eps=cfg.adam_eps)
     teacher_score = GuidedNetwork(teacher.network.to(dev), teacher.schedule, teacher.prediction, cfg.guidance_scale)
     guidance = Guidance(cfg.guidance, teacher_score, fake, EDMDenoisingWeight(cfg.sigma_data))
-    return Nets(guidance, gen, ema, opt_g, opt_f)
+    levels = None
+    if cfg.guidance.mode == "by_parts":
+        levels = snapped_sid_levels(SiDSigma(t_max=cfg.t_max, sigma_min=cfg.generator_sigma_min), teacher.schedule)
+    return Nets(guidance, gen, ema, opt_g, opt_f, levels)
 
 
 class Batches:
@@ -244,7 +249,8 @@ def generator_turn(cfg: ImageDistillConfig, nets: Nets, batch: dict, uncond: Ten
     """§3 B: the divergence loss (+ the adversarial term) at x_t = x_g + σ·n; gradients reach θ only."""
     x_g = nets.generator(batch["z"], batch["cond"])
     noise = Noise.edm(batch["sigma"], batch["noise"])
-    out = nets.guidance.generator_loss(x_g, noise, Conditioning(batch["cond"], uncond), adversarial=cfg.gan_weight > 0)
+    out = nets.guidance.generator_loss(x_g, noise, Conditioning(batch["cond"], uncond), adversarial=cfg.gan_weight > 0,
+                                       levels=nets.levels)
     loss = cfg.divergence_weight * out.loss
     row = {"generator_loss": float(out.loss.detach()), "divergence": float(out.divergence.mean())}
     if cfg.gan_weight > 0:  # SiDA: BCE(logit(x_t^g), 1) on the turn's logit, with its graph (§1.5)

@@ -25,6 +25,7 @@ from ui3d.diffusion import ALL_TIMESTEPS, sample_vp_noise
 from ui3d.export.mesh import ExtractConfig
 from ui3d.guidance import GUIDANCE_PRESETS, Guidance, GuidanceConfig
 from ui3d.guidance.fake import LoRAFakeScore, camera_condition
+from ui3d.guidance.levels import vp_levels
 from ui3d.prompt.embeddings import PromptEmbeddings, encode_prompt
 from ui3d.prompt.views import VIEWS, view_ids, view_prompts
 from ui3d.render.shading import pick_shading
@@ -318,10 +319,12 @@ def train_step(job: Job, watch: NonFiniteWatch) -> dict:
         x = job.teacher.encode(render.rgb.permute(0, 3, 1, 2))
         cond, uncond = job.embeddings.for_cameras(cams.azimuth_deg, cams.elevation_deg)
         negative = job.embeddings.perp_negatives(cams.azimuth_deg, cams.elevation_deg) if cfg.guidance.perp_neg else None
-        noise = sample_vp_noise(job.teacher.schedule, cfg.guidance.timesteps(), x, g, step)
+        timesteps = cfg.guidance.timesteps()
+        noise = sample_vp_noise(job.teacher.schedule, timesteps, x, g, step)
         teacher_cams = cams if cfg.teacher_camera else None
         conditioning = Conditioning(cond, uncond, negative, camera_condition(cams.c2w), cameras=teacher_cams)
-        out = job.guidance.generator_loss(x, noise, conditioning)
+        levels = vp_levels(job.teacher.schedule, timesteps, step) if cfg.guidance.mode == "by_parts" else None
+        out = job.guidance.generator_loss(x, noise, conditioning, levels=levels)
     # the surrogate's value means little (a static surrogate is 0 by construction; its gradient is
     # the guidance): the divergence estimate, grad_norm and fake_loss are the numbers to watch
     row.update(surrogate=float(out.loss.detach()), divergence=float(out.divergence.mean()), shading=shading)

@@ -40,10 +40,19 @@ class UniformTimesteps:
         frac = (step - self.anneal_start) / (self.anneal_end - self.anneal_start)
         return self.t_max + frac * (self.t_max_final - self.t_max)
 
-    def sample(self, n: int, num_train_timesteps: int, generator: torch.Generator, step: int = 0) -> Tensor:
+    def bounds(self, num_train_timesteps: int, step: int = 0) -> tuple[int, int]:
+        """The smallest and largest integer timestep drawn at ``step``."""
         lo = int(math.ceil(self.t_min * num_train_timesteps))
-        hi = max(lo, int(self.max_at(step) * num_train_timesteps) - 1)
+        return lo, max(lo, int(self.max_at(step) * num_train_timesteps) - 1)
+
+    def sample(self, n: int, num_train_timesteps: int, generator: torch.Generator, step: int = 0) -> Tensor:
+        lo, hi = self.bounds(num_train_timesteps, step)
         return torch.randint(lo, hi + 1, (n,), generator=generator)
+
+    def grid(self, num_train_timesteps: int, step: int = 0) -> Tensor:
+        """Every timestep ``sample`` draws at ``step``, each once (they are equally likely)."""
+        lo, hi = self.bounds(num_train_timesteps, step)
+        return torch.arange(lo, hi + 1)
 
 
 ALL_TIMESTEPS = UniformTimesteps(t_min=0.0, t_max=1.0)  # t ~ U{0..T−1}: denoising score matching
@@ -70,8 +79,11 @@ class SiDSigma:
     rho: float = 7.0
 
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
-        t = torch.rand(n, generator=generator) * self.t_max
-        return karras_sigma_from_t(t, self.sigma_min, self.sigma_max, self.rho)
+        return self.sigma_at(torch.rand(n, generator=generator))
+
+    def sigma_at(self, quantile: Tensor) -> Tensor:
+        """σ at the given quantiles of the distribution (``sample`` is this at uniform draws)."""
+        return karras_sigma_from_t(quantile * self.t_max, self.sigma_min, self.sigma_max, self.rho)
 
 
 @dataclass(frozen=True)
@@ -82,5 +94,8 @@ class LogUniformSigma:
     sigma_max: float = 3.0
 
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
-        u = torch.rand(n, generator=generator)
-        return (math.log(self.sigma_min) + u * math.log(self.sigma_max / self.sigma_min)).exp()
+        return self.sigma_at(torch.rand(n, generator=generator))
+
+    def sigma_at(self, quantile: Tensor) -> Tensor:
+        """σ at the given quantiles of the distribution (``sample`` is this at uniform draws)."""
+        return (math.log(self.sigma_min) + quantile * math.log(self.sigma_max / self.sigma_min)).exp()

@@ -155,6 +155,12 @@ def _static(t: ScoreTerms, r: Tensor, div: Divergence, _: PaperCodeOptions) -> T
     return -div.h(r) * _sample_dot(t.y.detach(), _grad_only(t.x_t))
 
 
+def _by_parts(t: ScoreTerms, r: Tensor, div: Divergence, opt: PaperCodeOptions) -> Tensor:
+    """Theorem B's gradient as static losses weighted by Λ'/π (``by_parts.py``); the caller passes
+    those weights (``weighting.by_parts_weight``): with any other weight this is static mode."""
+    return _static(t, r, div, opt)
+
+
 def _paper_code(t: ScoreTerms, r: Tensor, div: Divergence, opt: PaperCodeOptions) -> Tensor:
     """h·SIM (SiD-α form) + r·k'·DI (+ k·Fisher): the released code, without the 2rh'⟨y,c⟩ term."""
     y_bar = t.y.detach()
@@ -170,6 +176,7 @@ MODES: dict[str, GeneratorMode] = {
     "exact_cv": _exact_cv,
     "sim_sg": _sim_sg,
     "static": _static,
+    "by_parts": _by_parts,
     "paper_code": _paper_code,
 }
 
@@ -182,11 +189,13 @@ def generator_loss(
     ratio: Tensor | float = 1.0,
     weight: Tensor | float = 1.0,
     paper_code: PaperCodeOptions = PaperCodeOptions(),
+    divergence_weight: Tensor | float | None = None,
 ) -> LossOutput:
-    """The Uni-Instruct generator surrogate, E[w(t)·L_mode]; its gradient is ∇_θ D_f^w (mode exact).
+    """The Uni-Instruct generator surrogate, E[w(t)·L_mode]; its gradient is ∇_θ D_f^w (modes exact, by_parts).
 
     ratio: r̄ = p_t/q_t per sample (detached here), or 1 where no ratio estimator is used.
-    weight: w(t) per sample (see ``weighting``), detached here.
+    weight: w(t) per sample (see ``weighting``), detached here; for mode by_parts, ``by_parts_weight``.
+    divergence_weight: the w of the monitored integrand w·h(r̄)·‖ȳ‖² where it is not ``weight`` (by_parts).
     """
     if mode not in MODES:
         raise ValueError(f"unknown generator-loss mode '{mode}' (choices: {', '.join(MODES)})")
@@ -195,7 +204,8 @@ def generator_loss(
     w = _per_sample(weight, batch, terms.y).detach()
     per_sample = w * MODES[mode](terms, r, divergence, paper_code)
     y_bar = terms.y.detach()
-    monitor = w * divergence.h(r) * _sample_dot(y_bar, y_bar)
+    w_monitor = w if divergence_weight is None else _per_sample(divergence_weight, batch, terms.y).detach()
+    monitor = w_monitor * divergence.h(r) * _sample_dot(y_bar, y_bar)
     return _reduce(per_sample, monitor)
 
 

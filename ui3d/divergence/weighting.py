@@ -12,11 +12,18 @@
   gradient is Diff-Instruct's ω·(x̂0_q − x̂0_p).
 
 ``adversarial_weight`` is the same ω for SiDA's generator GAN term (§1.5).
+
+Mode ``by_parts`` (``by_parts.py``) weights each sample's static loss by Λ'/π, built from the
+quadratic modes' weight on the sampler's levels (``time_weight``); mean_abs's ω stays a per-sample
+factor, as it is in ``exact``.
 """
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
+
+from .by_parts import NoiseTable, by_parts_multipliers
 
 WEIGHTINGS: tuple[str, ...] = ("none", "sds", "mean_abs")
 
@@ -38,6 +45,33 @@ def adversarial_weight(x0: Tensor, x0_teacher: Tensor) -> Tensor:
     return mean_abs_omega(x0, x0_teacher) * x0[0].numel()
 
 
+def time_weight(kind: str, alpha: Tensor, sigma: Tensor) -> Tensor:
+    """The part of the quadratic modes' weight that depends on the noise level only."""
+    if kind == "none":
+        return torch.ones_like(sigma)
+    if kind == "sds":
+        return sigma**3 / alpha
+    if kind == "mean_abs":
+        return sigma**4 / (2 * alpha**2)
+    raise ValueError(f"unknown weighting '{kind}' (choices: {', '.join(WEIGHTINGS)})")
+
+
+def by_parts_weight(
+    kind: str, table: NoiseTable, alpha: Tensor | float, sigma: Tensor | float, x0: Tensor,
+    x0_teacher: Tensor | None = None,
+) -> Tensor:
+    """The per-sample weight of mode ``by_parts``: Λ'/π at each sample's level of ``table`` (times
+    mean_abs's ω), for ``generator_loss(mode="by_parts")``."""
+    a, s = _flat(alpha, x0), _flat(sigma, x0)
+    multipliers = by_parts_multipliers(table, time_weight(kind, table.alpha, table.sigma))
+    weight = multipliers[table.index(a, s)].to(x0)
+    if kind == "mean_abs":
+        if x0_teacher is None:
+            raise ValueError("weighting 'mean_abs' needs the teacher's x0 prediction")
+        weight = weight * mean_abs_omega(x0, x0_teacher)
+    return weight.detach()
+
+
 def loss_weight(
     kind: str, mode: str, alpha: Tensor | float, sigma: Tensor | float, x0: Tensor, x0_teacher: Tensor | None = None
 ) -> Tensor:
@@ -46,10 +80,10 @@ def loss_weight(
     if kind == "none":
         return x0.new_ones(x0.shape[0])
     if kind == "sds":
-        return (s**3 / a).detach()
+        return time_weight(kind, a, s).detach()
     if kind == "mean_abs":
         if x0_teacher is None:
             raise ValueError("weighting 'mean_abs' needs the teacher's x0 prediction")
-        scale = s**2 / a**2 if mode == "static" else s**4 / (2 * a**2)
+        scale = s**2 / a**2 if mode == "static" else time_weight(kind, a, s)
         return (scale * mean_abs_omega(x0, x0_teacher)).detach()
     raise ValueError(f"unknown weighting '{kind}' (choices: {', '.join(WEIGHTINGS)})")

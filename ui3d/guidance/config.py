@@ -39,7 +39,7 @@ from ui3d.divergence.table import depends_on_ratio
 @dataclass(frozen=True)
 class GuidanceConfig:
     divergence: str = "fkl"
-    mode: Literal["exact", "exact_cv", "sim_sg", "static", "paper_code"] = "exact"
+    mode: Literal["exact", "exact_cv", "by_parts", "sim_sg", "static", "paper_code"] = "exact"
     weighting: Literal["none", "sds", "mean_abs"] = "mean_abs"
     ratio: Literal["none", "discriminator"] = "discriminator"  # r from the fake score's logit, or r = 1
     max_abs_logit: float = 5.0  # clamp of log r

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from ui3d.diffusion import Noise, NoiseLevel, edm_loss_weight, eps_to_x0, per_sample
 from ui3d.divergence import (
-    LossOutput, PaperCodeOptions, denoising_loss, discriminator_loss, generator_loss, get_divergence, loss_weight,
+    LossOutput, NoiseTable, PaperCodeOptions, by_parts_weight, denoising_loss, discriminator_loss, generator_loss, get_divergence, loss_weight,
     ScoreTerms, ratio_from_logits, score_terms_from_eps,
 )
 from ui3d.guidance.config import GuidanceConfig
@@ -116,13 +116,17 @@ class Guidance:
                    ratio_available=ratio_available)
 
     def generator_loss(self, x: Tensor, noise: Noise, cond: Conditioning = Conditioning(),
-                       adversarial: bool = False) -> GeneratorTurn:
-        """The loss whose gradient drives the producer of x (with graph) at x_t = α·x + σ·ε."""
+                       adversarial: bool = False, levels: NoiseTable | None = None) -> GeneratorTurn:
+        """The loss whose gradient drives the producer of x (with graph) at x_t = α·x + σ·ε.
+
+        ``levels``: the noise levels the caller's sampler draws from, needed by mode ``by_parts``."""
         cfg = self.cfg
+        if cfg.mode == "by_parts" and levels is None:
+            raise ValueError("mode 'by_parts' needs the sampler's noise levels (levels=)")
         x_t = noise.apply(x)
-        # Static mode uses only detached scores: skip the graph through the networks (memory, time),
-        # unless the adversarial term needs the logit's.
-        graph = (cfg.mode != "static" or adversarial) and torch.is_grad_enabled()
+        # Static and by-parts modes use only detached scores: skip the graph through the networks
+        # (memory, time), unless the adversarial term needs the logit's.
+        graph = (cfg.mode not in ("static", "by_parts") or adversarial) and torch.is_grad_enabled()
         net_input = x_t if graph else x_t.detach()
         with frozen(self.teacher), frozen(self.fake), torch.set_grad_enabled(graph):
             eps_y = self.score_teacher.predict(net_input, noise.level, cond)
@@ -142,16 +146,21 @@ class Guidance:
         teacher_x0 = eps_to_x0(x_t, eps_p, alpha, sigma).detach()
         terms = score_terms_from_eps(x_t, eps_y, eps_q, noise.eps, sigma)
         weight = loss_weight(cfg.weighting, cfg.mode, alpha, sigma, x, teacher_x0)
-        out = generator_loss(terms, self.divergence, mode=cfg.mode, ratio=ratio, weight=weight, paper_code=self.paper_code)
+        divergence_weight, push_weight = None, loss_weight(cfg.weighting, "static", alpha, sigma, x, teacher_x0)
+        if cfg.mode == "by_parts":
+            divergence_weight = weight
+            weight = push_weight = by_parts_weight(cfg.weighting, levels, alpha, sigma, x, teacher_x0)
+        out = generator_loss(terms, self.divergence, mode=cfg.mode, ratio=ratio, weight=weight,
+                             paper_code=self.paper_code, divergence_weight=divergence_weight)
         if self.cfg_apart:
-            out = self._with_cfg_push(out, x_t, (eps_y - eps_p).detach() / sigma, ratio, alpha, sigma, x, teacher_x0)
+            out = self._with_cfg_push(out, x_t, (eps_y - eps_p).detach() / sigma, ratio, push_weight)
         return GeneratorTurn(out.loss, out.per_sample, out.nonfinite, out.divergence, teacher_x0, logit)
 
-    def _with_cfg_push(self, out: LossOutput, x_t: Tensor, y_cfg: Tensor, ratio: Tensor | float, alpha: Tensor,
-                       sigma: Tensor, x: Tensor, teacher_x0: Tensor) -> LossOutput:
+    def _with_cfg_push(self, out: LossOutput, x_t: Tensor, y_cfg: Tensor, ratio: Tensor | float,
+                       weight: Tensor) -> LossOutput:
         """``out`` plus the part of y that CFG adds, y_cfg = (ε̂_cond − ε̂_guided)/σ, in static mode's
-        direction and weight: so in static mode the sum is the guided teacher's static loss exactly."""
-        weight = loss_weight(self.cfg.weighting, "static", alpha, sigma, x, teacher_x0)
+        direction with ``weight`` (static's, or by_parts'): so in those modes the sum is the guided
+        teacher's loss exactly."""
         push = generator_loss(ScoreTerms(x_t, y_cfg, torch.zeros_like(y_cfg)), self.divergence, mode="static",
                               ratio=ratio, weight=weight)
         per_sample = out.per_sample + push.per_sample
