@@ -455,7 +455,7 @@ def _add_distill(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mixture", help='gmm2d: JSON {"means": [[x, y], ...], "stds": [...], "weights": [...]} '
                                      "(default: the 8-mode ring)")
     p.add_argument("--divergence", help="rkl, fkl, jeffreys, jkl, js, chi2, hellinger, softened_rkl or alpha:<a> " + FROM_PRESET)
-    p.add_argument("--mode", help="exact, exact_cv, sim_sg, static or paper_code " + FROM_PRESET)
+    p.add_argument("--mode", help="exact, exact_cv, by_parts, sim_sg, static or paper_code " + FROM_PRESET)
     p.add_argument("--gan-weight", type=float, help="image teachers: weight of the generator's adversarial term "
                                                     "(0 = off) " + FROM_PRESET)
     p.add_argument("--oracle", help="gmm2d: learned (fake score + discriminator) or exact (closed-form scores and "

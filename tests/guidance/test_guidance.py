@@ -119,3 +119,50 @@ def test_cfg_out_of_y_needs_a_teacher_with_cfg():
     teacher, fake = _mixtures()
     with pytest.raises(ValueError, match="cfg_in_y=false: this teacher has no CFG"):
         Guidance(GuidanceConfig(cfg_in_y=False), MixtureTeacher(teacher), fake)
+
+
+def test_by_parts_is_static_with_each_sample_weighted_by_its_levels_multiplier():
+    """Mode by_parts: per sample the static gradient times Λ'/π of the sample's level (mean_abs: times
+    ω too), looked up in the sampler's table; without the table it refuses to guess."""
+    from ui3d.diffusion import LogUniformSigma
+    from ui3d.divergence import by_parts_multipliers, time_weight
+    from ui3d.guidance.levels import log_uniform_levels
+
+    teacher, fake = _mixtures()
+    levels = log_uniform_levels(LogUniformSigma(0.05, 8.0))
+    g = torch.Generator().manual_seed(4)
+    x0 = torch.randn(6, 2, dtype=F64, generator=g) * 3
+    sigma = levels.sigma[torch.tensor([5, 100, 400, 700, 990, 1020])]  # both ramps and the middle
+    noise = Noise.edm(sigma, torch.randn(6, 2, dtype=F64, generator=g))
+    grads = {}
+    for mode in ("static", "by_parts"):
+        x = x0.clone().requires_grad_(True)
+        cfg = GuidanceConfig(divergence="fkl", mode=mode, weighting="none", max_abs_logit=50.0)
+        Guidance(cfg, MixtureTeacher(teacher), fake).generator_loss(x, noise, levels=levels).loss.backward()
+        grads[mode] = x.grad
+    m = by_parts_multipliers(levels, time_weight("none", levels.alpha, levels.sigma))
+    factor = m[torch.tensor([5, 100, 400, 700, 990, 1020])][:, None]
+    torch.testing.assert_close(grads["by_parts"], factor * grads["static"], rtol=1e-9, atol=1e-14)
+    assert (factor < 0).any() and (factor > 0).any()  # the top ramp raises the static divergence
+    with pytest.raises(ValueError, match="levels"):
+        Guidance(GuidanceConfig(mode="by_parts"), MixtureTeacher(teacher), fake).generator_loss(x0, noise)
+
+
+def test_each_samplers_level_table():
+    """The tables by_parts weights by: the 3D integer grid (equally likely), SiD's σ snapped to the
+    teacher's grid (the lumps at both ends hold what snaps there), the 2-D log-uniform σ."""
+    from ui3d.diffusion import LogUniformSigma, SiDSigma, UniformTimesteps, VPSchedule, snap_sigma
+    from ui3d.guidance.levels import log_uniform_levels, snapped_sid_levels, vp_levels
+
+    schedule = VPSchedule.scaled_linear()
+    vp = vp_levels(schedule, UniformTimesteps(0.02, 0.98))
+    assert vp.u.numel() == 960 and torch.allclose(vp.prob, torch.full((960,), 1 / 960, dtype=F64))
+    assert vp_levels(schedule, UniformTimesteps(0.02, 0.98, t_max_final=0.5, anneal_end=10), step=10).u.numel() == 480
+    sid = SiDSigma()
+    table = snapped_sid_levels(sid, schedule)
+    draws = snap_sigma(schedule, sid.sample(200_000, torch.Generator().manual_seed(0)))
+    top, bottom = float((draws == draws.max()).double().mean()), float((draws == draws.min()).double().mean())
+    assert float(table.prob[-1]) == pytest.approx(top, abs=0.003) and float(table.prob[0]) == pytest.approx(bottom, abs=0.003)
+    assert float(table.prob.sum()) == pytest.approx(1.0)
+    flat = log_uniform_levels(LogUniformSigma(0.05, 8.0), n=64)
+    assert torch.allclose(flat.u.diff(), flat.u.diff()[:1].expand(63)) and float(flat.sigma[0]) > 0.05

@@ -198,3 +198,30 @@ def test_fake_steps_give_the_fake_score_k_updates_per_scene_step(tmp_path):
     assert counts == {"scene": 1, "fake": 3}
     with pytest.raises(ValueError, match="fake_steps"):
         text_to_3d_config(GenerateRequest(prompt="a red cube", config=DEBUG, overrides=("fake_steps=0",)))
+
+
+def test_by_parts_weights_come_from_the_timesteps_drawn_at_this_step(tmp_path, monkeypatch):
+    """Mode by_parts: each scene step hands the guidance the table of the timesteps it draws from at
+    that step (annealing moves the top)."""
+    from systems.base import NonFiniteWatch
+    from systems.resolve import GenerateRequest, text_to_3d_config
+    from systems.text_to_3d import prepare, train_step
+    from ui3d.guidance import Guidance
+
+    overrides = ("guidance.mode=by_parts", "guidance.t_max_final=0.5", "guidance.anneal_start=0", "guidance.anneal_end=1")
+    cfg = text_to_3d_config(GenerateRequest(prompt="a red cube", config=DEBUG, overrides=overrides))
+    job = prepare(cfg, tmp_path / "run", resume=False)
+    seen, original = [], Guidance.generator_loss
+
+    def spy(self, *args, **kwargs):
+        seen.append(kwargs["levels"])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Guidance, "generator_loss", spy)
+    before = [p.detach().clone() for p in job.scene.parameters()]
+    for _ in range(2):
+        row = train_step(job, NonFiniteWatch(3))
+        job.step += 1
+    assert [levels.u.numel() for levels in seen] == [960, 480]  # t in [20, 979], then [20, 499]
+    assert math.isfinite(row["divergence"])
+    assert any(not torch.equal(a, b) for a, b in zip(before, job.scene.parameters()))
