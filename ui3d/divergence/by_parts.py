@@ -50,7 +50,7 @@ class NoiseTable:
     def from_draws(alpha: Tensor, sigma: Tensor) -> "NoiseTable":
         """From equally likely draws (a sampler's quantiles, or each level of a uniform grid once);
         draws at the same level are merged and their probabilities added."""
-        a, s = alpha.double().reshape(-1), sigma.double().reshape(-1).expand_as(alpha.reshape(-1))
+        a, s = torch.broadcast_tensors(alpha.double().reshape(-1), sigma.double().reshape(-1))
         u = (s / a).log()
         levels, inverse, counts = torch.unique(u, sorted=True, return_inverse=True, return_counts=True)
         if levels.numel() < 3:
@@ -85,9 +85,7 @@ def by_parts_multipliers(table: NoiseTable, time_weight: Tensor) -> Tensor:
     taper = _smoothstep((u - u[0]) / ramp) * _smoothstep((u[-1] - u) / ramp)
     lam = prob * time_weight.double() * taper / table.sigma**2
     n = u.numel()
-    up = torch.arange(n).clamp(max=n - 1) + 1  # the neighbours each level's difference reaches
-    up[-1] = n - 1
-    down = (torch.arange(n) - 1).clamp(min=0)
+    up, down = (torch.arange(n) + 1).clamp(max=n - 1), (torch.arange(n) - 1).clamp(min=0)  # each difference's ends
     per_step = lam / (u[up] - u[down])  # Λ_j/(u_up − u_down): ∇D_up gets −, ∇D_down gets +
     coefficient = torch.zeros_like(lam).index_add_(0, down, per_step).index_add_(0, up, -per_step)
     return coefficient / prob
