@@ -22,8 +22,8 @@ D_f = (1−κ)D_p + κD_q, E⟨y, c⟩ = κ(1−κ)·E‖s_p − s_q‖², a bia
 (``tests/divergence/test_fake_lag.py``). Measured on the cube after 40 steps of this preset
 (``python -m systems.measure_terms``, 8 batches): the DI term's gradient is 709× (median; 143–21 000×)
 the static one, and the mean ⟨ȳ, c̄⟩ is −134 where it should be 0. ``mode=exact`` stays available
-(``guidance.mode=exact``); the image and 2-D presets run ``exact`` (reverse KL for images, where that
-term vanishes).
+(``guidance.mode=exact``); the 2-D preset runs ``exact``, the built-in image preset reverse KL
+``by_parts`` (measured better than ``exact`` there, docs/benchmarks.md).
 
 ``mode=by_parts`` computes the exact gradient without that term (Theorem A integrated by parts over the
 noise level, ``ui3d/divergence/by_parts.py``): forward KL then makes the cube, torus and owl, but on
