@@ -104,6 +104,11 @@ class ImageDistillConfig:
                      adam_beta2=(0, 1), adam_eps=(0, None), t_max=(0, 1))
 
     @property
+    def generator_sigma(self) -> SiDSigma:
+        """The generator turn's noise levels (before snapping to the teacher's grid)."""
+        return SiDSigma(t_max=self.t_max, sigma_min=self.generator_sigma_min)
+
+    @property
     def warmup_iterations(self) -> int:
         return math.ceil(self.warmup_images / self.batch)
 
@@ -179,7 +184,7 @@ def build(cfg: ImageDistillConfig, teacher: ImageTeacher) -> Nets:
     guidance = Guidance(cfg.guidance, teacher_score, fake, EDMDenoisingWeight(cfg.sigma_data))
     levels = None
     if cfg.guidance.mode == "by_parts":
-        levels = snapped_sid_levels(SiDSigma(t_max=cfg.t_max, sigma_min=cfg.generator_sigma_min), teacher.schedule)
+        levels = snapped_sid_levels(cfg.generator_sigma, teacher.schedule)
     return Nets(guidance, gen, ema, opt_g, opt_f, levels)
 
 
@@ -196,7 +201,7 @@ class Batches:
         self.dev = torch.device(cfg.device)
         self.shape = (teacher.channels, teacher.resolution, teacher.resolution)
         self.fake_sigma = LogNormalSigma(cfg.fake_p_mean, cfg.fake_p_std)
-        self.gen_sigma = SiDSigma(t_max=cfg.t_max, sigma_min=cfg.generator_sigma_min)
+        self.gen_sigma = cfg.generator_sigma
 
     def draw(self, g: torch.Generator, sigma_sampler, with_real: bool) -> dict:
         b, s = self.cfg.batch, self.shard

@@ -155,12 +155,6 @@ def _static(t: ScoreTerms, r: Tensor, div: Divergence, _: PaperCodeOptions) -> T
     return -div.h(r) * _sample_dot(t.y.detach(), _grad_only(t.x_t))
 
 
-def _by_parts(t: ScoreTerms, r: Tensor, div: Divergence, opt: PaperCodeOptions) -> Tensor:
-    """Theorem B's gradient as static losses weighted by Λ'/π (``by_parts.py``); the caller passes
-    those weights (``weighting.by_parts_weight``): with any other weight this is static mode."""
-    return _static(t, r, div, opt)
-
-
 def _paper_code(t: ScoreTerms, r: Tensor, div: Divergence, opt: PaperCodeOptions) -> Tensor:
     """h·SIM (SiD-α form) + r·k'·DI (+ k·Fisher): the released code, without the 2rh'⟨y,c⟩ term."""
     y_bar = t.y.detach()
@@ -176,7 +170,9 @@ MODES: dict[str, GeneratorMode] = {
     "exact_cv": _exact_cv,
     "sim_sg": _sim_sg,
     "static": _static,
-    "by_parts": _by_parts,
+    # Theorem B's gradient as static losses weighted by Λ'/π (by_parts.py): the caller passes those
+    # weights (weighting.by_parts_weight); with any other weight this is static mode
+    "by_parts": _static,
     "paper_code": _paper_code,
 }
 

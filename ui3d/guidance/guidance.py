@@ -27,8 +27,8 @@ from torch import Tensor, nn
 
 from ui3d.diffusion import Noise, NoiseLevel, edm_loss_weight, eps_to_x0, per_sample
 from ui3d.divergence import (
-    LossOutput, NoiseTable, PaperCodeOptions, by_parts_weight, denoising_loss, discriminator_loss, generator_loss, get_divergence, loss_weight,
-    ScoreTerms, ratio_from_logits, score_terms_from_eps,
+    LossOutput, NoiseTable, PaperCodeOptions, by_parts_weight, denoising_loss, discriminator_loss, generator_loss,
+    get_divergence, loss_weight, ScoreTerms, ratio_from_logits, score_terms_from_eps,
 )
 from ui3d.guidance.config import GuidanceConfig
 from ui3d.guidance.fake.base import FakeScore
@@ -36,6 +36,7 @@ from ui3d.teachers.guided import GuidedTeacher
 from ui3d.teachers.protocol import Conditioning, ScoreModel, Teacher
 
 DenoisingWeight = Callable[[NoiseLevel], Tensor | float]  # per-sample weight of ‖ε̂_q − ε‖²
+LINEAR_MODES = ("static", "by_parts")  # losses linear in the detached scores: no graph through the networks
 
 
 def eps_mse(level: NoiseLevel) -> float:
@@ -126,7 +127,7 @@ class Guidance:
         x_t = noise.apply(x)
         # Static and by-parts modes use only detached scores: skip the graph through the networks
         # (memory, time), unless the adversarial term needs the logit's.
-        graph = (cfg.mode not in ("static", "by_parts") or adversarial) and torch.is_grad_enabled()
+        graph = (cfg.mode not in LINEAR_MODES or adversarial) and torch.is_grad_enabled()
         net_input = x_t if graph else x_t.detach()
         with frozen(self.teacher), frozen(self.fake), torch.set_grad_enabled(graph):
             eps_y = self.score_teacher.predict(net_input, noise.level, cond)
@@ -146,13 +147,14 @@ class Guidance:
         teacher_x0 = eps_to_x0(x_t, eps_p, alpha, sigma).detach()
         terms = score_terms_from_eps(x_t, eps_y, eps_q, noise.eps, sigma)
         weight = loss_weight(cfg.weighting, cfg.mode, alpha, sigma, x, teacher_x0)
-        divergence_weight, push_weight = None, loss_weight(cfg.weighting, "static", alpha, sigma, x, teacher_x0)
+        divergence_weight = None
         if cfg.mode == "by_parts":
-            divergence_weight = weight
-            weight = push_weight = by_parts_weight(cfg.weighting, levels, alpha, sigma, x, teacher_x0)
+            divergence_weight, weight = weight, by_parts_weight(cfg.weighting, levels, alpha, sigma, x, teacher_x0)
         out = generator_loss(terms, self.divergence, mode=cfg.mode, ratio=ratio, weight=weight,
                              paper_code=self.paper_code, divergence_weight=divergence_weight)
-        if self.cfg_apart:
+        if self.cfg_apart:  # in the linear modes the push takes the mode's own weight, else static's
+            push_weight = weight if cfg.mode in LINEAR_MODES else loss_weight(cfg.weighting, "static", alpha, sigma,
+                                                                                 x, teacher_x0)
             out = self._with_cfg_push(out, x_t, (eps_y - eps_p).detach() / sigma, ratio, push_weight)
         return GeneratorTurn(out.loss, out.per_sample, out.nonfinite, out.divergence, teacher_x0, logit)
 

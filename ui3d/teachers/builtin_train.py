@@ -177,7 +177,9 @@ def denoising_loss(
     camera: Tensor | None = None,
     eps: Tensor | None = None,
 ) -> Tensor:
-    """Mean ε-MSE at random (or given) timesteps and noise; min-SNR-γ weighted when γ is given."""
+    """Mean ε-MSE at random (or given) timesteps and noise; min-SNR-γ weighted when γ is given.
+
+    The schedule lives on x0's device (the trainer puts it there once); drawn t and ε are CPU draws."""
     b = x0.shape[0]
     if t is None:
         t = torch.randint(0, schedule.num_train_timesteps, (b,), generator=generator)
