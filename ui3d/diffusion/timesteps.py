@@ -85,6 +85,11 @@ class SiDSigma:
         """σ at the given quantiles of the distribution (``sample`` is this at uniform draws)."""
         return karras_sigma_from_t(quantile * self.t_max, self.sigma_min, self.sigma_max, self.rho)
 
+    def cdf(self, sigma: Tensor) -> Tensor:
+        """The share of draws at or below σ (the inverse of ``sigma_at``, clamped to [0, 1])."""
+        lo, hi = self.sigma_min ** (1 / self.rho), self.sigma_max ** (1 / self.rho)
+        return ((sigma ** (1 / self.rho) - lo) / (hi - lo) / self.t_max).clamp(0, 1)
+
 
 @dataclass(frozen=True)
 class LogUniformSigma:

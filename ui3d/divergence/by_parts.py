@@ -51,13 +51,21 @@ class NoiseTable:
         """From equally likely draws (a sampler's quantiles, or each level of a uniform grid once);
         draws at the same level are merged and their probabilities added."""
         a, s = torch.broadcast_tensors(alpha.double().reshape(-1), sigma.double().reshape(-1))
+        levels, inverse, counts = torch.unique((s / a).log(), sorted=True, return_inverse=True, return_counts=True)
+        first = torch.full_like(levels, a.numel(), dtype=torch.long).scatter_reduce(
+            0, inverse, torch.arange(a.numel()), "amin")
+        return NoiseTable.from_levels(a[first], s[first], counts.double())
+
+    @staticmethod
+    def from_levels(alpha: Tensor, sigma: Tensor, prob: Tensor) -> "NoiseTable":
+        """From distinct levels and their probabilities (normalised here; levels with none dropped)."""
+        keep = prob.reshape(-1) > 0
+        a, s, p = (v.double().reshape(-1)[keep] for v in (alpha, sigma, prob))
+        if p.numel() < 3:
+            raise ValueError(f"mode 'by_parts' needs a range of noise levels, got {p.numel()}")
         u = (s / a).log()
-        levels, inverse, counts = torch.unique(u, sorted=True, return_inverse=True, return_counts=True)
-        if levels.numel() < 3:
-            raise ValueError(f"mode 'by_parts' needs a range of noise levels, got {levels.numel()}")
-        first = torch.full_like(levels, u.numel(), dtype=torch.long).scatter_reduce(
-            0, inverse, torch.arange(u.numel()), "amin")
-        return NoiseTable(levels, counts.double() / u.numel(), a[first], s[first])
+        order = u.argsort()
+        return NoiseTable(u[order], p[order] / p.sum(), a[order], s[order])
 
     def index(self, alpha: Tensor, sigma: Tensor) -> Tensor:
         """The table's level nearest (in u) to each sample's."""

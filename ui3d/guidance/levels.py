@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import torch
 
-from ui3d.diffusion import LogUniformSigma, SiDSigma, UniformTimesteps, VPSchedule, snap_sigma
+from ui3d.diffusion import LogUniformSigma, SiDSigma, UniformTimesteps, VPSchedule
 from ui3d.divergence import NoiseTable
 
-QUANTILES = 100_000  # draws at evenly spaced quantiles that stand for a continuous sampler
 
 
-def _quantiles(n: int = QUANTILES) -> torch.Tensor:
+def _quantiles(n: int) -> torch.Tensor:
     return (torch.arange(n, dtype=torch.float64) + 0.5) / n
 
 
@@ -22,10 +21,13 @@ def vp_levels(schedule: VPSchedule, timesteps: UniformTimesteps, step: int = 0) 
 
 
 def snapped_sid_levels(sampler: SiDSigma, schedule: VPSchedule) -> NoiseTable:
-    """Image distillation: SiD's σ, snapped to the teacher's timestep grid (each snapped level's
-    probability is the share of quantiles that land on it)."""
-    sigma = snap_sigma(schedule, sampler.sigma_at(_quantiles()).float()).double()
-    return NoiseTable.from_draws(torch.ones_like(sigma), sigma)
+    """Image distillation: SiD's σ, snapped to the teacher's timestep grid. ``snap_sigma`` takes the
+    nearest level in log σ, so a level holds the draws between the geometric midpoints to its
+    neighbours: its probability is the sampler's CDF across them."""
+    grid = schedule.edm_sigma(torch.arange(schedule.num_train_timesteps)).double()
+    edges = torch.cat([grid.new_zeros(1), (grid[1:] * grid[:-1]).sqrt(), grid.new_full((1,), float("inf"))])
+    cdf = sampler.cdf(edges)
+    return NoiseTable.from_levels(torch.ones_like(grid), grid, cdf[1:] - cdf[:-1])
 
 
 def log_uniform_levels(sampler: LogUniformSigma, n: int = 1024) -> NoiseTable:
