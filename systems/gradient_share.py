@@ -1,0 +1,235 @@
+"""Who carries the generator's gradient in the 2-D benchmark?
+
+At every generator step it takes the per-sample gradients g_i = ∂L/∂x_i of the guidance's loss with
+respect to the generator's outputs and records, over the batch of B:
+
+- the effective sample size (Σ‖g_i‖)² / Σ‖g_i‖² (B when every sample pulls equally, 1 when one does);
+- the share of Σ‖g_i‖ held by the largest sample;
+- the off-mode samples' share of Σ‖g_i‖ against their share of the batch (off-mode: farther than
+  3 standard deviations from the nearest mode, as ``ui3d.metrics.mode_stats`` counts them).
+
+With ``--truncate`` the divergence's weight h(r̄) is truncated at √B × its batch mean (truncated
+importance sampling: the cap grows with B, so the gradient stays consistent) to test whether the
+concentration itself is what fails.
+
+With ``--values N`` it also reads, for every trained generator, each listed divergence's own value
+D_f(p_σ‖q_σ) = E_{x~p_σ}[f(r)/r] at σ in :data:`VALUE_SIGMAS`, q_σ being the Gaussian-smoothed
+empirical measure of N and of 4N generator samples: is the run's end a point its divergence prefers?
+(A value that moves between N and 4N samples is carried by the few places where q_σ has almost no
+mass.)
+
+As a command (medians per phase of training; seeds run one after another)::
+
+    python -m systems.gradient_share --out DIR --divergences chi2,fkl --seeds 3 [--truncate] [--values N] [key=value overrides]
+
+writes steps.json (one row per seed × generator step), results.json and table.md (values.md with ``--values``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from systems.distill_2d import Distill2DConfig, TrainHooks, run
+from ui3d.diffusion import LogUniformSigma, Noise
+from ui3d.divergence import Divergence, get_divergence
+from ui3d.errors import UserError
+from ui3d.generator import MLPGenerator
+from ui3d.guidance import GeneratorTurn, Guidance
+from ui3d.guidance.levels import log_uniform_levels
+from ui3d.io import atomic_write_text, write_json
+from ui3d.teachers.exact import GaussianMixture, load_mixture_json, log_density_ratio
+
+PHASES = ((0, 200), (200, 1000), (1000, None))  # generator steps: start, middle, end
+VALUE_SIGMAS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+VALUE_POINTS = 4000  # draws from p_σ per value
+
+
+def effective_sample_size(norms: Tensor) -> float:
+    """(Σ g)² / Σ g² over the batch of per-sample gradient norms g ≥ 0 (0 when all are 0)."""
+    total, square = float(norms.sum()), float((norms * norms).sum())
+    return total * total / square if square > 0 else 0.0
+
+
+def truncated(div: Divergence) -> Divergence:
+    """``div`` with h(r̄) capped at √B × its batch mean (B = the batch r̄ comes in)."""
+    def h(r: Tensor) -> Tensor:
+        value = div.h(r)
+        if value.ndim == 0 or value.numel() < 2:
+            return value
+        return torch.minimum(value, value.mean() * math.sqrt(value.numel()))
+    return replace(div, h=h)
+
+
+def off_mode(x: Tensor, teacher: GaussianMixture) -> Tensor:
+    """[B] bool: farther than 3 standard deviations from the nearest mode."""
+    distance, nearest = torch.cdist(x, teacher.means.to(x)).min(dim=1)
+    return distance > 3 * teacher.stds.to(x)[nearest]
+
+
+def step_reading(grads: Tensor, off: Tensor) -> dict:
+    """One step's figures from the per-sample gradients [B, D] and the off-mode mask [B]."""
+    norms = grads.norm(dim=1)
+    total = float(norms.sum())
+    return {
+        "ess": effective_sample_size(norms),
+        "top1_share": float(norms.max()) / total if total > 0 else 0.0,
+        "off_share": float(norms[off].sum()) / total if total > 0 else 0.0,
+        "off_fraction": float(off.float().mean()),
+    }
+
+
+def divergence_values(divergences: list[Divergence], teacher: GaussianMixture, samples: Tensor, sigma: float,
+                      points: int, g: torch.Generator, chunk: int = 256) -> list[float]:
+    """Each D_f(p_σ‖q_σ) = E_{x~p_σ}[f(r)/r], r = p_σ/q_σ, q_σ the empirical measure of ``samples``
+    smoothed by N(0, σ²) (float64; one set of draws for all divergences). log r is clamped to ±700
+    (exp stays finite): a value near 1e300 reads "q_σ has no mass where p_σ draws"."""
+    p = teacher.to(dtype=torch.float64)
+    q = GaussianMixture.empirical(samples.to(torch.float64))
+    x = p.sample(points, g) + sigma * torch.randn(points, p.dim, generator=g, dtype=torch.float64)
+    r = torch.cat([log_density_ratio(p, q, part, sigma) for part in x.split(chunk)]).clamp(-700, 700).exp()
+    return [float((div.f(r) / r).mean()) for div in divergences]
+
+
+@dataclass
+class GradientShare:
+    """The training hook: the guidance's own loss, read per sample before it is returned."""
+
+    cfg: Distill2DConfig
+    teacher: GaussianMixture
+    truncate: bool = False
+    rows: list[dict] = field(default_factory=list)
+    generator: MLPGenerator | None = None  # the run's generator, kept by ``after_step``
+
+    def __post_init__(self) -> None:
+        sigmas = LogUniformSigma(self.cfg.sigma_min, self.cfg.sigma_max)
+        self.levels = log_uniform_levels(sigmas) if self.cfg.guidance.mode == "by_parts" else None
+        self.truncated_divergence = truncated(get_divergence(self.cfg.guidance.divergence))
+
+    def generator_loss(self, guidance: Guidance, x_g: Tensor, noise: Noise) -> GeneratorTurn:
+        if self.truncate:  # the exact oracle's Guidance is new at every step
+            guidance.divergence = self.truncated_divergence
+        turn = guidance.generator_loss(x_g, noise, levels=self.levels)
+        (grads,) = torch.autograd.grad(turn.loss, x_g, retain_graph=True)
+        self.rows.append(step_reading(grads.detach(), off_mode(x_g.detach(), self.teacher)))
+        return turn
+
+    def after_step(self, step: int, generator: MLPGenerator, fake) -> None:
+        self.generator = generator
+
+
+def phase_medians(rows: list[dict]) -> list[dict]:
+    """Per phase of :data:`PHASES` that has rows: the median of every figure."""
+    out = []
+    for start, end in PHASES:
+        part = rows[start:end]
+        if part:
+            out.append({"steps": f"{start}–{end if end is not None else len(rows)}",
+                        **{k: statistics.median(r[k] for r in part) for k in part[0]}})
+    return out
+
+
+def value_rows(share: GradientShare, divergences: list[str], kde_samples: int, seed: int) -> list[dict]:
+    """Each listed divergence's value at every σ of :data:`VALUE_SIGMAS`, from N and 4N samples."""
+    g = torch.Generator().manual_seed(10_000 + seed)
+    rows = []
+    for n in (kde_samples, 4 * kde_samples):
+        with torch.no_grad():
+            samples = share.generator(share.generator.sample_latent(n, g))
+        by_sigma = [divergence_values([get_divergence(d) for d in divergences], share.teacher, samples, sigma,
+                                      VALUE_POINTS, g) for sigma in VALUE_SIGMAS]
+        rows += [{"measured": d, "q_samples": n, "values": [v[i] for v in by_sigma]} for i, d in enumerate(divergences)]
+    return rows
+
+
+def measure(base: Distill2DConfig, divergences: list[str], seeds: int, truncate: bool, out_dir: Path,
+            kde_samples: int = 0) -> str:
+    teacher = load_mixture_json(base.mixture) if base.mixture else GaussianMixture.ring()
+    steps, results = [], []
+    for div in divergences:
+        for seed in range(seeds):
+            cfg = replace(base, guidance=replace(base.guidance, divergence=div), seed=seed)
+            share = GradientShare(cfg, teacher, truncate)
+            metrics = run(cfg, teacher, out_dir / f"{div}_s{seed}", progress=False,
+                          hooks=TrainHooks(generator_loss=share.generator_loss, after_step=share.after_step))
+            steps += [{"divergence": div, "seed": seed, "step": i, **r} for i, r in enumerate(share.rows)]
+            results.append({"divergence": div, "seed": seed, "modes_covered": metrics["modes_covered"],
+                            "phases": phase_medians(share.rows),
+                            "values": value_rows(share, divergences, kde_samples, seed) if kde_samples else []})
+    write_json(out_dir / "steps.json", steps)
+    write_json(out_dir / "results.json", results)
+    text = table(results, base.batch, truncate)
+    atomic_write_text(out_dir / "table.md", text)
+    if kde_samples:
+        values = values_table(results)
+        atomic_write_text(out_dir / "values.md", values)
+        text += "\n" + values
+    return text
+
+
+def values_table(results: list[dict]) -> str:
+    """Markdown: one row per trained run × measured divergence × sample count."""
+    sigmas = " | ".join(f"σ = {s:g}" for s in VALUE_SIGMAS)
+    lines = [f"| trained with | seed | modes | measured | q samples | {sigmas} |",
+             "|---|---|---|---|---|" + "---|" * len(VALUE_SIGMAS)]
+    for r in results:
+        for v in r["values"]:
+            cells = " | ".join(f"{x:.3g}" for x in v["values"])
+            lines.append(f"| {r['divergence']} | {r['seed']} | {r['modes_covered']} | {v['measured']} | "
+                         f"{v['q_samples']} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
+def table(results: list[dict], batch: int, truncate: bool) -> str:
+    """Markdown: per divergence and phase, the medians over seeds (per-seed modes covered)."""
+    lines = [f"batch {batch}, h(r̄) {'truncated at √B × mean' if truncate else 'as is'}", "",
+             "| divergence | modes covered (per seed) | steps | effective sample size | largest sample's share | "
+             "off-mode: share of gradient / of batch |", "|---|---|---|---|---|---|"]
+    for div in dict.fromkeys(r["divergence"] for r in results):
+        rows = [r for r in results if r["divergence"] == div]
+        modes = ", ".join(str(r["modes_covered"]) for r in rows)
+        for i, phase in enumerate(rows[0]["phases"]):
+            med = {k: statistics.median(r["phases"][i][k] for r in rows if i < len(r["phases"]))
+                   for k in ("ess", "top1_share", "off_share", "off_fraction")}
+            lines.append(f"| {div} | {modes if i == 0 else ''} | {phase['steps']} | {med['ess']:.1f} | "
+                         f"{med['top1_share']:.2f} | {med['off_share']:.2f} / {med['off_fraction']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from systems.bench_2d import BENCH_DIVERGENCES
+    from systems.resolve import resolve
+
+    p = argparse.ArgumentParser(prog="gradient_share", description=__doc__.splitlines()[0])
+    p.add_argument("--out", required=True)
+    p.add_argument("--divergences", default="chi2,fkl")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--truncate", action="store_true", help="cap h(r̄) at √B × its batch mean")
+    p.add_argument("--values", type=int, default=0, metavar="N",
+                   help="also read each divergence's value at the end, q_σ from N and 4N generator samples")
+    p.add_argument("--config", help="a YAML preset of systems.distill_2d (default: its class defaults)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides (Distill2DConfig)")
+    args = p.parse_intermixed_args(argv)
+    try:
+        names = [d.strip() for d in args.divergences.split(",") if d.strip()]
+        if unknown := [d for d in names if d not in BENCH_DIVERGENCES]:
+            raise UserError(f"--divergences: unknown {unknown}; choices: {', '.join(BENCH_DIVERGENCES)}")
+        if args.seeds < 1 or args.values < 0:
+            raise UserError(f"--seeds must be positive and --values not negative, got {args.seeds} and {args.values}")
+        base = resolve(Distill2DConfig, args.config, overrides=args.overrides)
+        print(measure(base, names, args.seeds, args.truncate, Path(args.out), args.values), end="")
+        return 0
+    except UserError as err:
+        print(f"gradient_share: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
