@@ -16,7 +16,8 @@ With ``--values N`` it also reads, for every trained generator, each listed dive
 D_f(p_σ‖q_σ) = E_{x~p_σ}[f(r)/r] at σ in :data:`VALUE_SIGMAS`, q_σ being the Gaussian-smoothed
 empirical measure of N and of 4N generator samples: is the run's end a point its divergence prefers?
 (A value that moves between N and 4N samples is carried by the few places where q_σ has almost no
-mass.)
+mass. The draws come from p_σ, so for reverse-KL-like f, whose f(r)/r is large where p_σ ≪ q_σ, the
+reading is noisy at small σ.)
 
 As a command (medians per phase of training; seeds run one after another)::
 
