@@ -140,12 +140,12 @@ def phase_medians(rows: list[dict]) -> list[dict]:
 def value_rows(share: GradientShare, divergences: list[str], kde_samples: int, seed: int) -> list[dict]:
     """Each listed divergence's value at every σ of :data:`VALUE_SIGMAS`, from N and 4N samples."""
     g = torch.Generator().manual_seed(10_000 + seed)
+    measured = [get_divergence(d) for d in divergences]
     rows = []
     for n in (kde_samples, 4 * kde_samples):
         with torch.no_grad():
             samples = share.generator(share.generator.sample_latent(n, g))
-        by_sigma = [divergence_values([get_divergence(d) for d in divergences], share.teacher, samples, sigma,
-                                      VALUE_POINTS, g) for sigma in VALUE_SIGMAS]
+        by_sigma = [divergence_values(measured, share.teacher, samples, sigma, VALUE_POINTS, g) for sigma in VALUE_SIGMAS]
         rows += [{"measured": d, "q_samples": n, "values": [v[i] for v in by_sigma]} for i, d in enumerate(divergences)]
     return rows
 
