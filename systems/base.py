@@ -57,6 +57,17 @@ class NonFiniteWatch:
         return False
 
 
+def command_exit_code(prog: str, command: Callable[[], int]) -> int:
+    """Run a measurement command; a user error is one line on stderr and exit code 2."""
+    from ui3d.errors import UserError
+
+    try:
+        return command()
+    except UserError as err:
+        print(f"{prog}: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 2
+
+
 def seeded_generator(seed: int) -> torch.Generator:
     """Seed torch's global RNG (module initialisation) and return the run's generator, which every
     random draw of the run takes (DESIGN rule 9)."""

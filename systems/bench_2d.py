@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -13,12 +12,21 @@ from typing import Callable
 
 import torch
 
-from systems.distill_2d import Distill2DConfig, TrainHooks, run
+from systems.base import command_exit_code
+from systems.distill_2d import Distill2DConfig, TrainHooks, mixture_teacher, run
 from ui3d.errors import UserError
 from ui3d.io import atomic_write_text, write_json
-from ui3d.teachers.exact import GaussianMixture, load_mixture_json
+from ui3d.teachers.exact import GaussianMixture
 
 BENCH_DIVERGENCES = ("rkl", "fkl", "jeffreys", "jkl", "js", "chi2", "hellinger", "softened_rkl")
+
+
+def parse_divergences(text: str) -> list[str]:
+    """A comma-separated --divergences value; UserError names the unknown ones."""
+    names = [d.strip() for d in text.split(",") if d.strip()]
+    if unknown := [d for d in names if d not in BENCH_DIVERGENCES]:
+        raise UserError(f"--divergences: unknown {unknown}; choices: {', '.join(BENCH_DIVERGENCES)}")
+    return names
 
 
 def _one(job: tuple[Distill2DConfig, GaussianMixture, str, TrainHooks]) -> dict:
@@ -31,7 +39,7 @@ def run_grid(base: Distill2DConfig, divergences, oracles, seeds: int, out_dir: P
              hooks: TrainHooks = TrainHooks()) -> list[dict]:
     """One run per divergence × oracle × seed; ``hooks`` (picklable: module-level functions) reach every run."""
     # the config's mixture file, read once here so that a bad file fails before any run starts
-    teacher = load_mixture_json(base.mixture) if base.mixture else GaussianMixture.ring()
+    teacher = mixture_teacher(base)
     grid = [
         (replace(base, guidance=replace(base.guidance, divergence=d), oracle=o, seed=s), teacher,
          str(out_dir / f"{d}_{o}_s{s}"), hooks)
@@ -92,16 +100,13 @@ def hooked_bench_main(argv: list[str] | None, prog: str, description: str,
     add_arguments(p)
     p.add_argument("overrides", nargs="*", help="key=value overrides (Distill2DConfig)")
     args = p.parse_intermixed_args(argv)  # key=value overrides anywhere on the line
-    try:
-        names = [d.strip() for d in args.divergences.split(",") if d.strip()]
-        if unknown := [d for d in names if d not in BENCH_DIVERGENCES]:
-            raise UserError(f"--divergences: unknown {unknown}; choices: {', '.join(BENCH_DIVERGENCES)}")
+
+    def command() -> int:
+        names = parse_divergences(args.divergences)
         if args.seeds < 1 or args.jobs < 1:
             raise UserError(f"--seeds and --jobs must be positive, got {args.seeds} and {args.jobs}")
         base = resolve(Distill2DConfig, args.config, overrides=args.overrides)
         hooks = hooks_for(args, base)
         print(bench(base, names, [base.oracle], args.seeds, Path(args.out), args.jobs, hooks), end="")
         return 0
-    except UserError as err:
-        print(f"{prog}: {str(err).splitlines()[0]}", file=sys.stderr)
-        return 2
+    return command_exit_code(prog, command)

@@ -17,7 +17,7 @@ import torch
 
 from ui3d.divergence.by_parts import NoiseTable, by_parts_multipliers
 from ui3d.divergence.weighting import time_weight
-from ui3d.errors import UserError
+from systems.base import command_exit_code
 
 EDGES = (0.0, 0.05, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, float("inf"))
 
@@ -60,15 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--teacher", default="builtin")
     p.add_argument("overrides", nargs="*", help="key=value overrides (image distillation config)")
     args = p.parse_args(argv)
-    try:
+
+    def command() -> int:
         cfg = resolve(ImageDistillConfig, None, overrides=args.overrides)
-        teacher = load_image_teacher(args.teacher)
-        levels = snapped_sid_levels(cfg.generator_sigma, teacher.schedule)
+        levels = snapped_sid_levels(cfg.generator_sigma, load_image_teacher(args.teacher).schedule)
         print(table_text(profile(levels, cfg.guidance.weighting)), end="")
         return 0
-    except UserError as err:
-        print(f"by_parts_profile: {str(err).splitlines()[0]}", file=sys.stderr)
-        return 2
+    return command_exit_code("by_parts_profile", command)
 
 
 if __name__ == "__main__":

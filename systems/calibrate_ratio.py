@@ -33,14 +33,15 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from systems.distill_2d import Distill2DConfig, TrainHooks, train
+from systems.base import command_exit_code
+from systems.distill_2d import Distill2DConfig, TrainHooks, mixture_teacher, train
 from ui3d.diffusion import NoiseLevel
 from ui3d.errors import UserError
 from ui3d.guidance.fake import MLPFakeScore
 from ui3d.io import atomic_write_text, write_json
 from ui3d.metrics import mode_stats
 from ui3d.metrics.calibration import CalibrationBin, calibration_by_bin
-from ui3d.teachers.exact import GaussianMixture, load_mixture_json, log_density_ratio
+from ui3d.teachers.exact import GaussianMixture, log_density_ratio
 
 Sampler = Callable[[int, torch.Generator], Tensor]  # n points [n, D] from a distribution
 
@@ -239,11 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bins", type=int, default=CalibrationConfig.bins)
     p.add_argument("overrides", nargs="*", help="key=value overrides of the run's settings (Distill2DConfig)")
     args = p.parse_intermixed_args(argv)  # key=value overrides anywhere on the line
-    try:
-        return _calibrate_command(args)
-    except UserError as err:
-        print(f"calibrate_ratio: {str(err).splitlines()[0]}", file=sys.stderr)
-        return 2
+    return command_exit_code("calibrate_ratio", lambda: _calibrate_command(args))
 
 
 def _calibrate_command(args: argparse.Namespace) -> int:
@@ -255,7 +252,7 @@ def _calibrate_command(args: argparse.Namespace) -> int:
     ccfg = CalibrationConfig(points=args.points, q_samples=args.q_samples, bins=args.bins,
                              max_abs_log_ratio=base.guidance.max_abs_logit)
     at = _parse_steps(args.at)
-    teacher = load_mixture_json(base.mixture) if base.mixture else GaussianMixture.ring()
+    teacher = mixture_teacher(base)
     snapshot_steps(at, base)  # refuse a run without a discriminator, or bad steps, before any training
     torch.set_num_threads(1)  # measured faster on the shared 2-core machine (bench_2d)
     rows = [row for seed in range(args.seeds) for row in calibrate_run(replace(base, seed=seed), teacher, at, ccfg)]

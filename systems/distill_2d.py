@@ -18,6 +18,7 @@ import torch
 from systems.base import NonFiniteWatch, run_loop, write_csv
 from ui3d.config import dump_yaml
 from ui3d.diffusion import LogUniformSigma, Noise
+from ui3d.divergence import NoiseTable
 from ui3d.generator import MLPGenerator
 from ui3d.guidance import EDMDenoisingWeight, GeneratorTurn, Guidance, GuidanceConfig
 from ui3d.guidance.config import check_text_to_3d_fields_unset
@@ -26,7 +27,7 @@ from ui3d.guidance.fake import EmpiricalFakeScore, MLPFakeScore
 from ui3d.io import write_json
 from ui3d.metrics import energy_distance, mode_stats
 from ui3d.metrics.plot2d import density_scatter_png
-from ui3d.teachers.exact import GaussianMixture
+from ui3d.teachers.exact import GaussianMixture, load_mixture_json
 from ui3d.teachers.guided import MixtureTeacher
 
 
@@ -68,6 +69,18 @@ class Distill2DConfig:
                      generator_lr=(0, None), fake_lr=(0, None), adam_beta1=(0, 1), grad_clip=(0, None))
 
 
+def mixture_teacher(cfg: Distill2DConfig) -> GaussianMixture:
+    """The config's mixture file (UserError names a bad one), or the 8-mode ring of §6.3."""
+    return load_mixture_json(cfg.mixture) if cfg.mixture else GaussianMixture.ring()
+
+
+def sigma_levels(cfg: Distill2DConfig) -> NoiseTable | None:
+    """The generator turn's noise levels as mode ``by_parts`` needs them (None in other modes)."""
+    if cfg.guidance.mode != "by_parts":
+        return None
+    return log_uniform_levels(LogUniformSigma(cfg.sigma_min, cfg.sigma_max))
+
+
 @dataclass(frozen=True)
 class TrainHooks:
     """Entry points for measurements (systems.calibrate_ratio, systems.stein_2d); the defaults change nothing.
@@ -107,7 +120,7 @@ def train(cfg: Distill2DConfig, teacher: GaussianMixture, progress: bool = True,
     teacher_score, denoising_weight = MixtureTeacher(teacher), EDMDenoisingWeight(sigma_data)
     guidance = Guidance(cfg.guidance, teacher_score, fake, denoising_weight) if learned else None
     sigmas = LogUniformSigma(cfg.sigma_min, cfg.sigma_max)
-    levels = log_uniform_levels(sigmas) if cfg.guidance.mode == "by_parts" else None
+    levels = sigma_levels(cfg)
     watch = NonFiniteWatch(cfg.max_bad_steps)
     warmup = cfg.warmup_steps if learned else 0
     state = LoopLog()

@@ -38,15 +38,16 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from systems.distill_2d import Distill2DConfig, TrainHooks, run
-from ui3d.diffusion import LogUniformSigma, Noise
+from systems.base import command_exit_code
+from systems.calibrate_ratio import exact_log_ratio
+from systems.distill_2d import Distill2DConfig, TrainHooks, mixture_teacher, run, sigma_levels
+from ui3d.diffusion import Noise
 from ui3d.divergence import Divergence, get_divergence
 from ui3d.errors import UserError
 from ui3d.generator import MLPGenerator
 from ui3d.guidance import GeneratorTurn, Guidance
-from ui3d.guidance.levels import log_uniform_levels
 from ui3d.io import atomic_write_text, write_json
-from ui3d.teachers.exact import GaussianMixture, load_mixture_json, log_density_ratio
+from ui3d.teachers.exact import GaussianMixture
 
 PHASES = ((0, 200), (200, 1000), (1000, None))  # generator steps: start, middle, end
 VALUE_SIGMAS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
@@ -93,9 +94,9 @@ def divergence_values(divergences: list[Divergence], teacher: GaussianMixture, s
     smoothed by N(0, σ²) (float64; one set of draws for all divergences). log r is clamped to ±700
     (exp stays finite): a value near 1e300 reads "q_σ has no mass where p_σ draws"."""
     p = teacher.to(dtype=torch.float64)
-    q = GaussianMixture.empirical(samples.to(torch.float64))
     x = p.sample(points, g) + sigma * torch.randn(points, p.dim, generator=g, dtype=torch.float64)
-    r = torch.cat([log_density_ratio(p, q, part, sigma) for part in x.split(chunk)]).clamp(-700, 700).exp()
+    log_r = exact_log_ratio(p, samples, x, torch.full((points,), sigma, dtype=torch.float64), chunk)
+    r = log_r.clamp(-700, 700).exp()
     return [float((div.f(r) / r).mean()) for div in divergences]
 
 
@@ -110,8 +111,7 @@ class GradientShare:
     generator: MLPGenerator | None = None  # the run's generator, kept by ``after_step``
 
     def __post_init__(self) -> None:
-        sigmas = LogUniformSigma(self.cfg.sigma_min, self.cfg.sigma_max)
-        self.levels = log_uniform_levels(sigmas) if self.cfg.guidance.mode == "by_parts" else None
+        self.levels = sigma_levels(self.cfg)
         self.truncated_divergence = truncated(get_divergence(self.cfg.guidance.divergence))
 
     def generator_loss(self, guidance: Guidance, x_g: Tensor, noise: Noise) -> GeneratorTurn:
@@ -152,7 +152,7 @@ def value_rows(share: GradientShare, divergences: list[str], kde_samples: int, s
 
 def measure(base: Distill2DConfig, divergences: list[str], seeds: int, truncate: bool, out_dir: Path,
             kde_samples: int = 0) -> str:
-    teacher = load_mixture_json(base.mixture) if base.mixture else GaussianMixture.ring()
+    teacher = mixture_teacher(base)
     steps, results = [], []
     for div in divergences:
         for seed in range(seeds):
@@ -205,7 +205,7 @@ def table(results: list[dict], batch: int, truncate: bool) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from systems.bench_2d import BENCH_DIVERGENCES
+    from systems.bench_2d import parse_divergences
     from systems.resolve import resolve
 
     p = argparse.ArgumentParser(prog="gradient_share", description=__doc__.splitlines()[0])
@@ -218,18 +218,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", help="a YAML preset of systems.distill_2d (default: its class defaults)")
     p.add_argument("overrides", nargs="*", help="key=value overrides (Distill2DConfig)")
     args = p.parse_intermixed_args(argv)
-    try:
-        names = [d.strip() for d in args.divergences.split(",") if d.strip()]
-        if unknown := [d for d in names if d not in BENCH_DIVERGENCES]:
-            raise UserError(f"--divergences: unknown {unknown}; choices: {', '.join(BENCH_DIVERGENCES)}")
+
+    def command() -> int:
+        names = parse_divergences(args.divergences)
         if args.seeds < 1 or args.values < 0:
             raise UserError(f"--seeds must be positive and --values not negative, got {args.seeds} and {args.values}")
         base = resolve(Distill2DConfig, args.config, overrides=args.overrides)
         print(measure(base, names, args.seeds, args.truncate, Path(args.out), args.values), end="")
         return 0
-    except UserError as err:
-        print(f"gradient_share: {str(err).splitlines()[0]}", file=sys.stderr)
-        return 2
+    return command_exit_code("gradient_share", command)
 
 
 if __name__ == "__main__":

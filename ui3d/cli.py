@@ -118,10 +118,9 @@ def _check_checkpoint_reads(run_dir: Path) -> None:
 
 
 def _distill_2d(args: argparse.Namespace) -> int:
-    from systems.distill_2d import Distill2DConfig, run
+    from systems.distill_2d import Distill2DConfig, mixture_teacher, run
     from systems.resolve import resolve
     from ui3d.io import remove_stale_temp_files, removed_on_failure
-    from ui3d.teachers.exact import GaussianMixture, load_mixture_json
 
     for flag, value in (("--data", args.data), ("--gan-weight", args.gan_weight), ("--resume", args.resume),
                         ("--device", args.device)):
@@ -132,7 +131,7 @@ def _distill_2d(args: argparse.Namespace) -> int:
     flags = {"guidance.divergence": args.divergence, "guidance.mode": args.mode, "oracle": args.oracle,
              "steps": args.steps, "seed": args.seed, "mixture": args.mixture}
     cfg = resolve(Distill2DConfig, args.config, [flags], args.overrides)
-    teacher = load_mixture_json(cfg.mixture) if cfg.mixture else GaussianMixture.ring()
+    teacher = mixture_teacher(cfg)
     if teacher.dim != 2:
         raise UserError(f"mixture file '{cfg.mixture}': the 2-D benchmark needs 2-D means [[x, y], ...], "
                         f"got {teacher.dim}-D ones")

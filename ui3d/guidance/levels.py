@@ -9,7 +9,6 @@ from ui3d.diffusion import LogUniformSigma, SiDSigma, UniformTimesteps, VPSchedu
 from ui3d.divergence import NoiseTable
 
 
-
 def _quantiles(n: int) -> torch.Tensor:
     return (torch.arange(n, dtype=torch.float64) + 0.5) / n
 
