@@ -12,6 +12,11 @@ With ``--truncate`` the divergence's weight h(r̄) is truncated at √B × its b
 importance sampling: the cap grows with B, so the gradient stays consistent) to test whether the
 concentration itself is what fails.
 
+With ``--above-one hold|fade`` the weight changes only where r̄ > 1, where the teacher outweighs the
+generator (near the modes the generator lacks): ``hold`` keeps h(1) there, ``fade`` multiplies
+h(r̄) by 2/(r̄ + 1) there (softened reverse KL's own fall; it leaves h at r̄ ≤ 1 and is continuous at
+1). A swap test: does the weight on those samples decide whether a run spreads over the modes?
+
 With ``--values N`` it also reads, for every trained generator, each listed divergence's own value
 D_f(p_σ‖q_σ) = E_{x~p_σ}[f(r)/r] at σ in :data:`VALUE_SIGMAS`, q_σ being the Gaussian-smoothed
 empirical measure of N and of 4N generator samples: is the run's end a point its divergence prefers?
@@ -21,7 +26,8 @@ reading is noisy at small σ.)
 
 As a command (medians per phase of training; seeds run one after another)::
 
-    python -m systems.gradient_share --out DIR --divergences chi2,fkl --seeds 3 [--truncate] [--values N] [key=value overrides]
+    python -m systems.gradient_share --out DIR --divergences chi2,fkl --seeds 3 [--truncate] [--above-one hold|fade]
+        [--values N] [key=value overrides]
 
 writes steps.json (one row per seed × generator step), results.json and table.md (values.md with ``--values``).
 """
@@ -52,6 +58,7 @@ from ui3d.teachers.exact import GaussianMixture
 PHASES = ((0, 200), (200, 1000), (1000, None))  # generator steps: start, middle, end
 VALUE_SIGMAS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 VALUE_POINTS = 4000  # draws from p_σ per value
+ABOVE_ONE = ("as_is", "hold", "fade")
 
 
 def effective_sample_size(norms: Tensor) -> float:
@@ -67,6 +74,20 @@ def truncated(div: Divergence) -> Divergence:
         if value.ndim == 0 or value.numel() < 2:
             return value
         return torch.minimum(value, value.mean() * math.sqrt(value.numel()))
+    return replace(div, h=h)
+
+
+def above_one(div: Divergence, how: str) -> Divergence:
+    """``div`` with its weight h(r̄) changed only where r̄ > 1 (see :data:`ABOVE_ONE` and the module's doc)."""
+    if how == "as_is":
+        return div
+    if how not in ABOVE_ONE:
+        raise UserError(f"--above-one must be one of {', '.join(ABOVE_ONE)}, got '{how}'")
+
+    def h(r: Tensor) -> Tensor:
+        value = div.h(r)
+        changed = div.h(torch.ones_like(r)) if how == "hold" else value * 2 / (r + 1)
+        return torch.where(r > 1, changed, value)
     return replace(div, h=h)
 
 
@@ -107,16 +128,19 @@ class GradientShare:
     cfg: Distill2DConfig
     teacher: GaussianMixture
     truncate: bool = False
+    above: str = "as_is"  # one of ABOVE_ONE
     rows: list[dict] = field(default_factory=list)
     generator: MLPGenerator | None = None  # the run's generator, kept by ``after_step``
 
     def __post_init__(self) -> None:
         self.levels = sigma_levels(self.cfg)
-        self.truncated_divergence = truncated(get_divergence(self.cfg.guidance.divergence))
+        div = above_one(get_divergence(self.cfg.guidance.divergence), self.above)
+        self.divergence = truncated(div) if self.truncate else div
 
     def generator_loss(self, guidance: Guidance, x_g: Tensor, noise: Noise) -> GeneratorTurn:
-        if self.truncate:  # the exact oracle's Guidance is new at every step
-            guidance.divergence = self.truncated_divergence
+        guidance.divergence = self.divergence  # the exact oracle's Guidance is new at every step
+        if self.above != "as_is":  # reverse KL reads no ratio of its own; the exact oracle has one
+            guidance.uses_ratio = True
         turn = guidance.generator_loss(x_g, noise, levels=self.levels)
         (grads,) = torch.autograd.grad(turn.loss, x_g, retain_graph=True)
         self.rows.append(step_reading(grads.detach(), off_mode(x_g.detach(), self.teacher)))
@@ -151,13 +175,17 @@ def value_rows(share: GradientShare, divergences: list[str], kde_samples: int, s
 
 
 def measure(base: Distill2DConfig, divergences: list[str], seeds: int, truncate: bool, out_dir: Path,
-            kde_samples: int = 0) -> str:
+            kde_samples: int = 0, above: str = "as_is") -> str:
     teacher = mixture_teacher(base)
+    untrained = [d for d in divergences if not replace(base.guidance, divergence=d).uses_ratio]
+    if above != "as_is" and base.oracle == "learned" and untrained:
+        raise UserError(f"--above-one with {', '.join(untrained)} needs oracle=exact: the learned ratio of a "
+                        "divergence that does not use one is never trained")
     steps, results = [], []
     for div in divergences:
         for seed in range(seeds):
             cfg = replace(base, guidance=replace(base.guidance, divergence=div), seed=seed)
-            share = GradientShare(cfg, teacher, truncate)
+            share = GradientShare(cfg, teacher, truncate, above)
             metrics = run(cfg, teacher, out_dir / f"{div}_s{seed}", progress=False,
                           hooks=TrainHooks(generator_loss=share.generator_loss, after_step=share.after_step))
             steps += [{"divergence": div, "seed": seed, "step": i, **r} for i, r in enumerate(share.rows)]
@@ -166,7 +194,7 @@ def measure(base: Distill2DConfig, divergences: list[str], seeds: int, truncate:
                             "values": value_rows(share, divergences, kde_samples, seed) if kde_samples else []})
     write_json(out_dir / "steps.json", steps)
     write_json(out_dir / "results.json", results)
-    text = table(results, base.batch, truncate)
+    text = table(results, base.batch, truncate, above)
     atomic_write_text(out_dir / "table.md", text)
     if kde_samples:
         values = values_table(results)
@@ -188,9 +216,10 @@ def values_table(results: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def table(results: list[dict], batch: int, truncate: bool) -> str:
+def table(results: list[dict], batch: int, truncate: bool, above: str = "as_is") -> str:
     """Markdown: per divergence and phase, the medians over seeds (per-seed modes covered)."""
-    lines = [f"batch {batch}, h(r̄) {'truncated at √B × mean' if truncate else 'as is'}", "",
+    weight = "truncated at √B × mean" if truncate else "as is"
+    lines = [f"batch {batch}, h(r̄) {weight}, where r̄ > 1: {above}", "",
              "| divergence | modes covered (per seed) | steps | effective sample size | largest sample's share | "
              "off-mode: share of gradient / of batch |", "|---|---|---|---|---|---|"]
     for div in dict.fromkeys(r["divergence"] for r in results):
@@ -213,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--divergences", default="chi2,fkl")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--truncate", action="store_true", help="cap h(r̄) at √B × its batch mean")
+    p.add_argument("--above-one", default="as_is", help=f"the weight where r̄ > 1: {', '.join(ABOVE_ONE)}")
     p.add_argument("--values", type=int, default=0, metavar="N",
                    help="also read each divergence's value at the end, q_σ from N and 4N generator samples")
     p.add_argument("--config", help="a YAML preset of systems.distill_2d (default: its class defaults)")
@@ -221,10 +251,11 @@ def main(argv: list[str] | None = None) -> int:
 
     def command() -> int:
         names = parse_divergences(args.divergences)
+        above_one(get_divergence("rkl"), args.above_one)  # checks the choice before any training
         if args.seeds < 1 or args.values < 0:
             raise UserError(f"--seeds must be positive and --values not negative, got {args.seeds} and {args.values}")
         base = resolve(Distill2DConfig, args.config, overrides=args.overrides)
-        print(measure(base, names, args.seeds, args.truncate, Path(args.out), args.values), end="")
+        print(measure(base, names, args.seeds, args.truncate, Path(args.out), args.values, args.above_one), end="")
         return 0
     return command_exit_code("gradient_share", command)
 

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from systems.distill_2d import Distill2DConfig, run
-from systems.gradient_share import VALUE_SIGMAS, divergence_values, effective_sample_size, main, off_mode, step_reading, truncated
+from systems.gradient_share import VALUE_SIGMAS, above_one, divergence_values, effective_sample_size, main, off_mode, step_reading, truncated
 from ui3d.divergence import get_divergence
+from ui3d.errors import UserError
 from ui3d.guidance import GuidanceConfig
 from ui3d.teachers.exact import GaussianMixture
 
@@ -91,3 +92,30 @@ def test_truncation_spreads_the_first_step_and_bad_input_is_one_line(tmp_path, c
     assert first["truncated"] > first["plain"] * 1.02
     assert main(["--out", str(tmp_path / "x"), "--divergences", "chi3"]) == 2
     assert capsys.readouterr().err.strip().count("\n") == 0
+
+
+def test_above_one_changes_the_weight_only_where_the_teacher_outweighs_the_generator():
+    soft, rkl = get_divergence("softened_rkl"), get_divergence("rkl")  # h = 1/(r+1) and 1
+    r = torch.tensor([0.25, 1.0, 3.0, 9.0])
+    assert above_one(soft, "hold").h(r).tolist() == pytest.approx([0.8, 0.5, 0.5, 0.5])
+    assert above_one(rkl, "fade").h(r).tolist() == pytest.approx([1, 1, 0.5, 0.2])  # softened's fall, ×2
+    assert above_one(soft, "as_is") is soft
+    with pytest.raises(UserError, match="--above-one"):
+        above_one(soft, "flat")
+
+
+def test_above_one_with_a_ratio_free_divergence_reads_the_exact_ratio(tmp_path, capsys):
+    """Reverse KL with its weight faded where r̄ > 1 must train differently from reverse KL as is
+    (the exact oracle's ratio is read); with learned estimators it is refused before any training."""
+    overrides = ["steps=3", "warmup_steps=0", "batch=32", "oracle_samples=32", "eval_samples=200",
+                 "guidance.mode=by_parts", "sigma_min=0.05"]
+    ends = {}
+    for above in ("as_is", "fade"):
+        out = tmp_path / above
+        assert main(["--out", str(out), "--divergences", "rkl", "--seeds", "1", "--above-one", above,
+                     "oracle=exact", *overrides]) == 0
+        ends[above] = json.loads((out / "rkl_s0" / "metrics.json").read_text())["energy_distance"]
+    assert ends["fade"] != pytest.approx(ends["as_is"], rel=1e-6)
+    assert main(["--out", str(tmp_path / "x"), "--divergences", "rkl", "--above-one", "fade", *overrides]) == 2
+    assert "needs oracle=exact" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
