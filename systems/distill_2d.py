@@ -49,6 +49,11 @@ class Distill2DConfig:
     warmup_steps: int = 200  # fake-score-only steps before the first generator step (learned)
     sigma_min: float = 0.5  # at 0.05 with learned estimators JS and χ² lose modes in exact mode (docs/benchmarks.md)
     sigma_max: float = 8.0
+    # Coarse to fine (as DreamTime's high-noise-first schedule): the generator's σ_min falls
+    # log-linearly from sigma_min_start to sigma_min over the first anneal_steps generator steps
+    # (0 = off). The fake score and the ratio train on the whole range throughout.
+    sigma_min_start: float = 0.0
+    anneal_steps: int = 0
     oracle_samples: int = 256  # extra generator samples (beside the batch) behind the exact empirical q_t
     eval_samples: int = 10000
     max_bad_steps: int = 20  # non-finite losses in a row that stop the run
@@ -60,12 +65,19 @@ class Distill2DConfig:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if not 0 < self.sigma_min < self.sigma_max:
             raise ValueError(f"need 0 < sigma_min < sigma_max, got {self.sigma_min}, {self.sigma_max}")
+        if (self.sigma_min_start > 0) != (self.anneal_steps > 0):
+            raise ValueError("sigma_min_start and anneal_steps go together: set both (or neither), got "
+                             f"{self.sigma_min_start} and {self.anneal_steps}")
+        if self.anneal_steps and not self.sigma_min < self.sigma_min_start < self.sigma_max:
+            raise ValueError(f"need sigma_min < sigma_min_start < sigma_max, got {self.sigma_min}, "
+                             f"{self.sigma_min_start}, {self.sigma_max}")
         check_text_to_3d_fields_unset(self.guidance, "2-D distillation", {"t_min": "sigma_min", "t_max": "sigma_max"})
         from ui3d.config import check_ranges
 
         # upper bounds: memory grows with the batches, the evaluation's time with eval_samples²
         check_ranges(self, batch=(1, 1 << 16), oracle_samples=(1, 1 << 16), eval_samples=(1, 100_000),
                      latent_dim=(1, 1024), hidden=(1, 4096), fake_steps=(1, 100), disc_steps=(0, 100), warmup_steps=(0, None),
+                     anneal_steps=(0, None), sigma_min_start=(0, None),
                      generator_lr=(0, None), fake_lr=(0, None), adam_beta1=(0, 1), grad_clip=(0, None))
 
 
@@ -74,11 +86,19 @@ def mixture_teacher(cfg: Distill2DConfig) -> GaussianMixture:
     return load_mixture_json(cfg.mixture) if cfg.mixture else GaussianMixture.ring()
 
 
-def sigma_levels(cfg: Distill2DConfig) -> NoiseTable | None:
+def generator_sigmas(cfg: Distill2DConfig, step: int = 0) -> LogUniformSigma:
+    """The generator turn's σ sampler at generator step ``step`` (σ_min annealed if the config says so)."""
+    if cfg.anneal_steps == 0 or step >= cfg.anneal_steps:
+        return LogUniformSigma(cfg.sigma_min, cfg.sigma_max)
+    done = step / cfg.anneal_steps
+    return LogUniformSigma(cfg.sigma_min_start ** (1 - done) * cfg.sigma_min ** done, cfg.sigma_max)
+
+
+def sigma_levels(cfg: Distill2DConfig, step: int = 0) -> NoiseTable | None:
     """The generator turn's noise levels as mode ``by_parts`` needs them (None in other modes)."""
     if cfg.guidance.mode != "by_parts":
         return None
-    return log_uniform_levels(LogUniformSigma(cfg.sigma_min, cfg.sigma_max))
+    return log_uniform_levels(generator_sigmas(cfg, step))
 
 
 @dataclass(frozen=True)
@@ -119,8 +139,7 @@ def train(cfg: Distill2DConfig, teacher: GaussianMixture, progress: bool = True,
                  for o in (opt_g, opt_f) if o is not None]
     teacher_score, denoising_weight = MixtureTeacher(teacher), EDMDenoisingWeight(sigma_data)
     guidance = Guidance(cfg.guidance, teacher_score, fake, denoising_weight) if learned else None
-    sigmas = LogUniformSigma(cfg.sigma_min, cfg.sigma_max)
-    levels = sigma_levels(cfg)
+    sigmas = LogUniformSigma(cfg.sigma_min, cfg.sigma_max)  # the fake score's and the ratio's
     watch = NonFiniteWatch(cfg.max_bad_steps)
     warmup = cfg.warmup_steps if learned else 0
     state = LoopLog()
@@ -154,9 +173,9 @@ def train(cfg: Distill2DConfig, teacher: GaussianMixture, progress: bool = True,
                 extra = gen(gen.sample_latent(cfg.oracle_samples, g))
             guidance = Guidance(cfg.guidance, teacher_score, EmpiricalFakeScore(teacher, torch.cat([x_g.detach(), extra])),
                                 denoising_weight)
-        noise = Noise.edm(sigmas.sample(cfg.batch, g), torch.randn(x_g.shape, generator=g))
+        noise = Noise.edm(generator_sigmas(cfg, step - warmup).sample(cfg.batch, g), torch.randn(x_g.shape, generator=g))
         out = (hooks.generator_loss(guidance, x_g, noise) if hooks.generator_loss
-               else guidance.generator_loss(x_g, noise, levels=levels))
+               else guidance.generator_loss(x_g, noise, levels=sigma_levels(cfg, step - warmup)))
         if watch.ok(out.loss, step, "generator"):
             _step(opt_g, out.loss, cfg.grad_clip)
         row.update(generator_loss=float(out.loss.detach()), divergence=float(out.divergence.mean()), nonfinite=out.nonfinite)

@@ -133,7 +133,6 @@ class GradientShare:
     generator: MLPGenerator | None = None  # the run's generator, kept by ``after_step``
 
     def __post_init__(self) -> None:
-        self.levels = sigma_levels(self.cfg)
         div = above_one(get_divergence(self.cfg.guidance.divergence), self.above)
         self.divergence = truncated(div) if self.truncate else div
 
@@ -141,7 +140,7 @@ class GradientShare:
         guidance.divergence = self.divergence  # the exact oracle's Guidance is new at every step
         if self.above != "as_is":  # reverse KL reads no ratio of its own; the exact oracle has one
             guidance.uses_ratio = True
-        turn = guidance.generator_loss(x_g, noise, levels=self.levels)
+        turn = guidance.generator_loss(x_g, noise, levels=sigma_levels(self.cfg, len(self.rows)))  # a row per step
         (grads,) = torch.autograd.grad(turn.loss, x_g, retain_graph=True)
         self.rows.append(step_reading(grads.detach(), off_mode(x_g.detach(), self.teacher)))
         return turn

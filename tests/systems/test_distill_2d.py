@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from systems.base import NonFiniteError, NonFiniteWatch, run_folder, slug
-from systems.distill_2d import Distill2DConfig, evaluate, train
+from systems.distill_2d import Distill2DConfig, TrainHooks, evaluate, generator_sigmas, sigma_levels, train
 from ui3d.config import load_config
 from ui3d.generator import MLPGenerator
 from ui3d.diffusion import Noise, NoiseLevel
@@ -68,6 +68,8 @@ def _mixture(tmp_path, text):
         (lambda p: ["--steps", "0"], "steps must be a positive integer"),
         (lambda p: ["batch=-3"], "batch must be a positive integer"),
         (lambda p: ["stepz=3"], "did you mean 'steps'"),
+        (lambda p: ["sigma_min_start=1.0"], "sigma_min_start and anneal_steps go together"),
+        (lambda p: ["sigma_min_start=0.01", "anneal_steps=10", "sigma_min=0.05"], "need sigma_min < sigma_min_start"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, make_args, needle):
@@ -207,3 +209,28 @@ def test_disc_steps_let_the_discriminator_keep_up_with_the_generator():
             return guidance.discriminator_loss(x_g, noise, teacher.sample(4096, g)).item()
 
     assert held_out_bce(8) < held_out_bce(0) - 0.05
+
+
+def test_sigma_min_falls_log_linearly_from_its_start_and_then_stays():
+    cfg = Distill2DConfig(sigma_min=0.05, sigma_max=8.0, sigma_min_start=0.5, anneal_steps=100)
+    assert [generator_sigmas(cfg, s).sigma_min for s in (0, 50, 100, 5000)] == pytest.approx([0.5, 0.5**0.5 * 0.05**0.5, 0.05, 0.05])
+    assert generator_sigmas(cfg, 50).sigma_max == 8.0
+    plain = Distill2DConfig(sigma_min=0.05)
+    assert generator_sigmas(plain, 0) == generator_sigmas(plain, 10**6) == generator_sigmas(cfg, 100)
+    by_parts = Distill2DConfig(guidance=GuidanceConfig(mode="by_parts"), sigma_min=0.05, sigma_min_start=0.5, anneal_steps=100)
+    assert float(sigma_levels(by_parts, 0).sigma.min()) > 0.5 > float(sigma_levels(by_parts, 100).sigma.min()) > 0.05
+
+
+def test_the_generator_sees_only_the_annealed_levels_and_the_fake_score_the_whole_range():
+    """Through a real (short) run: the generator turn's σ follow the schedule, warm-up steps not counted."""
+    cfg = Distill2DConfig(guidance=GuidanceConfig(divergence="fkl", mode="by_parts"), steps=4, warmup_steps=2, batch=64,
+                          sigma_min=0.05, sigma_min_start=2.0, anneal_steps=4)
+    seen = []
+
+    def generator_loss(guidance, x_g, noise):
+        seen.append(float(noise.level.sigma.min()))
+        return guidance.generator_loss(x_g, noise, levels=sigma_levels(cfg, len(seen) - 1))
+    train(cfg, GaussianMixture.ring(), progress=False, hooks=TrainHooks(generator_loss=generator_loss))
+    floors = [generator_sigmas(cfg, s).sigma_min for s in range(4)]
+    assert len(seen) == 4 and all(f <= s < f * 1.3 for f, s in zip(floors, seen))  # 64 draws: the floor's near
+    assert seen[0] >= 2.0 and floors[-1] < 0.2
