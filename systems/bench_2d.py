@@ -14,6 +14,7 @@ import torch
 
 from systems.base import command_exit_code
 from systems.distill_2d import Distill2DConfig, TrainHooks, mixture_teacher, run
+from ui3d.divergence import DIVERGENCE_NAMES, get_divergence
 from ui3d.errors import UserError
 from ui3d.io import atomic_write_text, write_json
 from ui3d.teachers.exact import GaussianMixture
@@ -22,11 +23,21 @@ BENCH_DIVERGENCES = ("rkl", "fkl", "jeffreys", "jkl", "js", "chi2", "hellinger",
 
 
 def parse_divergences(text: str) -> list[str]:
-    """A comma-separated --divergences value; UserError names the unknown ones."""
+    """A comma-separated --divergences value: names of the table, or ``alpha:<a>``; UserError names a bad one."""
     names = [d.strip() for d in text.split(",") if d.strip()]
-    if unknown := [d for d in names if d not in BENCH_DIVERGENCES]:
-        raise UserError(f"--divergences: unknown {unknown}; choices: {', '.join(BENCH_DIVERGENCES)}")
+    if not names:
+        raise UserError(f"--divergences '{text}': empty; choices: {', '.join(DIVERGENCE_NAMES)}")
+    for name in names:
+        try:
+            get_divergence(name)
+        except ValueError as err:
+            raise UserError(f"--divergences: {err}") from None
     return names
+
+
+def folder_name(divergence: str) -> str:
+    """A run folder's name part for a divergence ('alpha:-1' → 'alpha-1')."""
+    return divergence.replace(":", "")
 
 
 def _one(job: tuple[Distill2DConfig, GaussianMixture, str, TrainHooks]) -> dict:
@@ -42,7 +53,7 @@ def run_grid(base: Distill2DConfig, divergences, oracles, seeds: int, out_dir: P
     teacher = mixture_teacher(base)
     grid = [
         (replace(base, guidance=replace(base.guidance, divergence=d), oracle=o, seed=s), teacher,
-         str(out_dir / f"{d}_{o}_s{s}"), hooks)
+         str(out_dir / f"{folder_name(d)}_{o}_s{s}"), hooks)
         for d in divergences for o in oracles for s in range(seeds)
     ]
     with ProcessPoolExecutor(max_workers=jobs) as pool:

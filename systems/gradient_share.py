@@ -45,6 +45,7 @@ import torch
 from torch import Tensor
 
 from systems.base import command_exit_code
+from systems.bench_2d import folder_name
 from systems.calibrate_ratio import exact_log_ratio
 from systems.distill_2d import Distill2DConfig, TrainHooks, mixture_teacher, run, sigma_levels
 from ui3d.diffusion import Noise
@@ -185,7 +186,7 @@ def measure(base: Distill2DConfig, divergences: list[str], seeds: int, truncate:
         for seed in range(seeds):
             cfg = replace(base, guidance=replace(base.guidance, divergence=div), seed=seed)
             share = GradientShare(cfg, teacher, truncate, above)
-            metrics = run(cfg, teacher, out_dir / f"{div}_s{seed}", progress=False,
+            metrics = run(cfg, teacher, out_dir / f"{folder_name(div)}_s{seed}", progress=False,
                           hooks=TrainHooks(generator_loss=share.generator_loss, after_step=share.after_step))
             steps += [{"divergence": div, "seed": seed, "step": i, **r} for i, r in enumerate(share.rows)]
             results.append({"divergence": div, "seed": seed, "modes_covered": metrics["modes_covered"],

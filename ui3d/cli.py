@@ -346,11 +346,11 @@ def _bench(args: argparse.Namespace) -> int:
         return _bench_t23d(args)
     if args.suite == "step":
         return _bench_step(args)
-    from systems.bench_2d import BENCH_DIVERGENCES, bench
+    from systems.bench_2d import bench, parse_divergences
     from systems.distill_2d import Distill2DConfig
     from systems.resolve import resolve
 
-    divergences = _split(args.divergences, BENCH_DIVERGENCES, "--divergences")
+    divergences = parse_divergences(args.divergences)
     oracles = _split(args.oracles, ("exact", "learned"), "--oracles")
     if args.seeds <= 0 or args.jobs <= 0:
         raise UserError(f"--seeds and --jobs must be positive, got {args.seeds} and {args.jobs}")
