@@ -19,8 +19,6 @@ from ui3d.errors import UserError
 from ui3d.io import atomic_write_text, write_json
 from ui3d.teachers.exact import GaussianMixture
 
-BENCH_DIVERGENCES = ("rkl", "fkl", "jeffreys", "jkl", "js", "chi2", "hellinger", "softened_rkl")
-
 
 def parse_divergences(text: str) -> list[str]:
     """A comma-separated --divergences value: names of the table, or ``alpha:<a>``; UserError names a bad one."""

@@ -83,7 +83,7 @@ def above_one(div: Divergence, how: str) -> Divergence:
     if how == "as_is":
         return div
     if how not in ABOVE_ONE:
-        raise UserError(f"--above-one must be one of {', '.join(ABOVE_ONE)}, got '{how}'")
+        raise ValueError(f"expected one of {', '.join(ABOVE_ONE)}, got '{how}'")
 
     def h(r: Tensor) -> Tensor:
         value = div.h(r)
@@ -251,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def command() -> int:
         names = parse_divergences(args.divergences)
-        above_one(get_divergence("rkl"), args.above_one)  # checks the choice before any training
+        if args.above_one not in ABOVE_ONE:
+            raise UserError(f"--above-one must be one of {', '.join(ABOVE_ONE)}, got '{args.above_one}'")
         if args.seeds < 1 or args.values < 0:
             raise UserError(f"--seeds must be positive and --values not negative, got {args.seeds} and {args.values}")
         base = resolve(Distill2DConfig, args.config, overrides=args.overrides)

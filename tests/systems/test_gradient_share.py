@@ -100,7 +100,7 @@ def test_above_one_changes_the_weight_only_where_the_teacher_outweighs_the_gener
     assert above_one(soft, "hold").h(r).tolist() == pytest.approx([0.8, 0.5, 0.5, 0.5])
     assert above_one(rkl, "fade").h(r).tolist() == pytest.approx([1, 1, 0.5, 0.2])  # softened's fall, ×2
     assert above_one(soft, "as_is") is soft
-    with pytest.raises(UserError, match="--above-one"):
+    with pytest.raises(ValueError, match="expected one of as_is, hold, fade"):
         above_one(soft, "flat")
 
 
@@ -118,4 +118,6 @@ def test_above_one_with_a_ratio_free_divergence_reads_the_exact_ratio(tmp_path, 
     assert ends["fade"] != pytest.approx(ends["as_is"], rel=1e-6)
     assert main(["--out", str(tmp_path / "x"), "--divergences", "rkl", "--above-one", "fade", *overrides]) == 2
     assert "needs oracle=exact" in capsys.readouterr().err
+    assert main(["--out", str(tmp_path / "x"), "--divergences", "rkl", "--above-one", "flat", *overrides]) == 2
+    assert "--above-one must be one of" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
