@@ -49,10 +49,11 @@ from systems.bench_2d import folder_name
 from systems.calibrate_ratio import exact_log_ratio
 from systems.distill_2d import Distill2DConfig, TrainHooks, mixture_teacher, run, sigma_levels
 from ui3d.diffusion import Noise
-from ui3d.divergence import Divergence, get_divergence
+from ui3d.divergence import Divergence, get_divergence, ratio_from_logits
 from ui3d.errors import UserError
 from ui3d.generator import MLPGenerator
 from ui3d.guidance import GeneratorTurn, Guidance
+from ui3d.guidance.fake import EmpiricalFakeScore
 from ui3d.io import atomic_write_text, write_json
 from ui3d.teachers.exact import GaussianMixture
 
@@ -98,16 +99,35 @@ def off_mode(x: Tensor, teacher: GaussianMixture) -> Tensor:
     return distance > 3 * teacher.stds.to(x)[nearest]
 
 
-def step_reading(grads: Tensor, off: Tensor) -> dict:
-    """One step's figures from the per-sample gradients [B, D] and the off-mode mask [B]."""
+def step_reading(grads: Tensor, off: Tensor, teacher_side: Tensor | None = None) -> dict:
+    """One step's figures from the per-sample gradients [B, D], the off-mode mask [B] and, where a
+    ratio is read, the mask of r̄ > 1 [B] (None without one)."""
     norms = grads.norm(dim=1)
     total = float(norms.sum())
+
+    def share(mask: Tensor | None) -> float | None:
+        if mask is None:
+            return None
+        return float(norms[mask].sum()) / total if total > 0 else 0.0
     return {
         "ess": effective_sample_size(norms),
         "top1_share": float(norms.max()) / total if total > 0 else 0.0,
-        "off_share": float(norms[off].sum()) / total if total > 0 else 0.0,
+        "off_share": share(off),
         "off_fraction": float(off.float().mean()),
+        "teacher_side_share": share(teacher_side),
+        "teacher_side_fraction": float(teacher_side.float().mean()) if teacher_side is not None else None,
     }
+
+
+def teacher_side(guidance: Guidance, x_g: Tensor, noise: Noise) -> Tensor | None:
+    """[B] bool: r̄ > 1 at each sample's x_t (the teacher outweighs the generator), with the ratio the
+    guidance reads (clamped, self-normalised); None where there is none (a learned ratio the run does not train)."""
+    if not (guidance.uses_ratio or isinstance(guidance.fake, EmpiricalFakeScore)):
+        return None
+    cfg = guidance.cfg
+    with torch.no_grad():
+        logit = guidance.fake.predict(noise.apply(x_g.detach()), noise.level, with_logit=True).logit
+    return ratio_from_logits(logit, max_abs_logit=cfg.max_abs_logit, self_normalize=cfg.self_normalize_ratio) > 1
 
 
 def divergence_values(divergences: list[Divergence], teacher: GaussianMixture, samples: Tensor, sigma: float,
@@ -143,11 +163,16 @@ class GradientShare:
             guidance.uses_ratio = True
         turn = guidance.generator_loss(x_g, noise, levels=sigma_levels(self.cfg, len(self.rows)))  # a row per step
         (grads,) = torch.autograd.grad(turn.loss, x_g, retain_graph=True)
-        self.rows.append(step_reading(grads.detach(), off_mode(x_g.detach(), self.teacher)))
+        self.rows.append(step_reading(grads.detach(), off_mode(x_g.detach(), self.teacher),
+                                      teacher_side(guidance, x_g, noise)))
         return turn
 
     def after_step(self, step: int, generator: MLPGenerator, fake) -> None:
         self.generator = generator
+
+
+def _median_or_none(values: list) -> float | None:
+    return None if any(v is None for v in values) else statistics.median(values)
 
 
 def phase_medians(rows: list[dict]) -> list[dict]:
@@ -157,7 +182,7 @@ def phase_medians(rows: list[dict]) -> list[dict]:
         part = rows[start:end]
         if part:
             out.append({"steps": f"{start}–{end if end is not None else len(rows)}",
-                        **{k: statistics.median(r[k] for r in part) for k in part[0]}})
+                        **{k: _median_or_none([r[k] for r in part]) for k in part[0]}})
     return out
 
 
@@ -221,15 +246,17 @@ def table(results: list[dict], batch: int, truncate: bool, above: str = "as_is")
     weight = "truncated at √B × mean" if truncate else "as is"
     lines = [f"batch {batch}, h(r̄) {weight}, where r̄ > 1: {above}", "",
              "| divergence | modes covered (per seed) | steps | effective sample size | largest sample's share | "
-             "off-mode: share of gradient / of batch |", "|---|---|---|---|---|---|"]
+             "off-mode: share of gradient / of batch | r̄ > 1: share of gradient / of batch |", "|---|---|---|---|---|---|---|"]
     for div in dict.fromkeys(r["divergence"] for r in results):
         rows = [r for r in results if r["divergence"] == div]
         modes = ", ".join(str(r["modes_covered"]) for r in rows)
         for i, phase in enumerate(rows[0]["phases"]):
-            med = {k: statistics.median(r["phases"][i][k] for r in rows if i < len(r["phases"]))
-                   for k in ("ess", "top1_share", "off_share", "off_fraction")}
+            med = {k: _median_or_none([r["phases"][i][k] for r in rows if i < len(r["phases"])])
+                   for k in ("ess", "top1_share", "off_share", "off_fraction", "teacher_side_share", "teacher_side_fraction")}
+            side = ("–" if med["teacher_side_share"] is None
+                    else f"{med['teacher_side_share']:.2f} / {med['teacher_side_fraction']:.2f}")
             lines.append(f"| {div} | {modes if i == 0 else ''} | {phase['steps']} | {med['ess']:.1f} | "
-                         f"{med['top1_share']:.2f} | {med['off_share']:.2f} / {med['off_fraction']:.2f} |")
+                         f"{med['top1_share']:.2f} | {med['off_share']:.2f} / {med['off_fraction']:.2f} | {side} |")
     return "\n".join(lines) + "\n"
 
 

@@ -40,6 +40,9 @@ def test_step_reading_splits_the_gradient_between_modes_and_the_space_between():
     assert reading["ess"] == pytest.approx(16 / 6)
     assert reading["top1_share"] == pytest.approx(0.5)
     assert reading["off_share"] == pytest.approx(0.5) and reading["off_fraction"] == 0.25
+    assert reading["teacher_side_share"] is None and reading["teacher_side_fraction"] is None
+    side = step_reading(grads, off, torch.tensor([True, False, False, False]))
+    assert side["teacher_side_share"] == pytest.approx(0.25) and side["teacher_side_fraction"] == 0.25
 
 
 def test_divergence_values_match_the_closed_forms_of_two_gaussians():
@@ -65,6 +68,8 @@ def test_a_short_run_reads_every_generator_step_and_changes_nothing(tmp_path, or
     steps = json.loads((tmp_path / "share" / "steps.json").read_text())
     assert [s["step"] for s in steps] == list(range(6))
     assert all(1 <= s["ess"] <= 32 and 1 / 32 <= s["top1_share"] <= 1 for s in steps)
+    # chi2 reads a ratio (learned: its trained discriminator; exact: the oracle's), self-normalised: some r̄ > 1
+    assert all(0 < s["teacher_side_fraction"] < 1 and 0 < s["teacher_side_share"] < 1 for s in steps)
     plain = run(Distill2DConfig(guidance=GuidanceConfig(divergence="chi2", mode="by_parts"), oracle=oracle, steps=6,
                                 warmup_steps=2, batch=32, oracle_samples=32, eval_samples=200, sigma_min=0.05),
                 GaussianMixture.ring(), tmp_path / "plain", progress=False)
@@ -115,6 +120,8 @@ def test_above_one_with_a_ratio_free_divergence_reads_the_exact_ratio(tmp_path, 
         assert main(["--out", str(out), "--divergences", "rkl", "--seeds", "1", "--above-one", above,
                      "oracle=exact", *overrides]) == 0
         ends[above] = json.loads((out / "rkl_s0" / "metrics.json").read_text())["energy_distance"]
+        steps = json.loads((out / "steps.json").read_text())  # the exact oracle's ratio is read for the reading too
+        assert all(0 < s["teacher_side_fraction"] < 1 for s in steps)
     assert ends["fade"] != pytest.approx(ends["as_is"], rel=1e-6)
     assert main(["--out", str(tmp_path / "x"), "--divergences", "rkl", "--above-one", "fade", *overrides]) == 2
     assert "needs oracle=exact" in capsys.readouterr().err
