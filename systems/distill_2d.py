@@ -47,7 +47,7 @@ class Distill2DConfig:
     fake_steps: int = 1  # fake-score updates per generator update
     disc_steps: int = 0  # extra discriminator-only updates per step (8: JS covers 7 of 8 modes; docs/benchmarks.md)
     warmup_steps: int = 200  # fake-score-only steps before the first generator step (learned)
-    sigma_min: float = 0.5  # at 0.05 with learned estimators JS and χ² lose modes in exact mode (docs/benchmarks.md)
+    sigma_min: float = 0.5  # at 0.05 some divergences need a setting each (README, "2-D distillation")
     sigma_max: float = 8.0
     # Coarse to fine (as DreamTime's high-noise-first schedule): the generator's σ_min falls
     # log-linearly from sigma_min_start to sigma_min over the first anneal_steps generator steps
