@@ -8,6 +8,7 @@ form (:class:`ui3d.teachers.guided.MixtureTeacher`).
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,7 +99,14 @@ def sigma_levels(cfg: Distill2DConfig, step: int = 0) -> NoiseTable | None:
     """The generator turn's noise levels as mode ``by_parts`` needs them (None in other modes)."""
     if cfg.guidance.mode != "by_parts":
         return None
-    return log_uniform_levels(generator_sigmas(cfg, step))
+    sampler = generator_sigmas(cfg, step)
+    return _log_uniform_table(sampler.sigma_min, sampler.sigma_max)
+
+
+@functools.lru_cache(maxsize=4)
+def _log_uniform_table(sigma_min: float, sigma_max: float) -> NoiseTable:
+    # Asked for at every generator step; the range changes only while σ_min anneals.
+    return log_uniform_levels(LogUniformSigma(sigma_min, sigma_max))
 
 
 @dataclass(frozen=True)

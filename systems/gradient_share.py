@@ -45,14 +45,14 @@ import torch
 from torch import Tensor
 
 from systems.base import command_exit_code
-from systems.bench_2d import folder_name
+from systems.bench_2d import folder_name, parse_divergences
 from systems.calibrate_ratio import exact_log_ratio
 from systems.distill_2d import Distill2DConfig, TrainHooks, mixture_teacher, run, sigma_levels
 from ui3d.diffusion import Noise
 from ui3d.divergence import Divergence, get_divergence, ratio_from_logits
 from ui3d.errors import UserError
 from ui3d.generator import MLPGenerator
-from ui3d.guidance import GeneratorTurn, Guidance
+from ui3d.guidance import GeneratorTurn, Guidance, GuidanceConfig
 from ui3d.guidance.fake import EmpiricalFakeScore
 from ui3d.io import atomic_write_text, write_json
 from ui3d.teachers.exact import GaussianMixture
@@ -119,15 +119,12 @@ def step_reading(grads: Tensor, off: Tensor, teacher_side: Tensor | None = None)
     }
 
 
-def teacher_side(guidance: Guidance, x_g: Tensor, noise: Noise) -> Tensor | None:
-    """[B] bool: r̄ > 1 at each sample's x_t (the teacher outweighs the generator), with the ratio the
-    guidance reads (clamped, self-normalised); None where there is none (a learned ratio the run does not train)."""
-    if not (guidance.uses_ratio or isinstance(guidance.fake, EmpiricalFakeScore)):
+def teacher_side(logit: Tensor | None, cfg: GuidanceConfig) -> Tensor | None:
+    """[B] bool: r̄ > 1 (the teacher outweighs the generator) for the generator turn's logits, r̄ as the
+    guidance makes it (clamped, self-normalised); None where the turn read no ratio."""
+    if logit is None:
         return None
-    cfg = guidance.cfg
-    with torch.no_grad():
-        logit = guidance.fake.predict(noise.apply(x_g.detach()), noise.level, with_logit=True).logit
-    return ratio_from_logits(logit, max_abs_logit=cfg.max_abs_logit, self_normalize=cfg.self_normalize_ratio) > 1
+    return ratio_from_logits(logit.detach(), max_abs_logit=cfg.max_abs_logit, self_normalize=cfg.self_normalize_ratio) > 1
 
 
 def divergence_values(divergences: list[Divergence], teacher: GaussianMixture, samples: Tensor, sigma: float,
@@ -159,12 +156,14 @@ class GradientShare:
 
     def generator_loss(self, guidance: Guidance, x_g: Tensor, noise: Noise) -> GeneratorTurn:
         guidance.divergence = self.divergence  # the exact oracle's Guidance is new at every step
-        if self.above != "as_is":  # reverse KL reads no ratio of its own; the exact oracle has one
+        if isinstance(guidance.fake, EmpiricalFakeScore):
+            # The exact oracle has a ratio for every divergence: read it (the turn returns its logit).
+            # A ratio-free divergence's weight is constant, so its loss does not change.
             guidance.uses_ratio = True
         turn = guidance.generator_loss(x_g, noise, levels=sigma_levels(self.cfg, len(self.rows)))  # a row per step
         (grads,) = torch.autograd.grad(turn.loss, x_g, retain_graph=True)
         self.rows.append(step_reading(grads.detach(), off_mode(x_g.detach(), self.teacher),
-                                      teacher_side(guidance, x_g, noise)))
+                                      teacher_side(turn.logit, guidance.cfg)))
         return turn
 
     def after_step(self, step: int, generator: MLPGenerator, fake) -> None:
@@ -261,7 +260,6 @@ def table(results: list[dict], batch: int, truncate: bool, above: str = "as_is")
 
 
 def main(argv: list[str] | None = None) -> int:
-    from systems.bench_2d import parse_divergences
     from systems.resolve import resolve
 
     p = argparse.ArgumentParser(prog="gradient_share", description=__doc__.splitlines()[0])

@@ -9,7 +9,6 @@ import torch
 from systems.distill_2d import Distill2DConfig, run
 from systems.gradient_share import VALUE_SIGMAS, above_one, divergence_values, effective_sample_size, main, off_mode, step_reading, truncated
 from ui3d.divergence import get_divergence
-from ui3d.errors import UserError
 from ui3d.guidance import GuidanceConfig
 from ui3d.teachers.exact import GaussianMixture
 
@@ -123,6 +122,10 @@ def test_above_one_with_a_ratio_free_divergence_reads_the_exact_ratio(tmp_path, 
         steps = json.loads((out / "steps.json").read_text())  # the exact oracle's ratio is read for the reading too
         assert all(0 < s["teacher_side_fraction"] < 1 for s in steps)
     assert ends["fade"] != pytest.approx(ends["as_is"], rel=1e-6)
+    plain = run(Distill2DConfig(guidance=GuidanceConfig(divergence="rkl", mode="by_parts"), oracle="exact", steps=3,
+                                warmup_steps=0, batch=32, oracle_samples=32, eval_samples=200, sigma_min=0.05),
+                GaussianMixture.ring(), tmp_path / "plain", progress=False)
+    assert ends["as_is"] == pytest.approx(plain["energy_distance"], rel=1e-9)  # reading the ratio changes nothing
     assert main(["--out", str(tmp_path / "x"), "--divergences", "rkl", "--above-one", "fade", *overrides]) == 2
     assert "needs oracle=exact" in capsys.readouterr().err
     assert main(["--out", str(tmp_path / "x"), "--divergences", "rkl", "--above-one", "flat", *overrides]) == 2
